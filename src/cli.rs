@@ -1,0 +1,253 @@
+//! The `tayori` command line (DESIGN.md, "Command line").
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, Problem};
+use crate::content::{self, IngestOptions};
+use crate::message::{self, Recipient};
+use crate::publish;
+use crate::render::{self, Entry};
+use crate::store::Store;
+use crate::subscribers;
+
+/// tayori — newsletter from a folder of posts: email, feeds, archive.
+#[derive(Debug, Parser)]
+#[command(name = "tayori", version, about)]
+pub struct Cli {
+    /// The newsletter folder (with tayori.yaml, posts/, subscribers/).
+    #[arg(long, global = true, default_value = ".")]
+    pub root: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a working newsletter folder with config, sample post and sample list.
+    Init { dir: PathBuf },
+    /// Validate config, posts and subscriber lists; one line per problem.
+    Check,
+    /// Ingest posts and write public/ (feeds, archive); sends nothing.
+    Build,
+    /// Render the email for one post file as .html, .txt and .eml.
+    Preview {
+        file: PathBuf,
+        /// Where to write the three files (default: the current folder).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Publish what is due and send the pending issue now.
+    Send {
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The daemon: watch, publish, schedule, webhook, HTTP server.
+    Run,
+    /// Only the HTTP server (feeds, archive, unsubscribe).
+    Serve,
+    /// Issues, deliveries, suppressed addresses, webhook queue.
+    Status,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = cli.root.clone();
+    let result = match cli.command {
+        Command::Init { dir } => init(&dir),
+        Command::Check => check(&root),
+        Command::Build => build(&root),
+        Command::Preview { file, out } => preview(&root, &file, &out),
+        Command::Send { .. } | Command::Run | Command::Serve | Command::Status => {
+            eprintln!("tayori: this command is not available in this version yet");
+            Ok(ExitCode::from(2))
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tayori: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_problems(problems: &[Problem]) {
+    let mut err = std::io::stderr().lock();
+    for p in problems {
+        let _ = writeln!(err, "{p}");
+    }
+}
+
+fn load_config(root: &Path) -> Result<Config, ExitCode> {
+    config::load(root).map_err(|problems| {
+        print_problems(&problems);
+        ExitCode::FAILURE
+    })
+}
+
+/// `check`: every problem in config, posts and subscribers; exit 1 if any.
+fn check(root: &Path) -> anyhow::Result<ExitCode> {
+    let mut problems = Vec::new();
+    let config = match config::load(root) {
+        Ok(c) => Some(c),
+        Err(p) => {
+            problems.extend(p);
+            None
+        }
+    };
+    // Posts are still checked when the config is broken, with default options.
+    let opts = match &config {
+        Some(c) => IngestOptions::from_config(c),
+        None => IngestOptions {
+            strip_lines: Vec::new(),
+            tz: chrono_tz::Asia::Tokyo,
+            base_url: "https://example.invalid/".into(),
+        },
+    };
+    let scan = publish::scan(root, &opts);
+    problems.extend(scan.problems);
+    let (subs, sub_problems) = subscribers::load(&root.join("subscribers"));
+    problems.extend(sub_problems);
+    print_problems(&problems);
+    if problems.is_empty() {
+        println!(
+            "ok: {} posts, {} subscribers",
+            scan.posts.len(),
+            subscribers::audience(&subs, &[]).len()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `build`: publish due posts into `public/`; exit 1 if any post is invalid.
+fn build(root: &Path) -> anyhow::Result<ExitCode> {
+    let config = match load_config(root) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let store = Store::open(root)?;
+    let report = publish::build(root, &config, &store, Utc::now())?;
+    for p in &report.problems {
+        eprintln!("{p}; skipped");
+    }
+    for (slug, at) in &report.scheduled {
+        println!("scheduled: {slug} at {}", at.to_rfc3339());
+    }
+    println!(
+        "built {}: {} published ({} new, {} updated), {} invalid",
+        publish::display(&root.join("public")).display(),
+        report.entries.len(),
+        report.new.len(),
+        report.updated.len(),
+        report.problems.len()
+    );
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `preview FILE`: the email for one post as `<slug>.html`, `.txt`, `.eml` in `out`.
+fn preview(root: &Path, file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+    let config = match load_config(root) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if !content::is_post_file(file) {
+        eprintln!(
+            "{}: not a post file (expected .md, .markdown or .txt)",
+            file.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let posts_dir = root.join("posts");
+    let post = match content::ingest(file, &posts_dir, &IngestOptions::from_config(&config)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}", e.problem(file));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let store = Store::open_read_only(root)?;
+    let now = Utc::now();
+    let published = publish::published_time(&post, store.as_ref(), now);
+    let entry = Entry {
+        published,
+        updated: published,
+        post,
+    };
+    let rendered = render::email::render(&config, &[&entry], &render::load_css(root))?;
+    let (_, from_addr) = render::email::sender_parts(&config);
+    let unsubscribe = format!("{}/unsubscribe/preview", config.public_base());
+    let to = Recipient {
+        email: &from_addr,
+        name: "",
+        unsubscribe_url: &unsubscribe,
+        message_id: format!(
+            "<preview.{}@{}>",
+            &entry.post.hash[..16],
+            message::sender_domain(&config)
+        ),
+    };
+    let eml = message::build(&config, &rendered, &to, SystemTime::now())?;
+    std::fs::create_dir_all(out)?;
+    let slug = &entry.post.slug;
+    let files = [
+        (
+            format!("{slug}.html"),
+            render::email::personalize(&rendered.html, "", &unsubscribe, true).into_bytes(),
+        ),
+        (
+            format!("{slug}.txt"),
+            render::email::personalize(&rendered.text, "", &unsubscribe, false).into_bytes(),
+        ),
+        (format!("{slug}.eml"), eml),
+    ];
+    for (name, bytes) in files {
+        let path = out.join(name);
+        render::write_atomic(&path, &bytes)?;
+        println!("{}", publish::display(&path).display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `init DIR`: a newsletter folder that passes `check` and works on the embedded default.
+fn init(dir: &Path) -> anyhow::Result<ExitCode> {
+    if dir.join(config::FILE_NAME).exists() {
+        eprintln!(
+            "{}: already exists; nothing changed",
+            dir.join(config::FILE_NAME).display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    for sub in ["posts/notes", "subscribers", "templates"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    std::fs::write(dir.join(config::FILE_NAME), INIT_CONFIG)?;
+    std::fs::write(dir.join("subscribers/readers.csv"), INIT_LIST)?;
+    std::fs::write(dir.join("templates/email.css"), render::DEFAULT_CSS)?;
+    // The store is created before the sample post exists, so the sample is not back
+    // catalogue: it becomes the first issue of the new folder.
+    drop(Store::open(dir)?);
+    std::fs::write(dir.join("posts/welcome.md"), INIT_POST)?;
+    println!(
+        "created {}: edit tayori.yaml, put posts in posts/, then run `tayori --root {} check`",
+        dir.display(),
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+const INIT_CONFIG: &str = include_str!("../templates/init/tayori.yaml");
+const INIT_POST: &str = include_str!("../templates/init/welcome.md");
+const INIT_LIST: &str = include_str!("../templates/init/readers.csv");

@@ -1,0 +1,362 @@
+//! `tayori.yaml`: the newsletter's configuration (DESIGN.md, "Configuration").
+//!
+//! [`parse`] turns YAML 1.2 text into a [`Config`] (unknown keys are errors, reported with the
+//! line of the key), [`Config::validate`] checks what the types cannot say (addresses, URLs,
+//! time zone, schedule), and [`load`] does both for a newsletter folder. Defaults follow the
+//! contract: `language: ja`, `timezone: Asia/Tokyo`, no SMTP (write `outbox/`), no webhook.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The file name of the configuration inside a newsletter folder.
+pub const FILE_NAME: &str = "tayori.yaml";
+
+/// A problem found in a file, with the line where it is known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct Problem {
+    /// The file the problem is in.
+    pub path: PathBuf,
+    /// 1-based line, where known.
+    pub line: Option<u64>,
+    /// What is wrong and, where useful, what is expected.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem at `path`, optionally at `line`.
+    pub fn new(path: impl Into<PathBuf>, line: Option<u64>, message: impl Into<String>) -> Self {
+        Problem {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The newsletter itself.
+    pub site: Site,
+    /// Who the email comes from (shown in the legal footer).
+    pub sender: Sender,
+    /// How posts are read.
+    #[serde(default)]
+    pub posts: PostsConfig,
+    /// When issues go out: crontab, 5 fields or 6 with leading seconds, in `site.timezone`.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    /// Where mail goes; absent means `.eml` files in `outbox/`.
+    #[serde(default)]
+    pub smtp: Option<Smtp>,
+    /// Where posts are cross-posted; absent means nowhere.
+    #[serde(default)]
+    pub webhook: Option<Webhook>,
+    /// The HTTP server for feeds, archive and unsubscribe.
+    #[serde(default)]
+    pub server: Server,
+}
+
+/// `site:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// The newsletter's name.
+    pub title: String,
+    /// Base of post links in feeds and emails; always ends with `/` after [`Config::validate`].
+    pub url: String,
+    /// BCP 47 language tag of the content.
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// IANA time zone for dates and the schedule.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// The author shown in feeds.
+    #[serde(default)]
+    pub author: Option<String>,
+}
+
+/// `sender:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sender {
+    /// RFC 5322 mailbox, e.g. `相談室 <news@example.jp>`.
+    pub from: String,
+    /// Address replies go to.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// Postal address, shown in every footer (特定電子メール法).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Telephone, shown in every footer.
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+/// `posts:`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostsConfig {
+    /// Plain-text boilerplate lines to drop (exact match after trimming).
+    #[serde(default)]
+    pub strip_lines: Vec<String>,
+}
+
+/// `smtp:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    /// `smtp://host:port` (STARTTLS when offered) or `smtps://`, with `user@` if needed.
+    pub url: String,
+    /// Parallel SMTP connections.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Messages per second over all connections; 0 = unlimited.
+    #[serde(default)]
+    pub max_per_second: u32,
+}
+
+/// `webhook:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// Where events are POSTed.
+    pub url: String,
+    /// Standard Webhooks secret `whsec_<base64>`; `TAYORI_WEBHOOK_SECRET` overrides.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// `server:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Socket address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Base of unsubscribe and "view in browser" links; no trailing `/` after validation.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: default_listen(),
+            public_url: None,
+        }
+    }
+}
+
+fn default_schedule() -> String {
+    "0 9 * * Mon".into()
+}
+fn default_language() -> String {
+    "ja".into()
+}
+fn default_timezone() -> String {
+    "Asia/Tokyo".into()
+}
+fn default_concurrency() -> u32 {
+    8
+}
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+/// Parses YAML text into a [`Config`]; the error names `path` and the line of the offending key.
+pub fn parse(text: &str, path: &Path) -> Result<Config, Problem> {
+    serde_saphyr::from_str::<Config>(text).map_err(|e| yaml_problem(&e, path))
+}
+
+/// Turns a YAML error into a one-line [`Problem`] with its line.
+pub(crate) fn yaml_problem(e: &serde_saphyr::Error, path: &Path) -> Problem {
+    let line = e.location().map(|l| l.line()).filter(|l| *l > 0);
+    let text = e.without_snippet().to_string();
+    // The library appends " at line N column M"; we print the line in front instead.
+    let message = text
+        .lines()
+        .next()
+        .unwrap_or("invalid YAML")
+        .split(" at line ")
+        .next()
+        .unwrap_or("invalid YAML")
+        .trim()
+        .to_string();
+    Problem::new(path, line, message)
+}
+
+impl Config {
+    /// Checks values the types cannot, normalising URLs; returns every problem found.
+    pub fn validate(&mut self, path: &Path) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut bad = |m: String| problems.push(Problem::new(path, None, m));
+        if self.site.title.trim().is_empty() {
+            bad("site.title: must not be empty".into());
+        }
+        match url_base(&self.site.url) {
+            Some(u) => self.site.url = format!("{u}/"),
+            None => bad(format!(
+                "site.url: `{}` is not an absolute http(s) URL",
+                self.site.url
+            )),
+        }
+        if self.site.timezone.parse::<chrono_tz::Tz>().is_err() {
+            bad(format!(
+                "site.timezone: `{}` is not an IANA time zone (e.g. Asia/Tokyo)",
+                self.site.timezone
+            ));
+        }
+        if self
+            .sender
+            .from
+            .parse::<lettre::message::Mailbox>()
+            .is_err()
+        {
+            bad(format!(
+                "sender.from: `{}` is not a mailbox (e.g. 相談室 <news@example.jp>)",
+                self.sender.from
+            ));
+        }
+        if let Some(r) = &self.sender.reply_to {
+            if r.parse::<lettre::message::Mailbox>().is_err() {
+                bad(format!("sender.reply_to: `{r}` is not an email address"));
+            }
+        }
+        if let Err(e) = crate::schedule::parse(&self.schedule) {
+            bad(format!("schedule: {e}"));
+        }
+        if let Some(smtp) = &self.smtp {
+            if !(smtp.url.starts_with("smtp://") || smtp.url.starts_with("smtps://")) {
+                bad(format!(
+                    "smtp.url: `{}` must start with smtp:// or smtps://",
+                    smtp.url
+                ));
+            }
+            if smtp.concurrency == 0 {
+                bad("smtp.concurrency: must be at least 1".into());
+            }
+        }
+        if let Some(w) = &self.webhook {
+            if url_base(&w.url).is_none() {
+                bad(format!("webhook.url: `{}` is not an http(s) URL", w.url));
+            }
+        }
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            bad(format!(
+                "server.listen: `{}` is not a socket address (e.g. 127.0.0.1:8080)",
+                self.server.listen
+            ));
+        }
+        if let Some(p) = &self.server.public_url {
+            match url_base(p) {
+                Some(u) => self.server.public_url = Some(u),
+                None => bad(format!("server.public_url: `{p}` is not an http(s) URL")),
+            }
+        }
+        problems
+    }
+
+    /// The time zone (valid after [`Config::validate`]; Tokyo otherwise).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.site.timezone.parse().unwrap_or(chrono_tz::Asia::Tokyo)
+    }
+
+    /// Base URL of links that tayori's own server answers (unsubscribe, view in browser):
+    /// `server.public_url`, else `site.url` without its trailing slash.
+    pub fn public_base(&self) -> String {
+        match &self.server.public_url {
+            Some(u) => u.clone(),
+            None => self.site.url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The canonical link of a post.
+    pub fn post_url(&self, slug: &str) -> String {
+        format!("{}posts/{slug}.html", self.site.url)
+    }
+}
+
+/// `url` without trailing slashes when it is an absolute http(s) URL with a host.
+fn url_base(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let host = rest.split('/').next()?;
+    if host.is_empty() || url.chars().any(char::is_whitespace) {
+        return None;
+    }
+    Some(url.trim_end_matches('/').to_string())
+}
+
+/// Reads, parses and validates `tayori.yaml` in `root`.
+pub fn load(root: &Path) -> Result<Config, Vec<Problem>> {
+    let path = root.join(FILE_NAME);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        vec![Problem::new(
+            &path,
+            None,
+            format!("cannot read the configuration: {e}"),
+        )]
+    })?;
+    let mut config = parse(&text, &path).map_err(|p| vec![p])?;
+    let problems = config.validate(&path);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        "site:\n  title: T\n  url: https://example.jp/blog\nsender:\n  from: T <news@example.jp>\n";
+
+    #[test]
+    fn fills_defaults_from_the_contract() {
+        let mut c = parse(MINIMAL, Path::new("tayori.yaml")).unwrap();
+        assert!(c.validate(Path::new("tayori.yaml")).is_empty());
+        assert_eq!(c.site.language, "ja");
+        assert_eq!(c.site.timezone, "Asia/Tokyo");
+        assert_eq!(c.site.url, "https://example.jp/blog/");
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert!(c.smtp.is_none());
+        assert_eq!(c.post_url("a"), "https://example.jp/blog/posts/a.html");
+    }
+
+    #[test]
+    fn rejects_unknown_key_with_its_line() {
+        let text = format!("{MINIMAL}  colour: red\n");
+        let p = parse(&text, Path::new("x/tayori.yaml")).unwrap_err();
+        assert_eq!(p.line, Some(6), "{p}");
+        assert!(p.message.contains("colour"), "{p}");
+        assert!(p.to_string().starts_with("x/tayori.yaml:6: "), "{p}");
+    }
+
+    #[test]
+    fn rejects_missing_required_key() {
+        let p = parse("site:\n  title: T\n", Path::new("tayori.yaml")).unwrap_err();
+        assert!(
+            p.message.contains("url") || p.message.contains("sender"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn reports_every_invalid_value() {
+        let text = "site:\n  title: T\n  url: example.jp\n  timezone: Mars/Base\nsender:\n  from: nobody\nschedule: \"61 * * * *\"\n";
+        let mut c = parse(text, Path::new("tayori.yaml")).unwrap();
+        let problems = c.validate(Path::new("tayori.yaml"));
+        let all: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+        assert_eq!(problems.len(), 4, "{all:?}");
+        for key in ["site.url", "site.timezone", "sender.from", "schedule"] {
+            assert!(all.iter().any(|m| m.starts_with(key)), "{key}: {all:?}");
+        }
+    }
+}

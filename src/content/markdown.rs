@@ -1,0 +1,318 @@
+//! Markdown posts: CommonMark with tables (pulldown-cmark), split at headings into sections.
+//!
+//! A leading `#` heading is the title. `#`/`##` headings start sections and deeper ones
+//! sub-sections; a heading reading `編集後記` (any level) starts the editor's note, which runs
+//! to the end. Each part's HTML comes from pulldown-cmark and is sanitised; its text comes from
+//! the same events through [`TextWriter`], never from the HTML.
+
+use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+
+use super::html::sanitize;
+use super::{is_editors_note_heading, one_line, Body, IngestOptions, Parsed, Section, TocEntry};
+
+/// Parses the body of a Markdown post.
+pub(super) fn parse(body: &str, opts: &IngestOptions) -> Parsed {
+    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
+    let events: Vec<Event> = Parser::new_ext(body, options).collect();
+
+    // Split the event stream into parts: (heading level, heading text, events).
+    let mut parts: Vec<(Option<HeadingLevel>, String, Vec<Event>)> =
+        vec![(None, String::new(), vec![])];
+    let mut heading: Option<(HeadingLevel, String)> = None;
+    for ev in events {
+        match (&mut heading, ev) {
+            (None, Event::Start(Tag::Heading { level, .. })) => {
+                heading = Some((level, String::new()))
+            }
+            (Some((level, text)), Event::End(TagEnd::Heading(_))) => {
+                parts.push((Some(*level), one_line(text), vec![]));
+                heading = None;
+            }
+            (Some((_, text)), Event::Text(t) | Event::Code(t)) => text.push_str(&t),
+            (Some((_, text)), Event::SoftBreak | Event::HardBreak) => text.push(' '),
+            (Some(_), _) => {}
+            (None, ev) => {
+                if let Some(last) = parts.last_mut() {
+                    last.2.push(ev);
+                }
+            }
+        }
+    }
+
+    let mut parsed = Parsed::default();
+    let mut parts = parts.into_iter().peekable();
+    let (_, _, lead_events) = parts.next().unwrap_or((None, String::new(), vec![]));
+    let mut lead = lead_events;
+    // A first-level heading before any text is the title.
+    if lead.iter().all(is_blank_event) {
+        if let Some((Some(HeadingLevel::H1), _, _)) = parts.peek() {
+            if let Some((_, title, events)) = parts.next() {
+                parsed.title = Some(title);
+                lead = events;
+            }
+        }
+    }
+    parsed.lead = body_of(&lead, opts);
+    if parsed.title.is_none() {
+        parsed.title = parsed
+            .lead
+            .text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string);
+    }
+
+    let (mut major, mut minor) = (0u32, 0u32);
+    let mut note: Option<Vec<Event>> = None;
+    for (level, title, events) in parts {
+        if let Some(n) = note.as_mut() {
+            // Inside the note, later headings are kept as bold lines of the note.
+            n.push(Event::Start(Tag::Paragraph));
+            n.push(Event::Start(Tag::Strong));
+            n.push(Event::Text(title.into()));
+            n.push(Event::End(TagEnd::Strong));
+            n.push(Event::End(TagEnd::Paragraph));
+            n.extend(events);
+            continue;
+        }
+        if is_editors_note_heading(&title) {
+            note = Some(events);
+            continue;
+        }
+        let level = if matches!(level, Some(HeadingLevel::H1 | HeadingLevel::H2)) {
+            1
+        } else {
+            2
+        };
+        let id = if level == 1 {
+            major += 1;
+            minor = 0;
+            format!("s{major}")
+        } else {
+            minor += 1;
+            format!("s{major}-{minor}")
+        };
+        parsed.sections.push(Section {
+            id,
+            level,
+            title,
+            body: body_of(&events, opts),
+        });
+    }
+    parsed.editors_note = note.map(|e| body_of(&e, opts)).filter(|b| !b.is_empty());
+    // Markdown has no written table of contents: one is made when there are two or more sections.
+    if parsed.sections.iter().filter(|s| s.level == 1).count() >= 2 {
+        parsed.toc = parsed
+            .sections
+            .iter()
+            .map(|s| TocEntry {
+                title: s.title.clone(),
+                level: s.level,
+                target: Some(s.id.clone()),
+            })
+            .collect();
+    }
+    parsed
+}
+
+fn is_blank_event(ev: &Event) -> bool {
+    matches!(ev, Event::SoftBreak | Event::HardBreak)
+        || matches!(ev, Event::Text(t) if t.trim().is_empty())
+}
+
+fn body_of(events: &[Event], opts: &IngestOptions) -> Body {
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, events.iter().cloned());
+    Body {
+        html: sanitize(&html, &opts.base_url),
+        text: TextWriter::default().write(events),
+    }
+}
+
+/// Renders Markdown events as readable plain text: blank lines between blocks, `・`/`1.` list
+/// markers, `> ` quotes, tables as `a | b` rows, links as `text (URL)`.
+#[derive(Default)]
+struct TextWriter {
+    out: String,
+    lists: Vec<Option<u64>>,
+    quote: usize,
+    link: Vec<String>,
+    link_text_start: Vec<usize>,
+    cell: usize,
+}
+
+impl TextWriter {
+    fn write(mut self, events: &[Event]) -> String {
+        for ev in events {
+            self.event(ev);
+        }
+        let mut text = self.out.trim_end().to_string();
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text
+    }
+
+    fn line_start(&mut self) {
+        if !self.out.is_empty() && !self.out.ends_with('\n') {
+            self.out.push('\n');
+        }
+        for _ in 0..self.quote {
+            self.out.push_str("> ");
+        }
+    }
+
+    fn block_end(&mut self) {
+        if !self.out.ends_with('\n') {
+            self.out.push('\n');
+        }
+        if self.lists.is_empty() {
+            self.out.push('\n');
+        }
+    }
+
+    fn event(&mut self, ev: &Event) {
+        match ev {
+            // A paragraph inside a list item continues the item's line.
+            Event::Start(Tag::Paragraph)
+                if !self.out.ends_with(". ") && !self.out.ends_with('・') =>
+            {
+                self.line_start()
+            }
+            Event::End(TagEnd::Paragraph | TagEnd::CodeBlock | TagEnd::Table) => self.block_end(),
+            Event::Start(Tag::BlockQuote(_)) => self.quote += 1,
+            Event::End(TagEnd::BlockQuote(_)) => self.quote = self.quote.saturating_sub(1),
+            Event::Start(Tag::List(start)) => self.lists.push(*start),
+            Event::End(TagEnd::List(_)) => {
+                self.lists.pop();
+                self.block_end();
+            }
+            Event::Start(Tag::Item) => {
+                self.line_start();
+                let depth = self.lists.len().saturating_sub(1);
+                self.out.push_str(&"  ".repeat(depth));
+                match self.lists.last_mut() {
+                    Some(Some(n)) => {
+                        self.out.push_str(&format!("{n}. "));
+                        *n += 1;
+                    }
+                    _ => self.out.push('・'),
+                }
+            }
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(_) | CodeBlockKind::Indented)) => {
+                self.line_start()
+            }
+            Event::Start(Tag::TableRow | Tag::TableHead) => {
+                self.line_start();
+                self.cell = 0;
+            }
+            Event::Start(Tag::TableCell) => {
+                if self.cell > 0 {
+                    self.out.push_str(" | ");
+                }
+                self.cell += 1;
+            }
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                self.link.push(dest_url.to_string());
+                self.link_text_start.push(self.out.len());
+            }
+            Event::End(TagEnd::Link) => {
+                let url = self.link.pop().unwrap_or_default();
+                let start = self.link_text_start.pop().unwrap_or(self.out.len());
+                if !url.starts_with("javascript:") && self.out[start..].trim() != url {
+                    self.out.push_str(&format!(" ({url})"));
+                }
+            }
+            Event::Start(Tag::Image { dest_url, .. }) => {
+                self.out.push_str(&format!("[画像: {dest_url}] "))
+            }
+            Event::Text(t) | Event::Code(t) => {
+                let quote = "> ".repeat(self.quote);
+                self.out.push_str(&t.replace('\n', &format!("\n{quote}")));
+            }
+            Event::SoftBreak | Event::HardBreak => {
+                self.out.push('\n');
+                for _ in 0..self.quote {
+                    self.out.push_str("> ");
+                }
+            }
+            Event::Rule => {
+                self.line_start();
+                self.out.push_str("――――――――\n\n");
+            }
+            Event::Html(h) | Event::InlineHtml(h) => {
+                // Raw HTML keeps only its visible text (no script or style content).
+                let visible = ammonia::Builder::empty().clean(h).to_string();
+                let visible = visible
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&")
+                    .replace("&quot;", "\"");
+                self.out.push_str(visible.trim_end_matches('\n'));
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> IngestOptions {
+        IngestOptions {
+            strip_lines: vec![],
+            tz: chrono_tz::Asia::Tokyo,
+            base_url: "https://example.jp/blog/".into(),
+        }
+    }
+
+    #[test]
+    fn splits_sections_and_editors_note() {
+        let p = parse("前書き\n\n## 一\n\n本文\n\n### 小\n\n小本文\n\n## 二\n\nx\n\n### 【編集後記】\n\n今週は\n", &opts());
+        assert_eq!(p.title.as_deref(), Some("前書き"));
+        let s: Vec<_> = p
+            .sections
+            .iter()
+            .map(|s| (s.id.as_str(), s.level, s.title.as_str()))
+            .collect();
+        assert_eq!(s, [("s1", 1, "一"), ("s1-1", 2, "小"), ("s2", 1, "二")]);
+        assert_eq!(p.editors_note.unwrap().text, "今週は\n");
+        assert_eq!(p.toc.len(), 3);
+    }
+
+    #[test]
+    fn takes_a_leading_h1_as_title() {
+        let p = parse("# 題名\n\n本文\n", &opts());
+        assert_eq!(p.title.as_deref(), Some("題名"));
+        assert_eq!(p.lead.text, "本文\n");
+    }
+
+    #[test]
+    fn writes_lists_tables_links_and_quotes_as_text() {
+        let p = parse("1. **頻度** — 月1回\n2. 時間\n\n| 項目 | 例 |\n| --- | --- |\n| 頻度 | 月1回 |\n\n[案内](https://www.courts.go.jp/)\n\n> 引用\n", &opts());
+        let t = p.lead.text;
+        for want in [
+            "1. 頻度 — 月1回\n2. 時間",
+            "項目 | 例\n頻度 | 月1回",
+            "案内 (https://www.courts.go.jp/)",
+            "> 引用",
+        ] {
+            assert!(t.contains(want), "{want:?} not in {t:?}");
+        }
+        assert!(p.lead.html.contains("<table>"));
+    }
+
+    #[test]
+    fn makes_relative_links_absolute() {
+        let p = parse("[前回](../posts/a.html)\n", &opts());
+        assert!(
+            p.lead
+                .html
+                .contains("href=\"https://example.jp/posts/a.html\""),
+            "{}",
+            p.lead.html
+        );
+    }
+}

@@ -1,0 +1,409 @@
+//! Ingest: a file in `posts/` → one [`Post`], whatever its format.
+//!
+//! Both formats (Markdown with optional front matter, and the attorney's Japanese plain text)
+//! produce the same model — title, lead, table of contents, sections, editor's note — with each
+//! body carried as sanitised HTML and as plain text, so every renderer downstream treats them
+//! alike and the text/plain email part is never made by stripping HTML.
+
+mod decode;
+mod frontmatter;
+mod html;
+mod markdown;
+mod plaintext;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, FixedOffset};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+pub use decode::{decode, DecodeError};
+pub use html::{escape, sanitize};
+
+/// An article, or a short editor's note on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Article,
+    Note,
+}
+
+impl Kind {
+    /// `article` or `note`, as in front matter and the webhook.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Article => "article",
+            Kind::Note => "note",
+        }
+    }
+}
+
+/// A piece of content in both forms, made from the same source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Body {
+    /// Sanitised HTML with absolute URLs.
+    pub html: String,
+    /// Plain text: paragraphs separated by blank lines, link URLs kept.
+    pub text: String,
+}
+
+impl Body {
+    /// True when there is nothing to show.
+    pub fn is_empty(&self) -> bool {
+        self.text.trim().is_empty() && self.html.trim().is_empty()
+    }
+}
+
+/// A section (`level` 1) or sub-section (`level` 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// Anchor id, `s1`, `s1-2`: ASCII, stable for the same structure.
+    pub id: String,
+    pub level: u8,
+    pub title: String,
+    pub body: Body,
+}
+
+/// One line of the table of contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TocEntry {
+    pub title: String,
+    pub level: u8,
+    /// The id of the section it points to, when one matches.
+    pub target: Option<String>,
+}
+
+/// A parsed post: the one content model for every format.
+#[derive(Debug, Clone)]
+pub struct Post {
+    /// The file, as given to [`ingest`].
+    pub source: PathBuf,
+    pub slug: String,
+    pub kind: Kind,
+    /// One line: never contains a line break (it becomes a mail header).
+    pub title: String,
+    /// From front matter; `None` means "first seen".
+    pub date: Option<DateTime<FixedOffset>>,
+    pub tags: Vec<String>,
+    pub summary: Option<String>,
+    /// Subscriber lists this post goes to; empty means all.
+    pub lists: Vec<String>,
+    pub draft: bool,
+    /// Paragraphs before the first section.
+    pub lead: Body,
+    pub toc: Vec<TocEntry>,
+    pub sections: Vec<Section>,
+    pub editors_note: Option<Body>,
+    /// SHA-256 of the file's bytes, hex: the post's revision.
+    pub hash: String,
+    /// The encoding the file was read in.
+    pub encoding: &'static str,
+}
+
+impl Post {
+    /// A summary for previews and feeds: front matter `summary`, else the start of the text.
+    pub fn summary_or_excerpt(&self, chars: usize) -> String {
+        if let Some(s) = &self.summary {
+            return s.clone();
+        }
+        let source = [&self.lead]
+            .into_iter()
+            .chain(self.sections.iter().map(|s| &s.body))
+            .chain(self.editors_note.as_ref())
+            .map(|b| b.text.as_str())
+            .find(|t| !t.trim().is_empty())
+            .unwrap_or("");
+        let flat: String = source.split_whitespace().collect::<Vec<_>>().join(" ");
+        match flat.char_indices().nth(chars) {
+            Some((i, _)) => format!("{}…", &flat[..i]),
+            None => flat,
+        }
+    }
+}
+
+/// Why a file is not a valid post. Every variant is permanent: the file must change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot read the file: {0}")]
+    Io(String),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("front matter opened on line 1 is never closed (expected a `---` line)")]
+    UnclosedFrontMatter,
+    #[error("front matter: {message}")]
+    FrontMatter {
+        line: Option<usize>,
+        message: String,
+    },
+    #[error(
+        "`date` is not a date: `{value}` (expected e.g. 2026-11-09 or 2026-11-09T08:00:00+09:00)"
+    )]
+    BadDate { line: Option<usize>, value: String },
+    #[error("empty post: no title")]
+    Empty,
+    #[error("slug `{0}` must be letters, digits, `-` or `_`")]
+    BadSlug(String),
+}
+
+impl IngestError {
+    /// The 1-based line the problem is on, where known.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            IngestError::UnclosedFrontMatter => Some(1),
+            IngestError::FrontMatter { line, .. } | IngestError::BadDate { line, .. } => *line,
+            _ => None,
+        }
+    }
+
+    /// The error as a `path[:line]: message` problem.
+    pub fn problem(&self, path: &Path) -> crate::config::Problem {
+        crate::config::Problem::new(path, self.line().map(|l| l as u64), self.to_string())
+    }
+}
+
+/// What ingest needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Lines dropped from plain text (compared after trimming).
+    pub strip_lines: Vec<String>,
+    /// The site's time zone for dates without an offset.
+    pub tz: chrono_tz::Tz,
+    /// Base for relative links and images (`site.url`).
+    pub base_url: String,
+}
+
+impl IngestOptions {
+    /// Options from a validated configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        IngestOptions {
+            strip_lines: config.posts.strip_lines.clone(),
+            tz: config.tz(),
+            base_url: config.site.url.clone(),
+        }
+    }
+}
+
+/// Whether `path` names a post file (DESIGN.md, "Ignored"): `.md`, `.markdown` or `.txt`,
+/// and not hidden, an editor's backup (`*~`), swap (`*.swp`), lock (`.#*`) or temp file.
+pub fn is_post_file(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if name.starts_with('.')
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".tmp")
+    {
+        return false;
+    }
+    matches!(
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("md" | "markdown" | "txt")
+    )
+}
+
+/// Every post file under `dir` (recursively, hidden folders skipped), sorted by path.
+pub fn list_post_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let hidden = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            match e.file_type() {
+                Ok(t) if t.is_dir() && !hidden => stack.push(p),
+                Ok(t) if !t.is_dir() && is_post_file(&p) => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reads and parses one post file. `posts_dir` decides whether it lies under `notes/`.
+pub fn ingest(path: &Path, posts_dir: &Path, opts: &IngestOptions) -> Result<Post, IngestError> {
+    let bytes = std::fs::read(path).map_err(|e| IngestError::Io(e.to_string()))?;
+    let in_notes = path
+        .strip_prefix(posts_dir)
+        .ok()
+        .and_then(|rel| rel.components().next())
+        .is_some_and(|c| c.as_os_str() == "notes");
+    parse(path, &bytes, in_notes, opts)
+}
+
+/// Parses a post from its bytes; `path` gives the format (by extension) and the slug.
+pub fn parse(
+    path: &Path,
+    bytes: &[u8],
+    in_notes: bool,
+    opts: &IngestOptions,
+) -> Result<Post, IngestError> {
+    let decoded = decode(bytes)?;
+    let split = frontmatter::split(&decoded.text)?;
+    let front = split.front;
+    let date = front
+        .date
+        .as_ref()
+        .map(|d| frontmatter::parse_date(d, &opts.tz))
+        .transpose()?;
+    let is_text = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("txt"));
+    let parsed = if is_text {
+        plaintext::parse(split.body, opts)
+    } else {
+        markdown::parse(split.body, opts)
+    };
+    let title = one_line(
+        front
+            .title
+            .as_deref()
+            .or(parsed.title.as_deref())
+            .unwrap_or(""),
+    );
+    if title.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    let slug = match front.slug {
+        Some(s) => s.trim().to_string(),
+        None => slug_from_path(path),
+    };
+    if slug.is_empty()
+        || !slug
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(IngestError::BadSlug(slug));
+    }
+    let kind = front
+        .kind
+        .unwrap_or(if in_notes { Kind::Note } else { Kind::Article });
+    Ok(Post {
+        source: path.to_path_buf(),
+        slug,
+        kind,
+        title,
+        date,
+        tags: front.tags.iter().map(|t| one_line(t)).collect(),
+        summary: front
+            .summary
+            .map(|s| one_line(&s))
+            .filter(|s| !s.is_empty()),
+        lists: front.lists,
+        draft: front.draft,
+        lead: parsed.lead,
+        toc: parsed.toc,
+        sections: parsed.sections,
+        editors_note: parsed.editors_note,
+        hash: hex(&Sha256::digest(bytes)),
+        encoding: decoded.encoding,
+    })
+}
+
+/// What a format parser finds in the body.
+#[derive(Debug, Default)]
+struct Parsed {
+    title: Option<String>,
+    lead: Body,
+    toc: Vec<TocEntry>,
+    sections: Vec<Section>,
+    editors_note: Option<Body>,
+}
+
+/// Collapses every run of white space (line breaks included) into one space, and drops
+/// control characters: titles and tags end up in mail headers and feeds.
+pub fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The slug from a file name: the stem without a leading `YYYY-MM-DD-`.
+pub fn slug_from_path(path: &Path) -> String {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let b = stem.as_bytes();
+    let dated = b.len() > 11
+        && b[..10].iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+        && b[10] == b'-';
+    if dated {
+        stem[11..].to_string()
+    } else {
+        stem.to_string()
+    }
+}
+
+/// Whether a heading's text names the editor's note (`編集後記`, `【編集後記】`, `■編集後記`).
+fn is_editors_note_heading(text: &str) -> bool {
+    let t: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && !"【】[]■□◆◇●○#＃:：".contains(*c))
+        .collect();
+    t == "編集後記"
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignores_editor_temp_and_non_post_files() {
+        for name in [
+            ".2026-11-30.md.swp",
+            "2026-11-30.md~",
+            ".#a.txt",
+            "photo.png",
+            "a.tmp",
+            ".hidden.md",
+            "x.md.swp",
+        ] {
+            assert!(!is_post_file(Path::new(name)), "{name}");
+        }
+        for name in ["a.md", "b.markdown", "c.txt", "D.MD"] {
+            assert!(is_post_file(Path::new(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn slug_drops_the_date_prefix() {
+        assert_eq!(
+            slug_from_path(Path::new("posts/2026-11-02-youikuhi-points.txt")),
+            "youikuhi-points"
+        );
+        assert_eq!(slug_from_path(Path::new("about.md")), "about");
+        assert_eq!(slug_from_path(Path::new("2026-11-02.md")), "2026-11-02");
+    }
+
+    #[test]
+    fn one_line_removes_line_breaks() {
+        assert_eq!(one_line("ご案内\r\nBcc: x@y"), "ご案内 Bcc: x@y");
+    }
+
+    #[test]
+    fn recognises_editors_note_headings() {
+        for t in ["編集後記", "【編集後記】", "■ 編集後記"] {
+            assert!(is_editors_note_heading(t), "{t}");
+        }
+        assert!(!is_editors_note_heading("編集後記について考える"));
+    }
+}

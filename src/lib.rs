@@ -1,0 +1,16 @@
+//! tayori (便り): a crash-safe newsletter daemon for a small law office.
+//!
+//! The pipeline, one module per stage: [`config`] → [`content`] (ingest) → [`publish`] →
+//! [`render`] (email, feeds, archive) → [`message`] (MIME) → delivery, with durable state in
+//! [`store`]; [`subscribers`] reads the lists, [`schedule`] decides when issues go out and
+//! [`cli`] ties the commands together. `DESIGN.md` (shared with the user) is the contract.
+
+pub mod cli;
+pub mod config;
+pub mod content;
+pub mod message;
+pub mod publish;
+pub mod render;
+pub mod schedule;
+pub mod store;
+pub mod subscribers;

@@ -1,0 +1,161 @@
+//! Publish: scan `posts/`, decide what is due, record it in the store, and rewrite `public/`
+//! (feeds and archive) atomically. One bad post is reported and skipped; the rest go on.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, FixedOffset, Utc};
+
+use crate::config::{Config, Problem};
+use crate::content::{self, IngestOptions, Post};
+use crate::render::{self, Entry};
+use crate::store::{Change, Store, StoreError};
+
+/// Every post file parsed, and a problem for each that could not be.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub posts: Vec<Post>,
+    pub problems: Vec<Problem>,
+}
+
+/// Ingests every post file under `root/posts`. A slug used twice is an error on the later file.
+pub fn scan(root: &Path, opts: &IngestOptions) -> Scan {
+    let dir = root.join("posts");
+    let mut scan = Scan::default();
+    let mut slugs: HashMap<String, PathBuf> = HashMap::new();
+    for path in content::list_post_files(&dir) {
+        match content::ingest(&path, &dir, opts) {
+            Ok(post) => {
+                if let Some(first) = slugs.get(&post.slug) {
+                    scan.problems.push(Problem::new(
+                        display(&path),
+                        None,
+                        format!(
+                            "slug `{}` is already used by {}; post skipped",
+                            post.slug,
+                            display(first).display()
+                        ),
+                    ));
+                    continue;
+                }
+                slugs.insert(post.slug.clone(), path.clone());
+                scan.posts.push(post);
+            }
+            Err(e) => scan.problems.push(e.problem(&display(&path))),
+        }
+    }
+    scan
+}
+
+/// A path as shown to the user (without a leading `./`).
+pub fn display(path: &Path) -> PathBuf {
+    path.strip_prefix(".").unwrap_or(path).to_path_buf()
+}
+
+/// The publication time of a post: its `date`, else when the store first saw it, else `now`.
+pub fn published_time(
+    post: &Post,
+    store: Option<&Store>,
+    now: DateTime<Utc>,
+) -> DateTime<FixedOffset> {
+    if let Some(d) = post.date {
+        return d;
+    }
+    store
+        .and_then(|s| s.post(&post.slug).ok().flatten())
+        .map(|r| r.first_seen)
+        .unwrap_or_else(|| now.fixed_offset())
+}
+
+/// What a build did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Everything published, as now in the feeds.
+    pub entries: Vec<Entry>,
+    /// Slugs newly published by this build.
+    pub new: Vec<String>,
+    /// Slugs whose content changed.
+    pub updated: Vec<String>,
+    /// Posts waiting for their date.
+    pub scheduled: Vec<(String, DateTime<FixedOffset>)>,
+    pub problems: Vec<Problem>,
+}
+
+/// Scans posts, records the due ones in the store and rewrites `public/`.
+pub fn build(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<Report, BuildError> {
+    let scan = scan(root, &IngestOptions::from_config(config));
+    let mut report = Report {
+        problems: scan.problems,
+        ..Report::default()
+    };
+    for post in scan.posts {
+        if post.draft {
+            continue;
+        }
+        let published = published_time(&post, Some(store), now);
+        if published > now {
+            report.scheduled.push((post.slug.clone(), published));
+            continue;
+        }
+        let (record, change) = store.record_post(&post, published, now)?;
+        match change {
+            Change::New => report.new.push(post.slug.clone()),
+            Change::Updated => report.updated.push(post.slug.clone()),
+            Change::Unchanged => {}
+        }
+        report.entries.push(Entry {
+            published: record.published_at,
+            updated: record.updated_at,
+            post,
+        });
+    }
+    write_public(root, config, &report.entries)?;
+    Ok(report)
+}
+
+/// Why a build failed as a whole (not a single post).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write {0}: {1}")]
+    Write(PathBuf, std::io::Error),
+}
+
+/// Writes feeds, index and post pages; removes pages of posts no longer published.
+pub fn write_public(root: &Path, config: &Config, entries: &[Entry]) -> Result<(), BuildError> {
+    let public = root.join("public");
+    let css = render::load_css(root);
+    let write = |rel: &str, body: String| {
+        let path = public.join(rel);
+        render::write_atomic(&path, body.as_bytes()).map_err(|e| BuildError::Write(path, e))
+    };
+    for e in entries {
+        write(
+            &format!("posts/{}.html", e.post.slug),
+            render::archive::post_page(config, e, &css),
+        )?;
+    }
+    write(
+        "index.html",
+        render::archive::index_page(config, entries, &css),
+    )?;
+    write("feed.xml", render::feed::rss(config, entries))?;
+    write("atom.xml", render::feed::atom(config, entries))?;
+    if let Ok(rd) = std::fs::read_dir(public.join("posts")) {
+        for f in rd.flatten() {
+            let p = f.path();
+            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            let ours = p.extension().is_some_and(|e| e == "html");
+            if ours && !entries.iter().any(|e| e.post.slug == stem) {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! The issue email: a table-based 600 px HTML part (CSS inlined) and a text/plain part, both
+//! from the same content model, with the footer Japan's 特定電子メール法 requires (sender,
+//! postal address, contact, how to unsubscribe).
+
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use super::components::{post, Placement};
+use super::{display_date, text, Entry};
+use crate::config::Config;
+use crate::content::{escape, Kind};
+
+/// Placeholder for the greeting line (`佐藤 花子 様`), filled per subscriber.
+pub const GREETING: &str = "%%TAYORI_GREETING%%";
+/// Placeholder for the subscriber's unsubscribe URL, filled per subscriber.
+pub const UNSUBSCRIBE_URL: &str = "%%TAYORI_UNSUBSCRIBE_URL%%";
+
+/// An issue rendered once, before personalisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// One line, never a line break (it is a header).
+    pub subject: String,
+    /// The hidden preview text shown after the subject in inbox lists.
+    pub preheader: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// Why an email could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("an issue needs at least one post")]
+    NoPosts,
+    #[error("cannot inline the email CSS: {0}")]
+    Css(String),
+}
+
+/// Renders one issue: articles by date, then notes.
+pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered, RenderError> {
+    let mut entries: Vec<&Entry> = entries.to_vec();
+    entries.sort_by_key(|e| (e.post.kind, e.published));
+    let first = entries.first().ok_or(RenderError::NoPosts)?;
+    let tz = config.tz();
+    let articles: Vec<&&Entry> = entries
+        .iter()
+        .filter(|e| e.post.kind == Kind::Article)
+        .collect();
+    let subject = match (articles.as_slice(), entries.len()) {
+        (_, 1) => first.post.title.clone(),
+        ([only], _) => only.post.title.clone(),
+        ([a, ..], n) => format!("{} ほか{}件", a.post.title, n - 1),
+        ([], _) => format!(
+            "{}（{}）",
+            config.site.title,
+            display_date(&first.published, &tz)
+        ),
+    };
+    let preheader = entries
+        .iter()
+        .map(|e| e.post.summary_or_excerpt(80))
+        .find(|s| !s.is_empty())
+        .unwrap_or_default();
+    let base = config.public_base();
+    let view_url = if entries.len() == 1 {
+        format!("{base}/posts/{}.html", first.post.slug)
+    } else {
+        format!("{base}/")
+    };
+    let single = entries.len() == 1;
+    let body = html! {
+        @if !single {
+            h1 { (subject) }
+        }
+        @for e in &entries {
+            (post(e, &tz, &Placement {
+                title_level: if single { 1 } else { 2 },
+                anchor_prefix: &format!("{}-", e.post.slug),
+                link_base: "",
+                title_link: None,
+            }))
+        }
+    };
+    let page = layout(config, &subject, &preheader, &view_url, body);
+    let html = inline_css(&page.into_string(), css)?;
+    let text = text::issue(config, &entries, &subject, &view_url);
+    Ok(Rendered {
+        subject,
+        preheader,
+        html,
+        text,
+    })
+}
+
+fn layout(config: &Config, subject: &str, preheader: &str, view_url: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(config.site.language) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                meta name="supported-color-schemes" content="light dark";
+                meta name="format-detection" content="telephone=no, address=no, email=no, date=no";
+                title { (subject) }
+            }
+            body {
+                div class="preheader" { (preheader) }
+                // Outlook for Windows ignores max-width: its own fixed-width table is in a
+                // conditional comment that every other client skips.
+                (PreEscaped("<!--[if mso]><table role=\"presentation\" width=\"600\" align=\"center\" cellpadding=\"0\" cellspacing=\"0\"><tr><td><![endif]-->"))
+                table class="wrapper" role="presentation" {
+                    tr { td class="wrapper-cell" {
+                        table class="container" role="presentation" {
+                            tr { td class="masthead" {
+                                p class="site-title" { (config.site.title) }
+                                p class="view-online" { a href=(view_url) { "ブラウザで表示する" } }
+                            } }
+                            tr { td class="content" {
+                                p class="greeting" { (GREETING) }
+                                (body)
+                            } }
+                            tr { td class="footer" { (footer(config)) } }
+                        }
+                    } }
+                }
+                (PreEscaped("<!--[if mso]></td></tr></table><![endif]-->"))
+            }
+        }
+    }
+}
+
+/// The legal footer (HTML).
+fn footer(config: &Config) -> Markup {
+    let s = &config.sender;
+    let (name, address) = sender_parts(config);
+    let contact = s.reply_to.clone().unwrap_or_else(|| address.clone());
+    html! {
+        p { "このメールは「" (config.site.title) "」の配信にご登録いただいた方にお送りしています。" }
+        p {
+            "送信者: " (name) br;
+            @if let Some(a) = &s.address { "住所: " (a) br; }
+            @if let Some(t) = &s.phone { "電話: " (t) br; }
+            "お問い合わせ: " a href={ "mailto:" (contact) } { (contact) }
+        }
+        p {
+            "配信の停止はこちらから手続きできます: "
+            a href=(UNSUBSCRIBE_URL) { "配信を停止する（登録解除）" }
+        }
+    }
+}
+
+/// The sender's display name (or the site title) and address, from `sender.from`.
+pub fn sender_parts(config: &Config) -> (String, String) {
+    match config.sender.from.parse::<lettre::message::Mailbox>() {
+        Ok(m) => (
+            m.name
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| config.site.title.clone()),
+            m.email.to_string(),
+        ),
+        Err(_) => (config.site.title.clone(), config.sender.from.clone()),
+    }
+}
+
+fn inline_css(html: &str, css: &str) -> Result<String, RenderError> {
+    let inliner = css_inline::CSSInliner::options()
+        .load_remote_stylesheets(false)
+        .keep_style_tags(false)
+        .keep_at_rules(true)
+        .extra_css(Some(css.into()))
+        .build();
+    inliner
+        .inline(html)
+        .map_err(|e| RenderError::Css(e.to_string()))
+}
+
+/// Fills the personal fields of a rendered part. `html` selects HTML escaping of the name.
+pub fn personalize(part: &str, name: &str, unsubscribe_url: &str, html: bool) -> String {
+    let name = crate::content::one_line(name);
+    let greeting = if name.is_empty() {
+        "読者の皆さま".to_string()
+    } else {
+        format!("{name} 様")
+    };
+    let (greeting, url) = if html {
+        (escape(&greeting), escape(unsubscribe_url))
+    } else {
+        (greeting, unsubscribe_url.to_string())
+    };
+    part.replace(GREETING, &greeting)
+        .replace(UNSUBSCRIBE_URL, &url)
+}

@@ -1,0 +1,186 @@
+//! Feeds: RSS 2.0 (`public/feed.xml`, with `content:encoded` and `atom:link rel="self"`) and
+//! Atom 1.0 (RFC 4287, `public/atom.xml`).
+//!
+//! Ids are the permalinks, from the slug, so they never change; `pubDate`/`published` is the
+//! publication time and `updated` moves only when the content changed. Every link is absolute,
+//! C0 control characters are dropped, and only the newest [`MAX_ITEMS`] entries are listed.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, FixedOffset};
+
+use super::components::{post_body, Placement};
+use super::Entry;
+use crate::config::Config;
+
+/// How many entries a feed lists.
+pub const MAX_ITEMS: usize = 50;
+
+/// The newest entries first, at most [`MAX_ITEMS`].
+fn newest(entries: &[Entry]) -> Vec<&Entry> {
+    let mut v: Vec<&Entry> = entries.iter().collect();
+    v.sort_by(|a, b| {
+        b.published
+            .cmp(&a.published)
+            .then(a.post.slug.cmp(&b.post.slug))
+    });
+    v.truncate(MAX_ITEMS);
+    v
+}
+
+/// The post's HTML for a feed or webhook: absolute links, anchors on the permalink.
+pub fn content_html(config: &Config, entry: &Entry) -> String {
+    let permalink = config.post_url(&entry.post.slug);
+    post_body(
+        entry,
+        &Placement {
+            title_level: 1,
+            anchor_prefix: "",
+            link_base: &permalink,
+            title_link: None,
+        },
+    )
+    .into_string()
+}
+
+fn last_updated(entries: &[&Entry]) -> Option<DateTime<FixedOffset>> {
+    entries.iter().map(|e| e.updated.max(e.published)).max()
+}
+
+/// Renders `feed.xml` (RSS 2.0).
+pub fn rss(config: &Config, entries: &[Entry]) -> String {
+    let items: Vec<&Entry> = newest(entries);
+    let tz = config.tz();
+    let mut channel = rss::Channel::default();
+    channel.set_title(config.site.title.clone());
+    channel.set_link(config.site.url.clone());
+    channel.set_description(format!("{}の新着記事", config.site.title));
+    channel.set_language(config.site.language.clone());
+    channel.set_generator("tayori".to_string());
+    if let Some(d) = last_updated(&items) {
+        channel.set_last_build_date(d.with_timezone(&tz).to_rfc2822());
+    }
+    let mut ns = BTreeMap::new();
+    ns.insert(
+        "content".to_string(),
+        "http://purl.org/rss/1.0/modules/content/".to_string(),
+    );
+    ns.insert(
+        "atom".to_string(),
+        rss::extension::atom::NAMESPACE.to_string(),
+    );
+    channel.set_namespaces(ns);
+    let mut self_link = atom_syndication::Link::default();
+    self_link.set_href(format!("{}/feed.xml", config.public_base()));
+    self_link.set_rel("self");
+    self_link.set_mime_type(Some("application/rss+xml".to_string()));
+    channel.set_atom_ext(rss::extension::atom::AtomExtension::default());
+    if let Some(ext) = channel.atom_ext.as_mut() {
+        ext.set_links(vec![self_link]);
+    }
+    let items = items
+        .iter()
+        .map(|e| {
+            let link = config.post_url(&e.post.slug);
+            let mut item = rss::Item::default();
+            item.set_title(e.post.title.clone());
+            item.set_link(link.clone());
+            let mut guid = rss::Guid::default();
+            guid.set_value(link);
+            guid.set_permalink(true);
+            item.set_guid(guid);
+            item.set_pub_date(e.published.with_timezone(&tz).to_rfc2822());
+            item.set_description(e.post.summary_or_excerpt(120));
+            item.set_content(content_html(config, e));
+            item.set_categories(
+                e.post
+                    .tags
+                    .iter()
+                    .map(|t| {
+                        let mut c = rss::Category::default();
+                        c.set_name(t.clone());
+                        c
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            item
+        })
+        .collect::<Vec<_>>();
+    channel.set_items(items);
+    drop_c0(&channel.to_string())
+}
+
+/// Renders `atom.xml` (Atom 1.0).
+pub fn atom(config: &Config, entries: &[Entry]) -> String {
+    use atom_syndication::{Content, Feed, Link, Person, Text};
+    let items: Vec<&Entry> = newest(entries);
+    let tz = config.tz();
+    let at = |d: &DateTime<FixedOffset>| d.with_timezone(&tz).fixed_offset();
+    let author = Person {
+        name: config
+            .site
+            .author
+            .clone()
+            .unwrap_or_else(|| config.site.title.clone()),
+        ..Person::default()
+    };
+    let link = |href: String, rel: &str, mime: Option<&str>| Link {
+        href,
+        rel: rel.to_string(),
+        mime_type: mime.map(str::to_string),
+        ..Link::default()
+    };
+    let mut feed = Feed::default();
+    feed.set_id(config.site.url.clone());
+    feed.set_title(Text::plain(config.site.title.clone()));
+    feed.set_lang(Some(config.site.language.clone()));
+    feed.set_authors(vec![author.clone()]);
+    feed.set_links(vec![
+        link(config.site.url.clone(), "alternate", Some("text/html")),
+        link(
+            format!("{}/atom.xml", config.public_base()),
+            "self",
+            Some("application/atom+xml"),
+        ),
+    ]);
+    if let Some(d) = last_updated(&items) {
+        feed.set_updated(at(&d));
+    }
+    let entries = items
+        .iter()
+        .map(|e| {
+            let url = config.post_url(&e.post.slug);
+            let mut entry = atom_syndication::Entry::default();
+            entry.set_id(url.clone());
+            entry.set_title(Text::plain(e.post.title.clone()));
+            entry.set_links(vec![link(url, "alternate", Some("text/html"))]);
+            entry.set_published(Some(at(&e.published)));
+            entry.set_updated(at(&e.updated.max(e.published)));
+            entry.set_summary(Some(Text::plain(e.post.summary_or_excerpt(120))));
+            let mut content = Content::default();
+            content.set_content_type(Some("html".to_string()));
+            content.set_value(Some(content_html(config, e)));
+            entry.set_content(Some(content));
+            entry.set_categories(
+                e.post
+                    .tags
+                    .iter()
+                    .map(|t| atom_syndication::Category {
+                        term: t.clone(),
+                        ..Default::default()
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            entry
+        })
+        .collect::<Vec<_>>();
+    feed.set_entries(entries);
+    drop_c0(&feed.to_string())
+}
+
+/// Removes C0 control characters other than tab and line breaks (not allowed in XML 1.0).
+fn drop_c0(xml: &str) -> String {
+    xml.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r') || *c as u32 >= 0x80)
+        .collect()
+}

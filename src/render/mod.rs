@@ -1,0 +1,65 @@
+//! Render: published posts → the email (HTML and text parts), feeds and the web archive.
+//!
+//! An issue's email is rendered once with placeholders for the few personal fields
+//! ([`email::GREETING`], [`email::UNSUBSCRIBE_URL`]); [`email::personalize`] fills them per
+//! subscriber.
+
+pub mod archive;
+mod components;
+pub mod email;
+pub mod feed;
+mod text;
+
+use std::path::Path;
+
+use chrono::{DateTime, Datelike, FixedOffset};
+
+use crate::content::Post;
+
+/// The built-in email stylesheet (`templates/email.css` of this repository).
+pub const DEFAULT_CSS: &str = include_str!("../../templates/email.css");
+
+/// A published post with its publication times.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub post: Post,
+    /// When it was published (front matter `date`, else first seen); never moves.
+    pub published: DateTime<FixedOffset>,
+    /// When its content last changed.
+    pub updated: DateTime<FixedOffset>,
+}
+
+/// `2026年11月2日` in the site's time zone.
+pub fn display_date(d: &DateTime<FixedOffset>, tz: &chrono_tz::Tz) -> String {
+    let d = d.with_timezone(tz);
+    format!("{}年{}月{}日", d.year(), d.month(), d.day())
+}
+
+/// The email stylesheet: `templates/email.css` in the newsletter folder, else the default.
+pub fn load_css(root: &Path) -> String {
+    std::fs::read_to_string(root.join("templates").join("email.css"))
+        .unwrap_or_else(|_| DEFAULT_CSS.to_string())
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename,
+/// so readers (the HTTP server, feed readers) never see a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tayori-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    // Temporary files are private (0600); what we publish is for everyone to read.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
