@@ -20,7 +20,20 @@ pub fn sanitize(html: &str, base_url: &str) -> String {
     if let Ok(base) = ammonia::Url::parse(base_url) {
         builder.url_relative(ammonia::UrlRelative::RewriteWithBase(base));
     }
-    builder.clean(html).to_string()
+    let clean = builder.clean(html).to_string();
+    // An image without text alternative gets an empty one (decorative), as HTML requires.
+    let mut out = String::with_capacity(clean.len());
+    let mut rest = clean.as_str();
+    while let Some(i) = rest.find("<img ") {
+        let end = rest[i..].find('>').map_or(rest.len(), |e| i + e);
+        out.push_str(&rest[..i + 5]);
+        if !rest[i..end].contains(" alt=\"") {
+            out.push_str("alt=\"\" ");
+        }
+        rest = &rest[i + 5..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Escapes a line of plain text and turns its http(s) URLs into links. URLs end at the first

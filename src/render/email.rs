@@ -168,9 +168,20 @@ fn inline_css(html: &str, css: &str) -> Result<String, RenderError> {
         .keep_at_rules(true)
         .extra_css(Some(css.into()))
         .build();
-    inliner
+    let inlined = inliner
         .inline(html)
-        .map_err(|e| RenderError::Css(e.to_string()))
+        .map_err(|e| RenderError::Css(e.to_string()))?;
+    // The inliner puts the kept @media rules first in <head>; the charset declaration must
+    // come within the first 1024 bytes (HTML §4.2.5.4), so it moves back to the front.
+    const CHARSET: &str = "<meta charset=\"utf-8\">";
+    Ok(match inlined.find(CHARSET) {
+        Some(_) => {
+            inlined
+                .replacen(CHARSET, "", 1)
+                .replacen("<head>", &format!("<head>{CHARSET}"), 1)
+        }
+        None => inlined,
+    })
 }
 
 /// Fills the personal fields of a rendered part. `html` selects HTML escaping of the name.
