@@ -199,6 +199,11 @@ fn feeds_parse_back_with_titles_links_dates_and_content() {
         "{rss}"
     );
     assert!(rss.contains("<language>ja</language>"));
+    {
+        use rss::validation::Validate;
+        let channel = rss::Channel::read_from(rss.as_bytes()).expect("rss crate reads it back");
+        channel.validate().expect("rss crate's validation passes");
+    }
     for xml in [rss, render::feed::atom(&c, &entries)] {
         let feed = feed_rs::parser::parse(xml.as_bytes()).expect("feed parses");
         assert_eq!(feed.entries.len(), SAMPLES.len());

@@ -1,0 +1,176 @@
+//! Tools we did not write judge our output: the Nu HTML Checker (vnu.jar) for every sample's
+//! email and archive pages, and Python's feedparser for the feeds.
+//!
+//! `scripts/test` installs both and sets `TAYORI_VNU_JAR`, `TAYORI_PYTHON` and
+//! `TAYORI_REQUIRE_TOOLS=1`; a plain `cargo test` without them skips these two tests loudly.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The tool named by `var`, or `None` (skipping) when it is not installed and not required.
+fn tool(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("TAYORI_REQUIRE_TOOLS").is_ok() => panic!("{var} is not set"),
+        _ => {
+            eprintln!("SKIPPED: {var} not set; run scripts/test to install the validators");
+            None
+        }
+    }
+}
+
+/// A newsletter folder of every sample (good and accepted-bad), built with the real binary.
+fn built_samples() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures();
+    std::fs::copy(f.join("tayori.yaml"), dir.path().join("tayori.yaml")).unwrap();
+    let posts = dir.path().join("posts");
+    std::fs::create_dir_all(posts.join("notes")).unwrap();
+    for rel in [
+        "posts/2026-11-02-youikuhi-points.txt",
+        "posts/2026-11-09-menkai-koryu.md",
+        "posts/notes/2026-11-12-note.md",
+        "bad/sjis-greeting.txt",
+        "bad/raw-html.md",
+        "bad/header-injection.md",
+    ] {
+        let name = rel
+            .strip_prefix("posts/")
+            .unwrap_or_else(|| rel.strip_prefix("bad/").unwrap());
+        std::fs::copy(f.join(rel), posts.join(name)).unwrap();
+    }
+    let bin = env!("CARGO_BIN_EXE_tayori");
+    let o = Command::new(bin)
+        .arg("--root")
+        .arg(dir.path())
+        .arg("build")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for post in tayori::content::list_post_files(&posts) {
+        let o = Command::new(bin)
+            .arg("--root")
+            .arg(dir.path())
+            .arg("preview")
+            .arg(&post)
+            .arg("--out")
+            .arg(dir.path().join("preview"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    dir
+}
+
+fn html_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            html_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "html") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn every_email_and_archive_page_passes_the_nu_html_checker() {
+    let Some(jar) = tool("TAYORI_VNU_JAR") else {
+        return;
+    };
+    let dir = built_samples();
+    let mut files = Vec::new();
+    html_files(&dir.path().join("preview"), &mut files);
+    let emails = files.len();
+    html_files(&dir.path().join("public"), &mut files);
+    assert_eq!(emails, 6, "one email per sample");
+    let o = Command::new("java")
+        .arg("-jar")
+        .arg(&jar)
+        .arg("--errors-only")
+        .args(&files)
+        .output()
+        .expect("java runs");
+    let report = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && report.trim().is_empty(),
+        "Nu HTML Checker errors:\n{report}"
+    );
+}
+
+#[derive(serde::Deserialize)]
+struct Seen {
+    bozo: bool,
+    bozo_exception: String,
+    version: String,
+    entries: Vec<SeenEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct SeenEntry {
+    id: Option<String>,
+    title: Option<String>,
+    link: Option<String>,
+    published: Option<String>,
+    content: String,
+}
+
+#[test]
+fn feedparser_sees_the_titles_links_and_dates_we_wrote() {
+    let Some(python) = tool("TAYORI_PYTHON") else {
+        return;
+    };
+    let dir = built_samples();
+    let rss = dir.path().join("public/feed.xml");
+    let atom = dir.path().join("public/atom.xml");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_feeds.py");
+    let o = Command::new(&python)
+        .arg(&script)
+        .arg(&rss)
+        .arg(&atom)
+        .output()
+        .expect("python runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let seen: std::collections::HashMap<String, Seen> = serde_json::from_slice(&o.stdout).unwrap();
+    let rss_seen = &seen[rss.to_str().unwrap()];
+    let atom_seen = &seen[atom.to_str().unwrap()];
+    assert_eq!(rss_seen.version, "rss20");
+    assert_eq!(atom_seen.version, "atom10");
+    for s in [rss_seen, atom_seen] {
+        assert!(
+            !s.bozo,
+            "feedparser found the feed malformed: {}",
+            s.bozo_exception
+        );
+        assert_eq!(s.entries.len(), 6);
+        let e = s
+            .entries
+            .iter()
+            .find(|e| e.link.as_deref() == Some("https://example.jp/blog/posts/menkai-koryu.html"))
+            .expect("the Markdown sample");
+        assert_eq!(
+            e.title.as_deref(),
+            Some("面会交流のルールを決めるときに考えておきたいこと")
+        );
+        assert_eq!(e.id.as_deref(), e.link.as_deref(), "ids are the permalinks");
+        assert!(e.content.contains("決めておきたい項目"));
+        assert!(!e.content.contains("<script"));
+    }
+    let published = |s: &Seen| {
+        s.entries
+            .iter()
+            .find(|e| {
+                e.link
+                    .as_deref()
+                    .is_some_and(|l| l.ends_with("menkai-koryu.html"))
+            })
+            .and_then(|e| e.published.clone())
+            .unwrap()
+    };
+    assert_eq!(published(rss_seen), "Mon, 9 Nov 2026 08:00:00 +0900");
+    assert_eq!(published(atom_seen), "2026-11-09T08:00:00+09:00");
+}
