@@ -6,8 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, FixedOffset, Utc};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use chrono::{DateTime, FixedOffset};
+use rusqlite::{Connection, OpenFlags};
+
+mod ledger;
+mod posts;
+
+pub use ledger::*;
+pub use posts::{Change, PostRecord};
 
 /// The store's file name inside `state/`.
 pub const FILE_NAME: &str = "tayori.sqlite3";
@@ -28,6 +34,35 @@ const MIGRATIONS: &[&str] = &[
         announced TEXT NOT NULL,
         deleted INTEGER NOT NULL DEFAULT 0
     );",
+    // 2: issues (content rendered once, kept for resumes), the delivery ledger, suppressions.
+    "CREATE TABLE issues (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        html TEXT NOT NULL,
+        text TEXT NOT NULL,
+        posts TEXT NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE TABLE deliveries (
+        issue_id INTEGER NOT NULL REFERENCES issues(id),
+        address TEXT NOT NULL,
+        email TEXT NOT NULL,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_reply TEXT,
+        message_id TEXT NOT NULL,
+        updated_at TEXT,
+        PRIMARY KEY (issue_id, address)
+    ) WITHOUT ROWID;
+    CREATE INDEX deliveries_by_state ON deliveries(issue_id, state);
+    CREATE INDEX deliveries_by_address ON deliveries(address);
+    CREATE TABLE suppressions (
+        address TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        at TEXT NOT NULL
+    );",
 ];
 
 /// Why the store failed. Database errors are worth a retry only when the file was busy.
@@ -43,27 +78,6 @@ pub enum StoreError {
     TooNew(PathBuf, i64),
     #[error("cannot create {0}: {1}")]
     Io(PathBuf, std::io::Error),
-}
-
-/// What the store knows of a post.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostRecord {
-    pub slug: String,
-    pub path: String,
-    pub hash: String,
-    pub first_seen: DateTime<FixedOffset>,
-    pub published_at: DateTime<FixedOffset>,
-    pub updated_at: DateTime<FixedOffset>,
-    pub announced: String,
-    pub deleted: bool,
-}
-
-/// What recording a post changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    New,
-    Updated,
-    Unchanged,
 }
 
 /// An open state store.
@@ -134,81 +148,15 @@ impl Store {
         }
         tx.commit().map_err(|e| sql(&p, e))
     }
-
-    /// The record of a post, by slug.
-    pub fn post(&self, slug: &str) -> Result<Option<PostRecord>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT slug, path, hash, first_seen, published_at, updated_at, announced, deleted
-                 FROM posts WHERE slug = ?1",
-                [slug],
-                |r| {
-                    Ok(PostRecord {
-                        slug: r.get(0)?,
-                        path: r.get(1)?,
-                        hash: r.get(2)?,
-                        first_seen: time(r.get::<_, String>(3)?),
-                        published_at: time(r.get::<_, String>(4)?),
-                        updated_at: time(r.get::<_, String>(5)?),
-                        announced: r.get(6)?,
-                        deleted: r.get(7)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| sql(&self.path, e))
-    }
-
-    /// Records a published post: new posts get `published` (their date, or `now`) and are
-    /// `pending` for the next issue — or `back_catalogue` when this open created the store; a
-    /// changed hash moves `updated_at` to `now`.
-    pub fn record_post(
-        &self,
-        post: &crate::content::Post,
-        published: DateTime<FixedOffset>,
-        now: DateTime<Utc>,
-    ) -> Result<(PostRecord, Change), StoreError> {
-        let now_s = now.to_rfc3339();
-        let path = post.source.to_string_lossy();
-        let change = match self.post(&post.slug)? {
-            None => {
-                let announced = if self.created {
-                    "back_catalogue"
-                } else {
-                    "pending"
-                };
-                self.conn
-                    .execute(
-                        "INSERT INTO posts (slug, path, kind, title, hash, first_seen, published_at, updated_at, announced)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
-                        params![post.slug, path, post.kind.as_str(), post.title, post.hash, now_s, published.to_rfc3339(), announced],
-                    )
-                    .map_err(|e| sql(&self.path, e))?;
-                Change::New
-            }
-            Some(r) if r.hash != post.hash || r.deleted => {
-                self.conn
-                    .execute(
-                        "UPDATE posts SET path = ?2, kind = ?3, title = ?4, hash = ?5, updated_at = ?6, deleted = 0 WHERE slug = ?1",
-                        params![post.slug, path, post.kind.as_str(), post.title, post.hash, now_s],
-                    )
-                    .map_err(|e| sql(&self.path, e))?;
-                Change::Updated
-            }
-            Some(_) => Change::Unchanged,
-        };
-        let record = self.post(&post.slug)?.expect("row written above");
-        Ok((record, change))
-    }
 }
 
-fn sql(path: &Path, source: rusqlite::Error) -> StoreError {
+pub(crate) fn sql(path: &Path, source: rusqlite::Error) -> StoreError {
     StoreError::Sqlite {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn time(s: String) -> DateTime<FixedOffset> {
+pub(crate) fn time(s: String) -> DateTime<FixedOffset> {
     DateTime::parse_from_rfc3339(&s).unwrap_or_default()
 }

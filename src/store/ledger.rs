@@ -1,0 +1,346 @@
+//! Issues, the delivery ledger (issue × address) and suppressions.
+//!
+//! A delivery goes `pending → sending → sent | failed`. `sending` means handed to a worker;
+//! after a crash those rows go back to `pending` and are sent again, so at most the messages in
+//! flight at the crash are repeated. `sent` is written only after the server's 250 for DATA.
+
+use chrono::{DateTime, FixedOffset, Utc};
+use rusqlite::{params, OptionalExtension};
+
+use super::{sql, time, Store, StoreError};
+
+/// An issue as stored: its content is rendered once, at creation, and kept, so a resumed issue
+/// sends exactly what the first attempt sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueRecord {
+    pub id: i64,
+    pub created_at: DateTime<FixedOffset>,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    /// `sending` until every delivery is `sent` or `failed`, then `done`.
+    pub state: String,
+}
+
+/// One recipient of a new issue.
+#[derive(Debug, Clone)]
+pub struct NewRecipient {
+    /// Lower-cased address: the key.
+    pub address: String,
+    /// As written in the list.
+    pub email: String,
+    pub name: String,
+}
+
+/// A delivery handed to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryJob {
+    pub address: String,
+    pub email: String,
+    pub name: String,
+    pub message_id: String,
+    pub attempts: i64,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server answered 250 to DATA (or the `.eml` was written).
+    Sent { reply: String },
+    /// A permanent (5xx) refusal: never retried.
+    Failed { reply: String },
+    /// Transient trouble that outlasted this run's retries: stays `pending` for the next run.
+    Deferred { reply: String },
+}
+
+/// Counts per state for one issue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IssueCounts {
+    pub id: i64,
+    pub created_at: String,
+    pub subject: String,
+    pub state: String,
+    pub sent: i64,
+    pub pending: i64,
+    pub sending: i64,
+    pub failed: i64,
+}
+
+impl Store {
+    /// Slugs of published posts waiting for the next issue, oldest first.
+    pub fn pending_posts(&self) -> Result<Vec<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT slug FROM posts WHERE announced = 'pending' AND deleted = 0 ORDER BY published_at")
+            .map_err(|e| sql(&self.path, e))?;
+        let rows = st
+            .query_map([], |r| r.get(0))
+            .and_then(|r| r.collect())
+            .map_err(|e| sql(&self.path, e));
+        rows
+    }
+
+    /// The issue a previous run left unfinished, if any.
+    pub fn unfinished_issue(&self) -> Result<Option<IssueRecord>, StoreError> {
+        self.issue_where("state = 'sending' ORDER BY id LIMIT 1")
+    }
+
+    /// An issue by number.
+    pub fn issue(&self, id: i64) -> Result<Option<IssueRecord>, StoreError> {
+        self.issue_where(&format!("id = {id}"))
+    }
+
+    fn issue_where(&self, cond: &str) -> Result<Option<IssueRecord>, StoreError> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT id, created_at, subject, html, text, state FROM issues WHERE {cond}"
+                ),
+                [],
+                |r| {
+                    Ok(IssueRecord {
+                        id: r.get(0)?,
+                        created_at: time(r.get(1)?),
+                        subject: r.get(2)?,
+                        html: r.get(3)?,
+                        text: r.get(4)?,
+                        state: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Creates an issue in one transaction: the issue row, its posts marked as announced, and a
+    /// `pending` delivery per recipient not suppressed. `message_id(address)` names each message.
+    pub fn create_issue(
+        &mut self,
+        now: DateTime<Utc>,
+        (subject, html, text): (&str, &str, &str),
+        slugs: &[String],
+        recipients: &[NewRecipient],
+        message_id: impl Fn(i64, &str) -> String,
+    ) -> Result<IssueRecord, StoreError> {
+        let p = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
+        tx.execute(
+            "INSERT INTO issues (created_at, subject, html, text, posts, state) VALUES (?1, ?2, ?3, ?4, ?5, 'sending')",
+            params![now.to_rfc3339(), subject, html, text, slugs.join(" ")],
+        )
+        .map_err(|e| sql(&p, e))?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut mark = tx
+                .prepare("UPDATE posts SET announced = ?2 WHERE slug = ?1")
+                .map_err(|e| sql(&p, e))?;
+            for s in slugs {
+                mark.execute(params![s, format!("issue:{id}")])
+                    .map_err(|e| sql(&p, e))?;
+            }
+            let mut add = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO deliveries (issue_id, address, email, name, state, message_id)
+                     SELECT ?1, ?2, ?3, ?4, 'pending', ?5
+                     WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?2)",
+                )
+                .map_err(|e| sql(&p, e))?;
+            for r in recipients {
+                add.execute(params![
+                    id,
+                    r.address,
+                    r.email,
+                    r.name,
+                    message_id(id, &r.address)
+                ])
+                .map_err(|e| sql(&p, e))?;
+            }
+        }
+        tx.commit().map_err(|e| sql(&p, e))?;
+        Ok(self.issue(id)?.expect("issue inserted above"))
+    }
+
+    /// Puts deliveries a crashed run left `sending` back to `pending`.
+    pub fn requeue_in_flight(&self, issue: i64) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET state = 'pending' WHERE issue_id = ?1 AND state = 'sending'",
+                [issue],
+            )
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Takes up to `limit` pending deliveries of `issue` and marks them `sending`.
+    pub fn claim(&mut self, issue: i64, limit: usize) -> Result<Vec<DeliveryJob>, StoreError> {
+        let p = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
+        let jobs: Vec<DeliveryJob> = {
+            let mut st = tx
+                .prepare_cached(
+                    "SELECT address, email, name, message_id, attempts FROM deliveries
+                     WHERE issue_id = ?1 AND state = 'pending' LIMIT ?2",
+                )
+                .map_err(|e| sql(&p, e))?;
+            let rows: Vec<DeliveryJob> = st
+                .query_map(params![issue, limit as i64], |r| {
+                    Ok(DeliveryJob {
+                        address: r.get(0)?,
+                        email: r.get(1)?,
+                        name: r.get(2)?,
+                        message_id: r.get(3)?,
+                        attempts: r.get(4)?,
+                    })
+                })
+                .and_then(|r| r.collect())
+                .map_err(|e| sql(&p, e))?;
+            let mut mark = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET state = 'sending' WHERE issue_id = ?1 AND address = ?2",
+                )
+                .map_err(|e| sql(&p, e))?;
+            for j in &rows {
+                mark.execute(params![issue, j.address])
+                    .map_err(|e| sql(&p, e))?;
+            }
+            rows
+        };
+        tx.commit().map_err(|e| sql(&p, e))?;
+        Ok(jobs)
+    }
+
+    /// Records a batch of outcomes in one transaction (group commit).
+    pub fn record_outcomes(
+        &mut self,
+        issue: i64,
+        outcomes: &[(String, i64, Outcome)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let p = self.path.clone();
+        let now = now.to_rfc3339();
+        let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET state = ?3, attempts = ?4, last_reply = ?5, updated_at = ?6
+                     WHERE issue_id = ?1 AND address = ?2",
+                )
+                .map_err(|e| sql(&p, e))?;
+            for (address, attempts, outcome) in outcomes {
+                let (state, reply) = match outcome {
+                    Outcome::Sent { reply } => ("sent", reply),
+                    Outcome::Failed { reply } => ("failed", reply),
+                    Outcome::Deferred { reply } => ("pending", reply),
+                };
+                st.execute(params![issue, address, state, attempts, reply, now])
+                    .map_err(|e| sql(&p, e))?;
+            }
+        }
+        tx.commit().map_err(|e| sql(&p, e))
+    }
+
+    /// Marks the issue `done` when nothing is left to send; returns whether it is.
+    pub fn finish_issue(&self, issue: i64) -> Result<bool, StoreError> {
+        let open: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM deliveries WHERE issue_id = ?1 AND state IN ('pending', 'sending')",
+                [issue],
+                |r| r.get(0),
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        if open == 0 {
+            self.conn
+                .execute("UPDATE issues SET state = 'done' WHERE id = ?1", [issue])
+                .map_err(|e| sql(&self.path, e))?;
+        }
+        Ok(open == 0)
+    }
+
+    /// Adds an address to the suppression list (idempotent); returns true when it is new.
+    pub fn suppress(
+        &self,
+        address: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO suppressions (address, reason, at) VALUES (?1, ?2, ?3)",
+                params![address.trim().to_lowercase(), reason, now.to_rfc3339()],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        Ok(n == 1)
+    }
+
+    /// Every suppressed address with its reason and time.
+    pub fn suppressions(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.rows(
+            "SELECT address, reason, at FROM suppressions ORDER BY at",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    /// Every issue with its delivery counts, newest first.
+    pub fn issue_counts(&self) -> Result<Vec<IssueCounts>, StoreError> {
+        self.rows(
+            "SELECT i.id, i.created_at, i.subject, i.state,
+                    sum(d.state = 'sent'), sum(d.state = 'pending'), sum(d.state = 'sending'), sum(d.state = 'failed')
+             FROM issues i LEFT JOIN deliveries d ON d.issue_id = i.id
+             GROUP BY i.id ORDER BY i.id DESC",
+            [],
+            |r| {
+                Ok(IssueCounts {
+                    id: r.get(0)?,
+                    created_at: r.get(1)?,
+                    subject: r.get(2)?,
+                    state: r.get(3)?,
+                    sent: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                    pending: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                    sending: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+                    failed: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+                })
+            },
+        )
+    }
+
+    /// Deliveries of an issue in one state: (email, attempts, last reply).
+    pub fn deliveries_in(
+        &self,
+        issue: i64,
+        state: &str,
+    ) -> Result<Vec<(String, i64, Option<String>)>, StoreError> {
+        self.rows(
+            "SELECT email, attempts, last_reply FROM deliveries WHERE issue_id = ?1 AND state = ?2 ORDER BY address",
+            params![issue, state],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    /// Every delivery to one address: (issue, state, attempts, last reply, updated).
+    pub fn deliveries_to(
+        &self,
+        address: &str,
+    ) -> Result<Vec<(i64, String, i64, Option<String>, Option<String>)>, StoreError> {
+        self.rows(
+            "SELECT issue_id, state, attempts, last_reply, updated_at FROM deliveries WHERE address = ?1 ORDER BY issue_id",
+            [address.trim().to_lowercase()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+    }
+
+    fn rows<T, P: rusqlite::Params>(
+        &self,
+        query: &str,
+        params: P,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut st = self.conn.prepare(query).map_err(|e| sql(&self.path, e))?;
+        let rows = st
+            .query_map(params, f)
+            .and_then(|r| r.collect())
+            .map_err(|e| sql(&self.path, e));
+        rows
+    }
+}
