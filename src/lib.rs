@@ -8,9 +8,12 @@
 pub mod cli;
 pub mod config;
 pub mod content;
+pub mod deliver;
 pub mod message;
 pub mod publish;
 pub mod render;
 pub mod schedule;
+pub mod server;
 pub mod store;
 pub mod subscribers;
+pub mod unsubscribe;

@@ -102,8 +102,9 @@ impl Template {
             envelope_from: from.email.to_string(),
             common: h.to_string(),
             boundary,
-            text: rendered.text.clone(),
-            html: rendered.html.clone(),
+            // MIME text is in canonical form: CRLF line breaks (RFC 2046 §4.1.1).
+            text: crlf(&rendered.text),
+            html: crlf(&rendered.html),
         })
     }
 
@@ -154,6 +155,10 @@ impl Template {
         }
         Ok(out.into_bytes())
     }
+}
+
+fn crlf(s: &str) -> String {
+    s.replace("\r\n", "\n").replace('\n', "\r\n")
 }
 
 /// Base64 in lines of 76 characters (RFC 2045 §6.8).

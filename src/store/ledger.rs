@@ -49,7 +49,7 @@ pub enum Outcome {
     Sent { reply: String },
     /// A permanent (5xx) refusal: never retried.
     Failed { reply: String },
-    /// Transient trouble that outlasted this run's retries: stays `pending` for the next run.
+    /// Transient trouble that outlasted this run's retries: `pending` again for the next run.
     Deferred { reply: String },
 }
 
@@ -229,7 +229,9 @@ impl Store {
                 let (state, reply) = match outcome {
                     Outcome::Sent { reply } => ("sent", reply),
                     Outcome::Failed { reply } => ("failed", reply),
-                    Outcome::Deferred { reply } => ("pending", reply),
+                    // Stays claimed for the rest of this run (so it is not taken again);
+                    // `requeue_in_flight` at the end of the run makes it `pending`.
+                    Outcome::Deferred { reply } => ("sending", reply),
                 };
                 st.execute(params![issue, address, state, attempts, reply, now])
                     .map_err(|e| sql(&p, e))?;

@@ -16,6 +16,8 @@ use crate::render::{self, Entry};
 use crate::store::Store;
 use crate::subscribers;
 
+mod ops;
+
 /// tayori — newsletter from a folder of posts: email, feeds, archive.
 #[derive(Debug, Parser)]
 #[command(name = "tayori", version, about)]
@@ -44,6 +46,7 @@ pub enum Command {
     },
     /// Publish what is due and send the pending issue now.
     Send {
+        /// Show what would be sent; change nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -52,20 +55,35 @@ pub enum Command {
     /// Only the HTTP server (feeds, archive, unsubscribe).
     Serve,
     /// Issues, deliveries, suppressed addresses, webhook queue.
-    Status,
+    Status {
+        /// Everything known about one subscriber (lists, consent record, deliveries).
+        #[arg(long, value_name = "ADDR")]
+        subscriber: Option<String>,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TAYORI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let root = cli.root.clone();
     let result = match cli.command {
         Command::Init { dir } => init(&dir),
         Command::Check => check(&root),
         Command::Build => build(&root),
         Command::Preview { file, out } => preview(&root, &file, &out),
-        Command::Send { .. } | Command::Run | Command::Serve | Command::Status => {
-            eprintln!("tayori: this command is not available in this version yet");
+        Command::Send { dry_run } => ops::send(&root, dry_run),
+        Command::Status { subscriber } => ops::status(&root, subscriber.as_deref()),
+        Command::Serve => ops::serve(&root),
+        Command::Run => {
+            eprintln!("tayori: `run` (the daemon) is not available in this version yet; use `send` and `serve`");
             Ok(ExitCode::from(2))
         }
     };
@@ -78,14 +96,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn print_problems(problems: &[Problem]) {
+pub(crate) fn print_problems(problems: &[Problem]) {
     let mut err = std::io::stderr().lock();
     for p in problems {
         let _ = writeln!(err, "{p}");
     }
 }
 
-fn load_config(root: &Path) -> Result<Config, ExitCode> {
+pub(crate) fn load_config(root: &Path) -> Result<Config, ExitCode> {
     config::load(root).map_err(|problems| {
         print_problems(&problems);
         ExitCode::FAILURE
@@ -248,6 +266,6 @@ fn init(dir: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-const INIT_CONFIG: &str = include_str!("../templates/init/tayori.yaml");
-const INIT_POST: &str = include_str!("../templates/init/welcome.md");
-const INIT_LIST: &str = include_str!("../templates/init/readers.csv");
+const INIT_CONFIG: &str = include_str!("../../templates/init/tayori.yaml");
+const INIT_POST: &str = include_str!("../../templates/init/welcome.md");
+const INIT_LIST: &str = include_str!("../../templates/init/readers.csv");

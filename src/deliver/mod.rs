@@ -1,0 +1,237 @@
+//! Delivery: the pending issue → every subscriber's inbox, each exactly once.
+//!
+//! One issue is made per run from the posts published since the last one (rendered once and
+//! kept in the store), then `smtp.concurrency` workers — each with one long-lived SMTP
+//! connection, or writing `.eml` files to `outbox/` when no SMTP server is configured — take
+//! deliveries claimed in batches from the ledger. A delivery is marked `sent` only after the
+//! server's 250 for its DATA; outcomes are committed in groups by one ledger thread, so
+//! bookkeeping never holds up the senders. After a crash, `send` resumes the unfinished issue
+//! and repeats at most the messages that were in flight.
+
+mod ledger;
+pub mod smtp;
+mod worker;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::message::{sender_domain, Template};
+use crate::publish;
+use crate::render::{self, email::Rendered};
+use crate::store::{IssueRecord, NewRecipient, Store, StoreError};
+use crate::subscribers;
+use crate::unsubscribe::Key;
+
+/// How one attempt failed, and so whether it is worth another.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// 4xx, timeout, dropped connection: retry with backoff.
+    #[error("{0}")]
+    Transient(String),
+    /// 5xx for this recipient: never retry.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Why a whole run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Build(#[from] publish::BuildError),
+    #[error(transparent)]
+    Render(#[from] render::email::RenderError),
+    #[error(transparent)]
+    Message(#[from] crate::message::MessageError),
+    #[error("{0}")]
+    Config(String),
+    #[error("unsubscribe key: {0}")]
+    Key(std::io::Error),
+}
+
+/// Retry timing for transient failures.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts per delivery in one run before it is left `pending` for the next run.
+    pub attempts: u32,
+    /// First backoff; doubles each time, with up to 50% random jitter.
+    pub base: Duration,
+    pub max: Duration,
+    /// Limit on one message's whole SMTP exchange (lettre's timeout covers only connect).
+    pub timeout: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 5,
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Retry {
+    /// The wait before attempt `n + 1` (n ≥ 1).
+    pub fn backoff(&self, n: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1 << n.saturating_sub(1).min(16))
+            .min(self.max);
+        exp + exp.mul_f64(fastrand::f64() * 0.5)
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The issue sent or resumed.
+    pub issue: Option<i64>,
+    pub subject: String,
+    pub sent: u64,
+    pub failed: u64,
+    /// Left pending after transient failures (the next run retries them).
+    pub deferred: u64,
+    /// Where messages went: `outbox/` or the SMTP server.
+    pub destination: String,
+    /// The run was stopped (SIGINT/SIGTERM) before the issue was done.
+    pub interrupted: bool,
+}
+
+/// Makes the pending issue, if any posts wait for one: rendered once and stored with its
+/// deliveries (the audience minus suppressed addresses) in one transaction.
+pub fn make_issue(
+    root: &Path,
+    config: &Config,
+    store: &mut Store,
+    entries: &[render::Entry],
+) -> Result<Option<IssueRecord>, DeliverError> {
+    let pending = store.pending_posts()?;
+    let posts: Vec<&render::Entry> = entries
+        .iter()
+        .filter(|e| pending.contains(&e.post.slug))
+        .collect();
+    if posts.is_empty() {
+        return Ok(None);
+    }
+    let rendered = render::email::render(config, &posts, &render::load_css(root))?;
+    let (subs, _) = subscribers::load(&root.join("subscribers"));
+    // A post limited to some lists narrows the audience only if every post in the issue is.
+    let lists: Vec<String> = if posts.iter().any(|e| e.post.lists.is_empty()) {
+        Vec::new()
+    } else {
+        posts.iter().flat_map(|e| e.post.lists.clone()).collect()
+    };
+    let recipients: Vec<NewRecipient> = subscribers::audience(&subs, &lists)
+        .into_iter()
+        .map(|s| NewRecipient {
+            address: s.key(),
+            email: s.email.clone(),
+            name: s.name.clone(),
+        })
+        .collect();
+    let domain = sender_domain(config);
+    let slugs: Vec<String> = posts.iter().map(|e| e.post.slug.clone()).collect();
+    let issue = store.create_issue(
+        Utc::now(),
+        (&rendered.subject, &rendered.html, &rendered.text),
+        &slugs,
+        &recipients,
+        |id, _| {
+            format!(
+                "<{id}.{:016x}{:08x}@{domain}>",
+                fastrand::u64(..),
+                fastrand::u32(..)
+            )
+        },
+    )?;
+    Ok(Some(issue))
+}
+
+/// `tayori send`: publishes what is due, then sends (or resumes) one issue.
+pub async fn send(
+    root: &Path,
+    config: &Config,
+    mut store: Store,
+    retry: Retry,
+    progress: bool,
+    stop: CancellationToken,
+) -> Result<Summary, DeliverError> {
+    let report = publish::build(root, config, &store, Utc::now())?;
+    for p in &report.problems {
+        tracing::warn!(file = %p.path.display(), "{p}; skipped");
+    }
+    let issue = match store.unfinished_issue()? {
+        Some(i) => Some(i),
+        None => make_issue(root, config, &mut store, &report.entries)?,
+    };
+    let Some(issue) = issue else {
+        return Ok(Summary::default());
+    };
+    deliver_issue(root, config, store, &issue, retry, progress, stop).await
+}
+
+/// Sends every delivery of `issue` still pending.
+pub async fn deliver_issue(
+    root: &Path,
+    config: &Config,
+    store: Store,
+    issue: &IssueRecord,
+    retry: Retry,
+    progress: bool,
+    stop: CancellationToken,
+) -> Result<Summary, DeliverError> {
+    let key = Key::load(root, true)
+        .map_err(DeliverError::Key)?
+        .expect("created when absent");
+    let rendered = Rendered {
+        subject: issue.subject.clone(),
+        preheader: String::new(),
+        html: issue.html.clone(),
+        text: issue.text.clone(),
+    };
+    let template = Arc::new(Template::new(config, &rendered, SystemTime::now())?);
+    let transport = match &config.smtp {
+        Some(s) => worker::Transport::Smtp(
+            smtp::Target::parse(&s.url, &sender_domain(config)).map_err(DeliverError::Config)?,
+        ),
+        None => worker::Transport::Outbox(root.join("outbox")),
+    };
+    let destination = match &transport {
+        worker::Transport::Smtp(t) => format!("{}:{}", t.host, t.port),
+        worker::Transport::Outbox(p) => publish::display(p).display().to_string(),
+    };
+    let concurrency = config.smtp.as_ref().map_or(1, |s| s.concurrency.max(1)) as usize;
+    let rate = config.smtp.as_ref().map_or(0, |s| s.max_per_second);
+    store.requeue_in_flight(issue.id)?;
+    let run = worker::Run {
+        issue: issue.id,
+        template,
+        key,
+        public_base: config.public_base(),
+        transport,
+        retry,
+        concurrency,
+        rate,
+        progress,
+    };
+    let (store, counts) = run.execute(store, stop.clone()).await?;
+    store.requeue_in_flight(issue.id)?;
+    let done = store.finish_issue(issue.id)?;
+    Ok(Summary {
+        issue: Some(issue.id),
+        subject: issue.subject.clone(),
+        sent: counts.sent,
+        failed: counts.failed,
+        deferred: counts.deferred,
+        destination,
+        interrupted: !done && stop.is_cancelled(),
+    })
+}

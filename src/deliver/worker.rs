@@ -1,0 +1,249 @@
+//! A run: a dispatcher claiming batches from the ledger, `concurrency` workers each holding one
+//! connection, a shared rate limit, per-message timeouts and retries with backoff.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use super::ledger::{self, Counts, Msg};
+use super::smtp::{Connection, Target};
+use super::{DeliverError, Retry, SendError};
+use crate::message::{Recipient, Template};
+use crate::store::{DeliveryJob, Outcome, Store};
+use crate::unsubscribe::Key;
+
+/// Where messages go.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    Smtp(Target),
+    /// The embedded default: one `.eml` file per message in this folder.
+    Outbox(PathBuf),
+}
+
+/// Everything a run needs.
+pub struct Run {
+    pub issue: i64,
+    pub template: Arc<Template>,
+    pub key: Key,
+    pub public_base: String,
+    pub transport: Transport,
+    pub retry: Retry,
+    pub concurrency: usize,
+    /// Messages per second over all workers; 0 = unlimited.
+    pub rate: u32,
+    pub progress: bool,
+}
+
+/// Deliveries claimed from the ledger at a time, per worker.
+const CLAIM_PER_WORKER: usize = 64;
+
+impl Run {
+    /// Sends every pending delivery of the issue; returns the store and this run's counts.
+    pub async fn execute(
+        self,
+        store: Store,
+        stop: CancellationToken,
+    ) -> Result<(Store, Counts), DeliverError> {
+        let total = store.deliveries_in(self.issue, "pending")?.len() as u64;
+        let progress = (self.progress && total > 0).then(|| {
+            let pb = indicatif::ProgressBar::new(total);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            pb
+        });
+        let (ledger_tx, ledger_rx) = mpsc::channel::<Msg>();
+        let issue = self.issue;
+        let pb = progress.clone();
+        let ledger = std::thread::spawn(move || ledger::run(store, issue, ledger_rx, pb));
+
+        let this = Arc::new(self);
+        let (job_tx, job_rx) =
+            tokio::sync::mpsc::channel::<DeliveryJob>(this.concurrency * CLAIM_PER_WORKER);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let limiter =
+            NonZeroU32::new(this.rate).map(|r| Arc::new(RateLimiter::direct(Quota::per_second(r))));
+
+        let mut workers = Vec::new();
+        for _ in 0..this.concurrency {
+            let (this, rx, tx, limiter, stop) = (
+                this.clone(),
+                job_rx.clone(),
+                ledger_tx.clone(),
+                limiter.clone(),
+                stop.clone(),
+            );
+            workers.push(tokio::spawn(async move {
+                this.worker(rx, tx, limiter, stop).await
+            }));
+        }
+
+        // Dispatcher: claim a batch, queue it, until nothing is pending or we are told to stop.
+        let mut claim_error = None;
+        while !stop.is_cancelled() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if ledger_tx
+                .send(Msg::Claim(this.concurrency * CLAIM_PER_WORKER, tx))
+                .is_err()
+            {
+                break;
+            }
+            let jobs = match rx.await {
+                Ok(Ok(jobs)) => jobs,
+                Ok(Err(e)) => {
+                    claim_error = Some(e);
+                    break;
+                }
+                Err(_) => break,
+            };
+            if jobs.is_empty() {
+                break;
+            }
+            for job in jobs {
+                tokio::select! {
+                    r = job_tx.send(job) => if r.is_err() { break },
+                    _ = stop.cancelled() => break,
+                }
+            }
+        }
+        drop(job_tx);
+        for w in workers {
+            let _ = w.await;
+        }
+        drop(ledger_tx);
+        let result = ledger
+            .join()
+            .map_err(|_| DeliverError::Config("ledger thread panicked".into()))?;
+        if let Some(pb) = progress {
+            pb.finish_and_clear();
+        }
+        if let Some(e) = claim_error {
+            return Err(DeliverError::Config(format!("claiming deliveries: {e}")));
+        }
+        Ok(result?)
+    }
+
+    async fn worker(
+        &self,
+        jobs: Arc<Mutex<tokio::sync::mpsc::Receiver<DeliveryJob>>>,
+        ledger: mpsc::Sender<Msg>,
+        limiter: Option<Arc<DefaultDirectRateLimiter>>,
+        stop: CancellationToken,
+    ) {
+        let mut conn: Option<Connection> = None;
+        loop {
+            // After a stop, jobs still queued stay `sending` and are requeued by the caller.
+            if stop.is_cancelled() {
+                break;
+            }
+            let Some(job) = jobs.lock().await.recv().await else {
+                break;
+            };
+            let unsubscribe = format!(
+                "{}/unsubscribe/{}",
+                self.public_base,
+                self.key.token(&job.address)
+            );
+            let message = self.template.render(&Recipient {
+                email: &job.email,
+                name: &job.name,
+                unsubscribe_url: &unsubscribe,
+                message_id: job.message_id.clone(),
+            });
+            let mut attempts = job.attempts;
+            let outcome = match message {
+                Err(e) => Outcome::Failed {
+                    reply: e.to_string(),
+                },
+                Ok(bytes) => loop {
+                    attempts += 1;
+                    if let Some(l) = &limiter {
+                        l.until_ready().await;
+                    }
+                    match self.attempt(&mut conn, &job.email, &bytes).await {
+                        Ok(reply) => break Outcome::Sent { reply },
+                        Err(SendError::Permanent(reply)) => break Outcome::Failed { reply },
+                        Err(SendError::Transient(reply)) => {
+                            if let Some(c) = conn.take() {
+                                c.close().await;
+                            }
+                            let tries = (attempts - job.attempts) as u32;
+                            if tries >= self.retry.attempts || stop.is_cancelled() {
+                                break Outcome::Deferred { reply };
+                            }
+                            tracing::debug!(to = %job.email, %reply, "transient failure; retrying");
+                            tokio::select! {
+                                _ = tokio::time::sleep(self.retry.backoff(tries)) => {}
+                                _ = stop.cancelled() => break Outcome::Deferred { reply },
+                            }
+                        }
+                    }
+                },
+            };
+            if ledger
+                .send(Msg::Done(job.address.clone(), attempts, outcome))
+                .is_err()
+            {
+                break;
+            }
+        }
+        if let Some(c) = conn {
+            c.close().await;
+        }
+    }
+
+    /// One try: (re)connect if needed, then send within the timeout.
+    async fn attempt(
+        &self,
+        conn: &mut Option<Connection>,
+        to: &str,
+        bytes: &[u8],
+    ) -> Result<String, SendError> {
+        match &self.transport {
+            Transport::Outbox(dir) => {
+                let name = format!("{:05}-{}.eml", self.issue, file_safe(to));
+                crate::render::write_atomic(&dir.join(name), bytes)
+                    .map(|_| "written".to_string())
+                    .map_err(|e| SendError::Transient(format!("writing outbox: {e}")))
+            }
+            Transport::Smtp(target) => {
+                let t = self.retry.timeout;
+                let exchange = async {
+                    if conn.is_none() {
+                        *conn = Some(Connection::open(target, t).await?);
+                    }
+                    match conn.as_mut() {
+                        Some(c) => c.send(&self.template.envelope_from, to, bytes).await,
+                        None => Err(SendError::Transient("no connection".into())),
+                    }
+                };
+                tokio::time::timeout(t, exchange).await.unwrap_or_else(|_| {
+                    Err(SendError::Transient(format!(
+                        "no answer within {}s",
+                        t.as_secs()
+                    )))
+                })
+            }
+        }
+    }
+}
+
+/// An address as a file name: one file per recipient, so writing it again replaces it.
+fn file_safe(address: &str) -> String {
+    address
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "@._-+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,233 @@
+//! The HTTP server (axum): feeds and archive from `public/`, one-click unsubscribe, health.
+//!
+//! `GET /unsubscribe/<token>` only shows a page with a confirm button — link scanners fetch
+//! URLs, so a GET never unsubscribes. `POST /unsubscribe/<token>` is RFC 8058 one-click: the
+//! address is suppressed at once and the answer is 200. A token that does not verify gets 404
+//! and changes nothing. The server takes an already-bound listener (tests bind port 0) and
+//! stops when its cancellation token fires.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use maud::{html, DOCTYPE};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::unsubscribe::Key;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub root: PathBuf,
+    pub config: Arc<Config>,
+    pub key: Key,
+}
+
+/// The routes (DESIGN.md, "HTTP server").
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/feed.xml", get(rss))
+        .route("/atom.xml", get(atom))
+        .route("/", get(index))
+        .route("/posts/{file}", get(post_page))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe_page).post(unsubscribe_now),
+        )
+        .with_state(state)
+}
+
+/// Serves until `stop` fires; in-flight requests finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+async fn rss(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    file(
+        &s.root.join("public/feed.xml"),
+        "application/rss+xml; charset=utf-8",
+        &headers,
+    )
+    .await
+}
+
+async fn atom(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    file(
+        &s.root.join("public/atom.xml"),
+        "application/atom+xml; charset=utf-8",
+        &headers,
+    )
+    .await
+}
+
+async fn index(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    file(
+        &s.root.join("public/index.html"),
+        "text/html; charset=utf-8",
+        &headers,
+    )
+    .await
+}
+
+async fn post_page(
+    State(s): State<AppState>,
+    UrlPath(file_name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(slug) = file_name.strip_suffix(".html") else {
+        return not_found();
+    };
+    if slug.is_empty()
+        || !slug
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    {
+        return not_found();
+    }
+    file(
+        &s.root.join("public/posts").join(file_name.as_str()),
+        "text/html; charset=utf-8",
+        &headers,
+    )
+    .await
+}
+
+/// A generated file with `ETag` and `Last-Modified`, answering conditional requests with 304.
+async fn file(path: &Path, content_type: &'static str, req: &HeaderMap) -> Response {
+    let Ok(bytes) = tokio::fs::read(path).await else {
+        return not_found();
+    };
+    let digest = Sha256::digest(&bytes);
+    let etag = format!(
+        "\"{}\"",
+        digest[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let modified: Option<SystemTime> = tokio::fs::metadata(path)
+        .await
+        .ok()
+        .and_then(|m| m.modified().ok());
+    let last_modified = modified.map(httpdate::fmt_http_date);
+    let not_modified = match req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(inm) => inm.split(',').any(|t| t.trim() == etag || t.trim() == "*"),
+        None => match (
+            req.get(header::IF_MODIFIED_SINCE)
+                .and_then(|v| v.to_str().ok()),
+            modified,
+        ) {
+            (Some(ims), Some(m)) => httpdate::parse_http_date(ims)
+                .map(|since| m.duration_since(since).map_or(true, |d| d.as_secs() < 1))
+                .unwrap_or(false),
+            _ => false,
+        },
+    };
+    let mut resp = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = bytes.into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        r
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    if let Some(v) = last_modified.and_then(|l: String| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LAST_MODIFIED, v);
+    }
+    resp
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+fn page(config: &Config, title: &str, body: maud::Markup) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang=(config.site.language) {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (title) " | " (config.site.title) }
+                    style { (maud::PreEscaped(crate::render::DEFAULT_CSS)) }
+                }
+                body {
+                    table class="container" role="presentation" { tr { td class="content" {
+                        p class="site-title" { (config.site.title) }
+                        (body)
+                    } } }
+                }
+            }
+        }
+        .into_string(),
+    )
+}
+
+async fn unsubscribe_page(State(s): State<AppState>, UrlPath(token): UrlPath<String>) -> Response {
+    let Some(address) = s.key.verify(&token) else {
+        return not_found();
+    };
+    page(
+        &s.config,
+        "配信停止の確認",
+        html! {
+            h1 { "配信停止の確認" }
+            p { (address) " への配信を停止します。よろしければ下のボタンを押してください。" }
+            form method="post" action={ "/unsubscribe/" (token) } {
+                input type="hidden" name="List-Unsubscribe" value="One-Click";
+                button type="submit" { "配信を停止する" }
+            }
+        },
+    )
+    .into_response()
+}
+
+async fn unsubscribe_now(State(s): State<AppState>, UrlPath(token): UrlPath<String>) -> Response {
+    let Some(address) = s.key.verify(&token) else {
+        return not_found();
+    };
+    let root = s.root.clone();
+    let addr = address.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        Store::open(&root)
+            .and_then(|store| store.suppress(&addr, "unsubscribed (one-click)", chrono::Utc::now()))
+    })
+    .await;
+    match stored {
+        Ok(Ok(_)) => {
+            tracing::info!(%address, "unsubscribed");
+            page(
+                &s.config,
+                "配信を停止しました",
+                html! {
+                    h1 { "配信を停止しました" }
+                    p { (address) " への配信を停止しました。これまでご購読いただき、ありがとうございました。" }
+                },
+            )
+            .into_response()
+        }
+        other => {
+            tracing::error!(%address, "unsubscribe not stored: {other:?}");
+            (StatusCode::SERVICE_UNAVAILABLE, "please try again later\n").into_response()
+        }
+    }
+}

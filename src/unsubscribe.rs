@@ -1,0 +1,148 @@
+//! Per-subscriber unsubscribe tokens: `base64url(address).base64url(HMAC-SHA256(key, address))`
+//! (RFC 2104, truncated to 128 bits). The key comes from `TAYORI_SECRET`, else from
+//! `state/secret`, generated on first use with mode 0600.
+
+use std::path::Path;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Bytes of the MAC kept in a token.
+const MAC_BYTES: usize = 16;
+
+/// The key that signs and checks tokens.
+#[derive(Clone)]
+pub struct Key(Vec<u8>);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(…)")
+    }
+}
+
+impl Key {
+    /// A key from raw bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Key {
+        Key(bytes.into())
+    }
+
+    /// `TAYORI_SECRET`, else `state/secret` in `root`; `create` allows generating the file.
+    pub fn load(root: &Path, create: bool) -> std::io::Result<Option<Key>> {
+        if let Ok(s) = std::env::var("TAYORI_SECRET") {
+            if !s.is_empty() {
+                return Ok(Some(Key(s.into_bytes())));
+            }
+        }
+        Key::load_file(root, create)
+    }
+
+    /// The key in `state/secret`, generated (mode 0600) when absent and `create` is set.
+    fn load_file(root: &Path, create: bool) -> std::io::Result<Option<Key>> {
+        let path = root.join("state").join("secret");
+        match std::fs::read(&path) {
+            Ok(b) if !b.is_empty() => return Ok(Some(Key(b))),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if !create {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(root.join("state"))?;
+        let secret: String = (0..48).map(|_| fastrand::alphanumeric()).collect();
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        match opts.open(&path) {
+            Ok(mut f) => {
+                use std::io::Write;
+                f.write_all(secret.as_bytes())?;
+                f.sync_all()?;
+                Ok(Some(Key(secret.into_bytes())))
+            }
+            // Another process created it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Ok(Some(Key(std::fs::read(&path)?)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn mac(&self, address: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"tayori-unsubscribe:");
+        mac.update(address.as_bytes());
+        mac
+    }
+
+    /// The token for an address (compared lower-cased).
+    pub fn token(&self, address: &str) -> String {
+        let address = address.trim().to_lowercase();
+        let tag = self.mac(&address).finalize().into_bytes();
+        format!(
+            "{}.{}",
+            B64.encode(address.as_bytes()),
+            B64.encode(&tag[..MAC_BYTES])
+        )
+    }
+
+    /// The address a token was made for, when the token is genuine.
+    pub fn verify(&self, token: &str) -> Option<String> {
+        let (addr, tag) = token.split_once('.')?;
+        let address = String::from_utf8(B64.decode(addr).ok()?).ok()?;
+        let tag = B64.decode(tag).ok()?;
+        if tag.len() != MAC_BYTES {
+            return None;
+        }
+        self.mac(&address).verify_truncated_left(&tag).ok()?;
+        Some(address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_round_trips_case_insensitively() {
+        let k = Key::new(b"k".to_vec());
+        let t = k.token("Keiko.Suzuki@Example.JP");
+        assert_eq!(t, k.token("keiko.suzuki@example.jp"));
+        assert_eq!(k.verify(&t).as_deref(), Some("keiko.suzuki@example.jp"));
+    }
+
+    #[test]
+    fn rejects_forged_and_foreign_tokens() {
+        let k = Key::new(b"k".to_vec());
+        let t = k.token("a@example.jp");
+        let (_, tag) = t.split_once('.').unwrap();
+        let forged = format!("{}.{tag}", B64.encode("b@example.jp"));
+        assert_eq!(k.verify(&forged), None);
+        assert_eq!(Key::new(b"other".to_vec()).verify(&t), None);
+        assert_eq!(k.verify("garbage"), None);
+    }
+
+    #[test]
+    fn generates_a_private_secret_once() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Key::load_file(dir.path(), false).unwrap().is_none());
+        let a = Key::load_file(dir.path(), true).unwrap().unwrap();
+        let b = Key::load_file(dir.path(), false).unwrap().unwrap();
+        assert_eq!(a.token("x@y.jp"), b.token("x@y.jp"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("state/secret"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}
