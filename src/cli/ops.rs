@@ -167,11 +167,14 @@ pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode>
             if let Some((_, reason, at)) = store.suppressions()?.into_iter().find(|s| s.0 == key) {
                 println!("suppressed since {at}: {reason}");
             }
-            for (issue, state, attempts, reply, at) in store.deliveries_to(&key)? {
+            for d in store.deliveries_to(&key)? {
                 println!(
-                    "issue {issue}: {state} (attempts {attempts}) {} {}",
-                    at.unwrap_or_default(),
-                    reply.unwrap_or_default()
+                    "issue {}: {} (attempts {}) {} {}",
+                    d.issue,
+                    d.state,
+                    d.attempts,
+                    d.updated_at.unwrap_or_default(),
+                    d.last_reply.unwrap_or_default()
                 );
             }
         }

@@ -53,6 +53,16 @@ pub enum Outcome {
     Deferred { reply: String },
 }
 
+/// One delivery as `status --subscriber` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub issue: i64,
+    pub state: String,
+    pub attempts: i64,
+    pub last_reply: Option<String>,
+    pub updated_at: Option<String>,
+}
+
 /// Counts per state for one issue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IssueCounts {
@@ -320,15 +330,20 @@ impl Store {
         )
     }
 
-    /// Every delivery to one address: (issue, state, attempts, last reply, updated).
-    pub fn deliveries_to(
-        &self,
-        address: &str,
-    ) -> Result<Vec<(i64, String, i64, Option<String>, Option<String>)>, StoreError> {
+    /// Every delivery to one address, oldest issue first.
+    pub fn deliveries_to(&self, address: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.rows(
             "SELECT issue_id, state, attempts, last_reply, updated_at FROM deliveries WHERE address = ?1 ORDER BY issue_id",
             [address.trim().to_lowercase()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| {
+                Ok(DeliveryRecord {
+                    issue: r.get(0)?,
+                    state: r.get(1)?,
+                    attempts: r.get(2)?,
+                    last_reply: r.get(3)?,
+                    updated_at: r.get(4)?,
+                })
+            },
         )
     }
 

@@ -1,0 +1,206 @@
+//! `tayori send` against a real SMTP server (aiosmtpd) with faults injected at the server, and
+//! a SIGKILL half-way through an issue.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const SUBSCRIBERS: [&str; 5] = [
+    "hanako.sato@example.jp",
+    "yumi.tanaka@example.com",
+    "keiko.suzuki@example.jp",
+    "zeirishi.yamada@example.net",
+    "shoshi.ito@example.org",
+];
+
+#[test]
+fn sends_one_copy_per_address_across_lists_with_all_headers() {
+    let Some(py) = python() else { return };
+    let server = SmtpServer::start(&py, &[]);
+    let dir = newsletter_with_smtp(Some(server.port), 4);
+    add_post(dir.path());
+    let o = tayori(dir.path(), &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("5 sent, 0 failed"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    let per = server.per_recipient();
+    assert_eq!(per.keys().cloned().collect::<Vec<_>>(), {
+        let mut v: Vec<String> = SUBSCRIBERS.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    });
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+    let messages = server.received();
+    let mut ids = std::collections::HashSet::new();
+    for m in &messages {
+        let h = &m["headers"];
+        assert_eq!(
+            m["subject"],
+            "面会交流のルールを決めるときに考えておきたいこと"
+        );
+        assert!(h["List-Unsubscribe"]
+            .as_str()
+            .unwrap()
+            .starts_with("<http://127.0.0.1:8080/unsubscribe/"));
+        assert_eq!(h["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click");
+        assert_eq!(h["List-Id"], "<newsletter.example.jp>");
+        assert!(h["Message-ID"].as_str().unwrap().ends_with("@example.jp>"));
+        assert!(h["Date"].is_string());
+        assert_eq!(m["mail_from"], "news@example.jp");
+        assert!(
+            ids.insert(m["message_id"].as_str().unwrap().to_string()),
+            "Message-IDs are unique"
+        );
+        let text_part = m["text"].as_str().unwrap();
+        let html_part = m["html"].as_str().unwrap();
+        assert!(text_part.contains("【編集後記】") && html_part.contains("編集後記"));
+        assert!(!text_part.contains("%%TAYORI") && !html_part.contains("%%TAYORI"));
+    }
+    // The greeting carries each subscriber's own name.
+    let sato = messages
+        .iter()
+        .find(|m| m["rcpt"][0] == "hanako.sato@example.jp")
+        .unwrap();
+    assert!(sato["text"].as_str().unwrap().contains("佐藤 花子 様"));
+
+    // A second send has nothing to do: no message twice.
+    let again = tayori(dir.path(), &["send"]);
+    assert!(again.status.success());
+    assert!(text(&again.stdout).contains("nothing to send"));
+    assert_eq!(server.received().len(), 5);
+}
+
+#[test]
+fn retries_451_and_dropped_connections_until_delivered() {
+    let Some(py) = python() else { return };
+    let server = SmtpServer::start(
+        &py,
+        &[
+            "--fail-first-451",
+            "yumi.tanaka@example.com",
+            "--drop-first-data",
+            "shoshi.ito@example.org",
+        ],
+    );
+    let dir = newsletter_with_smtp(Some(server.port), 2);
+    add_post(dir.path());
+    let o = tayori(dir.path(), &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let per = server.per_recipient();
+    assert_eq!(per.len(), 5, "{per:?}");
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+    let status = text(
+        &tayori(
+            dir.path(),
+            &["status", "--subscriber", "yumi.tanaka@example.com"],
+        )
+        .stdout,
+    );
+    assert!(status.contains("issue 1: sent (attempts 2)"), "{status}");
+    let status = text(
+        &tayori(
+            dir.path(),
+            &["status", "--subscriber", "shoshi.ito@example.org"],
+        )
+        .stdout,
+    );
+    assert!(status.contains("issue 1: sent (attempts 2)"), "{status}");
+}
+
+#[test]
+fn marks_550_failed_with_the_reply_and_delivers_the_rest() {
+    let Some(py) = python() else { return };
+    let server = SmtpServer::start(&py, &["--reject-550", "zeirishi.yamada@example.net"]);
+    let dir = newsletter_with_smtp(Some(server.port), 2);
+    add_post(dir.path());
+    let o = tayori(dir.path(), &["send"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a permanent failure makes send exit 1"
+    );
+    assert!(
+        text(&o.stdout).contains("4 sent, 1 failed"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(server.per_recipient().len(), 4);
+    let status = text(&tayori(dir.path(), &["status"]).stdout);
+    assert!(
+        status.contains("failed zeirishi.yamada@example.net after 1 attempt(s)"),
+        "{status}"
+    );
+    assert!(status.contains("user unknown"), "{status}");
+    // Failed is final: the next send does not try again.
+    assert!(text(&tayori(dir.path(), &["send"]).stdout).contains("nothing to send"));
+}
+
+#[test]
+fn without_smtp_writes_one_eml_per_subscriber_to_outbox() {
+    let dir = newsletter_with_smtp(None, 1);
+    add_post(dir.path());
+    let o = tayori(dir.path(), &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(files.len(), 5);
+    let eml = std::fs::read_to_string(files[0].path()).unwrap();
+    assert!(eml.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+    assert!(eml.contains("Content-Transfer-Encoding: base64\r\n"));
+}
+
+#[test]
+fn sigkill_half_way_then_send_again_reaches_everyone_once_but_in_flight() {
+    let Some(py) = python() else { return };
+    const N: usize = 400;
+    const CONCURRENCY: usize = 2;
+    let server = SmtpServer::start(&py, &["--delay-ms", "5"]);
+    let dir = newsletter_with_smtp(Some(server.port), CONCURRENCY as u32);
+    many_subscribers(dir.path(), N);
+    add_post(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tayori"))
+        .arg("--root")
+        .arg(dir.path())
+        .arg("send")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the event "a quarter of the issue has arrived", then kill without warning.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.received().len() < N / 4 {
+        assert!(Instant::now() < deadline, "send made no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "send ended before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = server.received().len();
+    assert!(before < N + 5, "the kill came before the end");
+
+    let o = tayori(dir.path(), &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let per = server.per_recipient();
+    assert_eq!(per.len(), N + 5, "every subscriber reached");
+    let duplicates: usize = per.values().map(|n| n - 1).sum();
+    eprintln!("killed after {before} messages; duplicates after resume: {duplicates}");
+    // In flight at the kill, per worker: one message waiting for its 250, and one whose 250
+    // arrived while the group commit recording it was under way.
+    assert!(
+        duplicates <= 2 * CONCURRENCY,
+        "{duplicates} duplicates; at most the {} in flight",
+        2 * CONCURRENCY
+    );
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""A real SMTP server for tayori's tests: aiosmtpd (not our code) with faults injected.
+
+Usage: smtp_server.py OUT_DIR [--fail-first-451 ADDR]... [--reject-550 ADDR]...
+                              [--drop-first-data ADDR]... [--delay-ms N]
+
+Binds 127.0.0.1 on a free port and prints "PORT <n>" once ready. Every accepted message is
+appended to OUT_DIR/received.jsonl as {"rcpt": [...], "message_id": ..., "subject": ...,
+"headers": {...}, "text": ..., "html": ...}, flushed before the 250 reply is sent.
+"""
+import argparse
+import asyncio
+import email
+import email.policy
+import json
+import os
+import signal
+import socket
+import time
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+
+class Faults:
+    def __init__(self, args):
+        self.first_451 = {a.lower() for a in args.fail_first_451}
+        self.reject = {a.lower() for a in args.reject_550}
+        self.drop_first = {a.lower() for a in args.drop_first_data}
+        self.seen_451 = set()
+        self.dropped = set()
+        self.delay = args.delay_ms / 1000.0
+
+
+class Handler:
+    def __init__(self, out, faults):
+        self.out = out
+        self.faults = faults
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        a = address.lower()
+        if a in self.faults.reject:
+            return "550 5.1.1 <%s>: user unknown" % address
+        if a in self.faults.first_451 and a not in self.faults.seen_451:
+            self.faults.seen_451.add(a)
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        rcpts = [r.lower() for r in envelope.rcpt_tos]
+        for a in rcpts:
+            if a in self.faults.drop_first and a not in self.faults.dropped:
+                self.faults.dropped.add(a)
+                # Hang up after the body arrived, before any reply: the client cannot know.
+                server.transport.close()
+                return "421 closing"
+        if self.faults.delay:
+            await asyncio.sleep(self.faults.delay)
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        text = msg.get_body(preferencelist=("plain",))
+        html = msg.get_body(preferencelist=("html",))
+        record = {
+            "rcpt": envelope.rcpt_tos,
+            "mail_from": envelope.mail_from,
+            "message_id": msg.get("Message-ID"),
+            "subject": str(msg.get("Subject")),
+            "headers": {k: str(v) for k, v in msg.items()},
+            "text": text.get_content() if text else None,
+            "html": html.get_content() if html else None,
+            "at": time.time(),
+        }
+        with open(os.path.join(self.out, "received.jsonl"), "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return "250 2.0.0 OK queued"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("--fail-first-451", action="append", default=[])
+    p.add_argument("--reject-550", action="append", default=[])
+    p.add_argument("--drop-first-data", action="append", default=[])
+    p.add_argument("--delay-ms", type=int, default=0)
+    args = p.parse_args()
+    # Block the stop signals before the server thread starts, so sigwait below receives them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    handler = Handler(args.out, Faults(args))
+    controller = Controller(handler, hostname="127.0.0.1", port=port, decode_data=False,
+                            server_hostname="sink.test")
+    controller.start()
+    print("PORT %d" % port, flush=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()
