@@ -16,8 +16,10 @@ use crate::store::Store;
 use crate::subscribers;
 use crate::unsubscribe::Key;
 
+/// One thread drives every connection: the work is waiting on sockets, and keeping it on one
+/// thread saves the cross-thread wake-ups that otherwise cost more CPU than the sending.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
 }

@@ -211,6 +211,7 @@ pub async fn deliver_issue(
     let concurrency = config.smtp.as_ref().map_or(1, |s| s.concurrency.max(1)) as usize;
     let rate = config.smtp.as_ref().map_or(0, |s| s.max_per_second);
     store.requeue_in_flight(issue.id)?;
+    tracing::info!(issue = issue.id, subject = %issue.subject, to = %destination, "sending");
     let run = worker::Run {
         issue: issue.id,
         template,

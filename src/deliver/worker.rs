@@ -3,13 +3,13 @@
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::ledger::{self, Counts, Msg};
+use super::ledger::{Counts, Ledger};
 use super::smtp::{Connection, Target};
 use super::{DeliverError, Retry, SendError};
 use crate::message::{Recipient, Template};
@@ -57,10 +57,12 @@ impl Run {
             );
             pb
         });
-        let (ledger_tx, ledger_rx) = mpsc::channel::<Msg>();
-        let issue = self.issue;
-        let pb = progress.clone();
-        let ledger = std::thread::spawn(move || ledger::run(store, issue, ledger_rx, pb));
+        let ledger = Arc::new(Ledger::new(store, self.issue, progress.clone()));
+        let finished = Arc::new(Notify::new());
+        let committer = {
+            let (ledger, finished) = (ledger.clone(), finished.clone());
+            tokio::spawn(async move { ledger.committer(&finished).await })
+        };
 
         let this = Arc::new(self);
         let (job_tx, job_rx) =
@@ -68,46 +70,35 @@ impl Run {
         let job_rx = Arc::new(Mutex::new(job_rx));
         let limiter =
             NonZeroU32::new(this.rate).map(|r| Arc::new(RateLimiter::direct(Quota::per_second(r))));
-
         let mut workers = Vec::new();
         for _ in 0..this.concurrency {
-            let (this, rx, tx, limiter, stop) = (
+            let (this, rx, ledger, limiter, stop) = (
                 this.clone(),
                 job_rx.clone(),
-                ledger_tx.clone(),
+                ledger.clone(),
                 limiter.clone(),
                 stop.clone(),
             );
             workers.push(tokio::spawn(async move {
-                this.worker(rx, tx, limiter, stop).await
+                this.worker(rx, ledger, limiter, stop).await
             }));
         }
 
         // Dispatcher: claim a batch, queue it, until nothing is pending or we are told to stop.
-        let mut claim_error = None;
-        while !stop.is_cancelled() {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            if ledger_tx
-                .send(Msg::Claim(this.concurrency * CLAIM_PER_WORKER, tx))
-                .is_err()
-            {
-                break;
-            }
-            let jobs = match rx.await {
-                Ok(Ok(jobs)) => jobs,
-                Ok(Err(e)) => {
-                    claim_error = Some(e);
+        let mut failure = None;
+        'claims: while !stop.is_cancelled() {
+            let jobs = match ledger.claim(this.concurrency * CLAIM_PER_WORKER) {
+                Ok(jobs) if jobs.is_empty() => break,
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    failure = Some(DeliverError::from(e));
                     break;
                 }
-                Err(_) => break,
             };
-            if jobs.is_empty() {
-                break;
-            }
             for job in jobs {
                 tokio::select! {
-                    r = job_tx.send(job) => if r.is_err() { break },
-                    _ = stop.cancelled() => break,
+                    r = job_tx.send(job) => if r.is_err() { break 'claims },
+                    _ = stop.cancelled() => break 'claims,
                 }
             }
         }
@@ -115,23 +106,27 @@ impl Run {
         for w in workers {
             let _ = w.await;
         }
-        drop(ledger_tx);
-        let result = ledger
-            .join()
-            .map_err(|_| DeliverError::Config("ledger thread panicked".into()))?;
+        finished.notify_one();
+        let committed = committer
+            .await
+            .map_err(|e| DeliverError::Config(format!("ledger task: {e}")))?;
         if let Some(pb) = progress {
             pb.finish_and_clear();
         }
-        if let Some(e) = claim_error {
-            return Err(DeliverError::Config(format!("claiming deliveries: {e}")));
+        let ledger = Arc::try_unwrap(ledger)
+            .map_err(|_| DeliverError::Config("ledger still shared".into()))?;
+        let (store, counts) = ledger.finish();
+        committed?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((store, counts)),
         }
-        Ok(result?)
     }
 
     async fn worker(
         &self,
         jobs: Arc<Mutex<tokio::sync::mpsc::Receiver<DeliveryJob>>>,
-        ledger: mpsc::Sender<Msg>,
+        ledger: Arc<Ledger>,
         limiter: Option<Arc<DefaultDirectRateLimiter>>,
         stop: CancellationToken,
     ) {
@@ -160,12 +155,12 @@ impl Run {
                 Err(e) => Outcome::Failed {
                     reply: e.to_string(),
                 },
-                Ok(bytes) => loop {
+                Ok(message) => loop {
                     attempts += 1;
                     if let Some(l) = &limiter {
                         l.until_ready().await;
                     }
-                    match self.attempt(&mut conn, &job.email, &bytes).await {
+                    match self.attempt(&mut conn, &job.email, &message).await {
                         Ok(reply) => break Outcome::Sent { reply },
                         Err(SendError::Permanent(reply)) => break Outcome::Failed { reply },
                         Err(SendError::Transient(reply)) => {
@@ -185,12 +180,7 @@ impl Run {
                     }
                 },
             };
-            if ledger
-                .send(Msg::Done(job.address.clone(), attempts, outcome))
-                .is_err()
-            {
-                break;
-            }
+            ledger.report(job.address, attempts, outcome);
         }
         if let Some(c) = conn {
             c.close().await;
@@ -202,12 +192,12 @@ impl Run {
         &self,
         conn: &mut Option<Connection>,
         to: &str,
-        bytes: &[u8],
+        message: &str,
     ) -> Result<String, SendError> {
         match &self.transport {
             Transport::Outbox(dir) => {
                 let name = format!("{:05}-{}.eml", self.issue, file_safe(to));
-                crate::render::write_atomic(&dir.join(name), bytes)
+                crate::render::write_atomic(&dir.join(name), message.as_bytes())
                     .map(|_| "written".to_string())
                     .map_err(|e| SendError::Transient(format!("writing outbox: {e}")))
             }
@@ -218,7 +208,7 @@ impl Run {
                         *conn = Some(Connection::open(target, t).await?);
                     }
                     match conn.as_mut() {
-                        Some(c) => c.send(&self.template.envelope_from, to, bytes).await,
+                        Some(c) => c.send(&self.template.envelope_from, to, message).await,
                         None => Err(SendError::Transient("no connection".into())),
                     }
                 };

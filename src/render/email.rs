@@ -184,19 +184,25 @@ fn inline_css(html: &str, css: &str) -> Result<String, RenderError> {
     })
 }
 
-/// Fills the personal fields of a rendered part. `html` selects HTML escaping of the name.
-pub fn personalize(part: &str, name: &str, unsubscribe_url: &str, html: bool) -> String {
+/// The personal fields for one subscriber: the greeting line and the unsubscribe URL, escaped
+/// for HTML when `html` is set.
+pub fn personal_fields(name: &str, unsubscribe_url: &str, html: bool) -> (String, String) {
     let name = crate::content::one_line(name);
     let greeting = if name.is_empty() {
         "読者の皆さま".to_string()
     } else {
         format!("{name} 様")
     };
-    let (greeting, url) = if html {
+    if html {
         (escape(&greeting), escape(unsubscribe_url))
     } else {
         (greeting, unsubscribe_url.to_string())
-    };
+    }
+}
+
+/// Fills the personal fields of a rendered part. `html` selects HTML escaping.
+pub fn personalize(part: &str, name: &str, unsubscribe_url: &str, html: bool) -> String {
+    let (greeting, url) = personal_fields(name, unsubscribe_url, html);
     part.replace(GREETING, &greeting)
         .replace(UNSUBSCRIBE_URL, &url)
 }

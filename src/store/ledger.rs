@@ -180,41 +180,39 @@ impl Store {
             .map_err(|e| sql(&self.path, e))
     }
 
-    /// Takes up to `limit` pending deliveries of `issue` and marks them `sending`.
-    pub fn claim(&mut self, issue: i64, limit: usize) -> Result<Vec<DeliveryJob>, StoreError> {
+    /// Takes up to `limit` pending deliveries of `issue` with addresses after `after` (in
+    /// address order) and marks them `sending`, in one statement.
+    pub fn claim(
+        &mut self,
+        issue: i64,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
         let p = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
-        let jobs: Vec<DeliveryJob> = {
-            let mut st = tx
-                .prepare_cached(
-                    "SELECT address, email, name, message_id, attempts FROM deliveries
-                     WHERE issue_id = ?1 AND state = 'pending' LIMIT ?2",
-                )
-                .map_err(|e| sql(&p, e))?;
-            let rows: Vec<DeliveryJob> = st
-                .query_map(params![issue, limit as i64], |r| {
-                    Ok(DeliveryJob {
-                        address: r.get(0)?,
-                        email: r.get(1)?,
-                        name: r.get(2)?,
-                        message_id: r.get(3)?,
-                        attempts: r.get(4)?,
-                    })
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'sending'
+                 WHERE issue_id = ?1 AND state = 'pending' AND address IN (
+                     SELECT address FROM deliveries
+                     WHERE issue_id = ?1 AND address > ?2 AND state = 'pending'
+                     ORDER BY address LIMIT ?3)
+                 RETURNING address, email, name, message_id, attempts",
+            )
+            .map_err(|e| sql(&p, e))?;
+        let mut jobs: Vec<DeliveryJob> = st
+            .query_map(params![issue, after, limit as i64], |r| {
+                Ok(DeliveryJob {
+                    address: r.get(0)?,
+                    email: r.get(1)?,
+                    name: r.get(2)?,
+                    message_id: r.get(3)?,
+                    attempts: r.get(4)?,
                 })
-                .and_then(|r| r.collect())
-                .map_err(|e| sql(&p, e))?;
-            let mut mark = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET state = 'sending' WHERE issue_id = ?1 AND address = ?2",
-                )
-                .map_err(|e| sql(&p, e))?;
-            for j in &rows {
-                mark.execute(params![issue, j.address])
-                    .map_err(|e| sql(&p, e))?;
-            }
-            rows
-        };
-        tx.commit().map_err(|e| sql(&p, e))?;
+            })
+            .and_then(|r| r.collect())
+            .map_err(|e| sql(&p, e))?;
+        jobs.sort_by(|a, b| a.address.cmp(&b.address));
         Ok(jobs)
     }
 

@@ -56,7 +56,8 @@ const MIGRATIONS: &[&str] = &[
         updated_at TEXT,
         PRIMARY KEY (issue_id, address)
     ) WITHOUT ROWID;
-    CREATE INDEX deliveries_by_state ON deliveries(issue_id, state);
+    -- No index on state: claims walk the primary key in order, and every index would be one
+    -- more write per delivery on the hot path.
     CREATE INDEX deliveries_by_address ON deliveries(address);
     CREATE TABLE suppressions (
         address TEXT PRIMARY KEY,

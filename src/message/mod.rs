@@ -11,12 +11,14 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use base64::Engine;
 use lettre::message::header::{self, HeaderName, HeaderValue, Headers};
 use lettre::message::{Mailbox, Mailboxes};
 
 use crate::config::Config;
-use crate::render::email::{personalize, Rendered};
+use crate::render::email::Rendered;
+
+mod body;
+use body::EncodedPart;
 
 /// Why a message could not be built. Always permanent: the same input fails the same way.
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +54,8 @@ pub struct Template {
     pub envelope_from: String,
     common: String,
     boundary: String,
-    text: String,
-    html: String,
+    text: EncodedPart,
+    html: EncodedPart,
 }
 
 fn raw_header(headers: &mut Headers, name: &'static str, value: String) {
@@ -103,13 +105,14 @@ impl Template {
             common: h.to_string(),
             boundary,
             // MIME text is in canonical form: CRLF line breaks (RFC 2046 §4.1.1).
-            text: crlf(&rendered.text),
-            html: crlf(&rendered.html),
+            text: EncodedPart::new(&crlf(&rendered.text), false),
+            html: EncodedPart::new(&crlf(&rendered.html), true),
         })
     }
 
     /// The complete message for one recipient.
-    pub fn render(&self, to: &Recipient) -> Result<Vec<u8>, MessageError> {
+    /// The text is 7-bit ASCII with CRLF line ends.
+    pub fn render(&self, to: &Recipient) -> Result<String, MessageError> {
         let address = to
             .email
             .parse()
@@ -128,50 +131,33 @@ impl Template {
             "List-Unsubscribe",
             format!("<{}>", to.unsubscribe_url),
         );
-        let text = personalize(&self.text, to.name, to.unsubscribe_url, false);
-        let html = personalize(&self.html, to.name, to.unsubscribe_url, true);
-
         let mut out =
-            String::with_capacity(self.common.len() + (text.len() + html.len()) * 4 / 3 + 1024);
+            String::with_capacity(self.common.len() + self.text.len() + self.html.len() + 1024);
         out.push_str(&self.common);
-        let _ = write!(out, "{h}");
+        let personal = h.to_string();
+        // Only these header lines change per recipient; lettre folds with a leading space and
+        // base64 has no '.', so no line starts with a dot and SMTP needs nothing stuffed.
+        debug_assert!(!personal.contains("\r\n."));
+        out.push_str(&personal);
         let b = &self.boundary;
         let _ = write!(
             out,
             "Content-Type: multipart/alternative;\r\n boundary=\"{b}\"\r\n\r\n"
         );
-        for (ct, body) in [("text/plain", &text), ("text/html", &html)] {
+        for (ct, part) in [("text/plain", &self.text), ("text/html", &self.html)] {
             let _ = write!(
                 out,
                 "--{b}\r\nContent-Type: {ct}; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
             );
-            base64_lines(body.as_bytes(), &mut out);
+            part.write(to.name, to.unsubscribe_url, &mut out);
         }
         let _ = write!(out, "--{b}--\r\n");
-        // Folded headers start with a space and base64 has no '.', so this never triggers;
-        // it keeps the "no line starts with a dot" promise true whatever changes above.
-        if out.contains("\r\n.") {
-            out = out.replace("\r\n.", "\r\n..");
-        }
-        Ok(out.into_bytes())
+        Ok(out)
     }
 }
 
 fn crlf(s: &str) -> String {
     s.replace("\r\n", "\n").replace('\n', "\r\n")
-}
-
-/// Base64 in lines of 76 characters (RFC 2045 §6.8).
-fn base64_lines(data: &[u8], out: &mut String) {
-    let engine = base64::engine::general_purpose::STANDARD;
-    // 57 input bytes make exactly one 76-character line.
-    for chunk in data.chunks(57 * 64) {
-        let encoded = engine.encode(chunk);
-        for line in encoded.as_bytes().chunks(76) {
-            out.push_str(std::str::from_utf8(line).unwrap_or_default());
-            out.push_str("\r\n");
-        }
-    }
 }
 
 /// Builds one complete message (the `preview` command's `.eml`).
@@ -181,23 +167,7 @@ pub fn build(
     to: &Recipient,
     date: SystemTime,
 ) -> Result<Vec<u8>, MessageError> {
-    Template::new(config, rendered, date)?.render(to)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_lines_are_76_characters_and_decode_back() {
-        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-        let mut out = String::new();
-        base64_lines(&data, &mut out);
-        assert!(out.split("\r\n").all(|l| l.len() <= 76));
-        let joined: String = out.split("\r\n").collect();
-        let back = base64::engine::general_purpose::STANDARD
-            .decode(joined)
-            .unwrap();
-        assert_eq!(back, data);
-    }
+    Ok(Template::new(config, rendered, date)?
+        .render(to)?
+        .into_bytes())
 }
