@@ -2,7 +2,11 @@
 //! its stem. Columns/keys: `email`, `name`, optional `subscribed_at` and `source` (the consent
 //! record 特定電子メール法 requires the sender to keep). A bad row is reported as `file:line`
 //! and skipped; it never blocks the rest.
+//!
+//! Rows are streamed to a callback ([`each`]) with borrowed fields, so making an issue for
+//! 200,000 subscribers holds one file's text in memory, not a copy of every row.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -10,38 +14,36 @@ use serde_saphyr::Spanned;
 
 use crate::config::Problem;
 
-/// One subscriber row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscriber {
+/// One subscriber row, borrowed from its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscriber<'a> {
     /// As written in the file.
-    pub email: String,
-    pub name: String,
-    pub subscribed_at: Option<String>,
-    pub source: Option<String>,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub subscribed_at: Option<&'a str>,
+    pub source: Option<&'a str>,
     /// The list (file stem).
-    pub list: String,
-    /// Where the row is, for messages.
-    pub origin: PathBuf,
+    pub list: &'a str,
+    /// The file and line the row is on.
+    pub origin: &'a Path,
     pub line: u64,
 }
 
-impl Subscriber {
-    /// The address as compared: addresses are case-insensitive here.
-    pub fn key(&self) -> String {
-        self.email.trim().to_lowercase()
-    }
+/// The address as compared: addresses are case-insensitive here.
+pub fn key(email: &str) -> String {
+    email.trim().to_lowercase()
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Row {
-    email: String,
+struct CsvRow<'a> {
+    email: &'a str,
     #[serde(default)]
-    name: String,
+    name: &'a str,
     #[serde(default)]
-    subscribed_at: Option<String>,
+    subscribed_at: Option<&'a str>,
     #[serde(default)]
-    source: Option<String>,
+    source: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -61,77 +63,101 @@ pub fn valid_address(email: &str) -> bool {
     email.trim().parse::<lettre::Address>().is_ok()
 }
 
-/// Reads every list in `dir`; returns the valid rows and a problem per bad row or file.
-pub fn load(dir: &Path) -> (Vec<Subscriber>, Vec<Problem>) {
+/// The list files in `dir`, sorted: `*.csv`, `*.yaml`, `*.yml`, not hidden.
+fn list_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
-    files.sort();
-    let mut subs = Vec::new();
-    let mut problems = Vec::new();
-    for f in files {
+    files.retain(|f| {
+        let hidden = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_none_or(|n| n.starts_with('.'));
         let ext = f
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
-        let hidden = f
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        let list = f
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("")
-            .to_string();
-        let text = match ext.as_deref() {
-            Some("csv" | "yaml" | "yml") => match std::fs::read(&f) {
-                Ok(b) => match crate::content::decode(&b) {
-                    Ok(d) => d.text,
-                    Err(e) => {
-                        problems.push(Problem::new(&f, None, e.to_string()));
-                        continue;
-                    }
-                },
+        !hidden && matches!(ext.as_deref(), Some("csv" | "yaml" | "yml"))
+    });
+    files.sort();
+    files
+}
+
+/// Calls `f` for every valid row of every list in `dir`, in file order; returns a problem per
+/// bad row or unreadable file.
+pub fn each(dir: &Path, mut f: impl FnMut(Subscriber<'_>)) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for file in list_files(dir) {
+        let list = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let text = match std::fs::read(&file) {
+            Ok(b) => match crate::content::decode(&b) {
+                Ok(d) => d.text,
                 Err(e) => {
-                    problems.push(Problem::new(&f, None, format!("cannot read: {e}")));
+                    problems.push(Problem::new(&file, None, e.to_string()));
                     continue;
                 }
             },
-            _ => continue,
-        };
-        let rows = if ext.as_deref() == Some("csv") {
-            csv_rows(&text, &f, &mut problems)
-        } else {
-            yaml_rows(&text, &f, &mut problems)
-        };
-        for (line, row) in rows {
-            let email = row.email.trim().to_string();
-            if !valid_address(&email) {
-                problems.push(Problem::new(
-                    &f,
-                    Some(line),
-                    format!("`{email}` is not a valid email address; row skipped"),
-                ));
+            Err(e) => {
+                problems.push(Problem::new(&file, None, format!("cannot read: {e}")));
                 continue;
             }
-            subs.push(Subscriber {
-                email,
-                name: crate::content::one_line(&row.name),
-                subscribed_at: row.subscribed_at.filter(|s| !s.trim().is_empty()),
-                source: row.source.filter(|s| !s.trim().is_empty()),
-                list: list.clone(),
-                origin: f.clone(),
-                line,
-            });
-        }
+        };
+        let mut bad_rows = Vec::new();
+        let mut emit =
+            |line: u64, email: &str, name: &str, at: Option<&str>, source: Option<&str>| {
+                let email = email.trim();
+                if !valid_address(email) {
+                    bad_rows.push(Problem::new(
+                        &file,
+                        Some(line),
+                        format!("`{email}` is not a valid email address; row skipped"),
+                    ));
+                    return;
+                }
+                f(Subscriber {
+                    email,
+                    name: name.trim(),
+                    subscribed_at: nonempty(at),
+                    source: nonempty(source),
+                    list,
+                    origin: &file,
+                    line,
+                });
+            };
+        let file_problems = if file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            csv_rows(&text, &file, |line, r| {
+                emit(line, r.email, r.name, r.subscribed_at, r.source)
+            })
+        } else {
+            match yaml_rows(&text) {
+                Ok(rows) => {
+                    for r in &rows {
+                        let line = r.email.referenced.line();
+                        emit(
+                            line,
+                            &r.email.value,
+                            &r.name,
+                            r.subscribed_at.as_deref(),
+                            r.source.as_deref(),
+                        );
+                    }
+                    Vec::new()
+                }
+                Err(e) => vec![crate::config::yaml_problem(&e, &file)],
+            }
+        };
+        problems.extend(file_problems);
+        problems.extend(bad_rows);
+        problems.sort_by_key(|p| (p.path.clone(), p.line));
     }
-    (subs, problems)
+    problems
 }
 
-fn csv_rows(text: &str, path: &Path, problems: &mut Vec<Problem>) -> Vec<(u64, Row)> {
+fn csv_rows(text: &str, path: &Path, mut row: impl FnMut(u64, CsvRow<'_>)) -> Vec<Problem> {
+    let mut problems = Vec::new();
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
@@ -145,16 +171,17 @@ fn csv_rows(text: &str, path: &Path, problems: &mut Vec<Problem>) -> Vec<(u64, R
                 Some(1),
                 format!("cannot read the header row: {e}"),
             ));
-            return Vec::new();
+            return problems;
         }
     };
-    let mut rows = Vec::new();
-    for rec in reader.records() {
-        match rec {
-            Ok(rec) => {
-                let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                match rec.deserialize::<Row>(Some(&headers)) {
-                    Ok(row) => rows.push((line, row)),
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                match record.deserialize::<CsvRow>(Some(&headers)) {
+                    Ok(r) => row(line, r),
                     Err(e) => {
                         let msg = match e.kind() {
                             csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
@@ -171,43 +198,79 @@ fn csv_rows(text: &str, path: &Path, problems: &mut Vec<Problem>) -> Vec<(u64, R
             Err(e) => {
                 let line = e.position().map(|p| p.line());
                 problems.push(Problem::new(path, line, format!("{e}; row skipped")));
+                if !matches!(
+                    e.kind(),
+                    csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
+                ) {
+                    break;
+                }
             }
         }
     }
-    rows
+    problems
 }
 
-fn yaml_rows(text: &str, path: &Path, problems: &mut Vec<Problem>) -> Vec<(u64, Row)> {
+fn yaml_rows(text: &str) -> Result<Vec<YamlRow>, serde_saphyr::Error> {
     if text.trim().is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    match serde_saphyr::from_str::<Vec<YamlRow>>(text) {
-        Ok(rows) => rows
-            .into_iter()
-            .map(|r| {
-                (
-                    r.email.referenced.line(),
-                    Row {
-                        email: r.email.value,
-                        name: r.name,
-                        subscribed_at: r.subscribed_at,
-                        source: r.source,
-                    },
-                )
-            })
-            .collect(),
-        Err(e) => {
-            problems.push(crate::config::yaml_problem(&e, path));
-            Vec::new()
-        }
-    }
+    serde_saphyr::from_str::<Vec<YamlRow>>(text)
 }
 
-/// The audience: one copy per address (case-insensitive, first row wins), in file order.
-pub fn audience<'a>(subs: &'a [Subscriber], lists: &[String]) -> Vec<&'a Subscriber> {
-    let mut seen = std::collections::HashSet::new();
-    subs.iter()
-        .filter(|s| lists.is_empty() || lists.contains(&s.list))
-        .filter(|s| seen.insert(s.key()))
-        .collect()
+fn nonempty(s: Option<&str>) -> Option<&str> {
+    s.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Whether a row belongs to the audience of posts limited to `lists` (empty: every list).
+pub fn in_lists(s: &Subscriber<'_>, lists: &[String]) -> bool {
+    lists.is_empty() || lists.iter().any(|l| l == s.list)
+}
+
+/// The number of distinct addresses in `dir` (case-insensitive), and the problems.
+pub fn count(dir: &Path) -> (usize, Vec<Problem>) {
+    let mut seen = HashSet::new();
+    let problems = each(dir, |s| {
+        seen.insert(key(s.email));
+    });
+    (seen.len(), problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_csv_and_yaml_rows_with_lines_and_reports_bad_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.csv"),
+            "email,name,source\nA@Example.JP,甲,名刺\nbad,乙,\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            "- email: a@example.jp\n  name: 甲\n- email: c@example.jp\n",
+        )
+        .unwrap();
+        let mut rows = Vec::new();
+        let problems = each(dir.path(), |s| {
+            rows.push((
+                s.list.to_string(),
+                s.email.to_string(),
+                s.line,
+                s.source.map(str::to_string),
+            ))
+        });
+        assert_eq!(
+            rows,
+            [
+                ("a".into(), "A@Example.JP".into(), 2, Some("名刺".into())),
+                ("b".into(), "a@example.jp".into(), 1, None),
+                ("b".into(), "c@example.jp".into(), 3, None),
+            ]
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].line, Some(3));
+        assert_eq!(count(dir.path()).0, 2, "case variants are one address");
+    }
 }

@@ -116,15 +116,18 @@ fn dry(root: &Path, config: &crate::config::Config) -> anyhow::Result<ExitCode> 
             waiting.push(post.title.clone());
         }
     }
-    let (subs, _) = subscribers::load(&root.join("subscribers"));
-    let suppressed: Vec<String> = store.suppressions()?.into_iter().map(|s| s.0).collect();
-    let audience = subscribers::audience(&subs, &[])
-        .into_iter()
-        .filter(|s| !suppressed.contains(&s.key()))
-        .count();
+    let suppressed: std::collections::HashSet<String> =
+        store.suppressions()?.into_iter().map(|s| s.0).collect();
+    let mut audience = std::collections::HashSet::new();
+    subscribers::each(&root.join("subscribers"), |s| {
+        let key = subscribers::key(s.email);
+        if !suppressed.contains(&key) {
+            audience.insert(key);
+        }
+    });
+    let audience = audience.len();
     if let Some(issue) = store.unfinished_issue()? {
-        let left = store.deliveries_in(issue.id, "pending")?.len()
-            + store.deliveries_in(issue.id, "sending")?.len();
+        let left = store.count_in(issue.id, "pending")? + store.count_in(issue.id, "sending")?;
         println!(
             "dry run: issue {} 「{}」 would be resumed: {left} messages left",
             issue.id, issue.subject
@@ -146,24 +149,26 @@ fn dry(root: &Path, config: &crate::config::Config) -> anyhow::Result<ExitCode> 
 /// `status [--subscriber ADDR]`.
 pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode> {
     let store = Store::open_read_only(root)?;
-    let (subs, problems) = subscribers::load(&root.join("subscribers"));
     if let Some(addr) = subscriber {
-        let key = addr.trim().to_lowercase();
-        let rows: Vec<_> = subs.iter().filter(|s| s.key() == key).collect();
-        if rows.is_empty() {
+        let key = subscribers::key(addr);
+        let mut found = false;
+        subscribers::each(&root.join("subscribers"), |s| {
+            if subscribers::key(s.email) == key {
+                found = true;
+                println!(
+                    "{}  list {} ({}:{})  name {}  subscribed_at {}  source {}",
+                    s.email,
+                    s.list,
+                    publish::display(s.origin).display(),
+                    s.line,
+                    s.name,
+                    s.subscribed_at.unwrap_or("-"),
+                    s.source.unwrap_or("-")
+                );
+            }
+        });
+        if !found {
             println!("{addr}: not in any list");
-        }
-        for s in rows {
-            println!(
-                "{}  list {} ({}:{})  name {}  subscribed_at {}  source {}",
-                s.email,
-                s.list,
-                publish::display(&s.origin).display(),
-                s.line,
-                s.name,
-                s.subscribed_at.as_deref().unwrap_or("-"),
-                s.source.as_deref().unwrap_or("-")
-            );
         }
         if let Some(store) = &store {
             if let Some((_, reason, at)) = store.suppressions()?.into_iter().find(|s| s.0 == key) {
@@ -182,6 +187,7 @@ pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode>
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let problems = subscribers::each(&root.join("subscribers"), |_| {});
     let Some(store) = store else {
         println!(
             "no state store yet: nothing has been published (run `tayori build` or `tayori send`)"

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::message::{sender_domain, Template};
 use crate::publish;
 use crate::render::{self, email::Rendered};
-use crate::store::{IssueRecord, NewRecipient, Store, StoreError};
+use crate::store::{IssueRecord, Store, StoreError};
 use crate::subscribers;
 use crate::unsubscribe::Key;
 
@@ -122,28 +122,29 @@ pub fn make_issue(
         return Ok(None);
     }
     let rendered = render::email::render(config, &posts, &render::load_css(root))?;
-    let (subs, _) = subscribers::load(&root.join("subscribers"));
     // A post limited to some lists narrows the audience only if every post in the issue is.
     let lists: Vec<String> = if posts.iter().any(|e| e.post.lists.is_empty()) {
         Vec::new()
     } else {
         posts.iter().flat_map(|e| e.post.lists.clone()).collect()
     };
-    let recipients: Vec<NewRecipient> = subscribers::audience(&subs, &lists)
-        .into_iter()
-        .map(|s| NewRecipient {
-            address: s.key(),
-            email: s.email.clone(),
-            name: s.name.clone(),
-        })
-        .collect();
     let domain = sender_domain(config);
     let slugs: Vec<String> = posts.iter().map(|e| e.post.slug.clone()).collect();
+    let dir = root.join("subscribers");
     let issue = store.create_issue(
         Utc::now(),
         (&rendered.subject, &rendered.html, &rendered.text),
         &slugs,
-        &recipients,
+        |add| {
+            let problems = subscribers::each(&dir, |s| {
+                if subscribers::in_lists(&s, &lists) {
+                    add(&subscribers::key(s.email), s.email, s.name);
+                }
+            });
+            for p in problems {
+                tracing::warn!(file = %p.path.display(), "{p}");
+            }
+        },
         |id, _| {
             format!(
                 "<{id}.{:016x}{:08x}@{domain}>",

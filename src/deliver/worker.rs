@@ -48,7 +48,7 @@ impl Run {
         store: Store,
         stop: CancellationToken,
     ) -> Result<(Store, Counts), DeliverError> {
-        let total = store.deliveries_in(self.issue, "pending")?.len() as u64;
+        let total = store.count_in(self.issue, "pending")?;
         let progress = (self.progress && total > 0).then(|| {
             let pb = indicatif::ProgressBar::new(total);
             pb.set_style(

@@ -22,16 +22,6 @@ pub struct IssueRecord {
     pub state: String,
 }
 
-/// One recipient of a new issue.
-#[derive(Debug, Clone)]
-pub struct NewRecipient {
-    /// Lower-cased address: the key.
-    pub address: String,
-    /// As written in the list.
-    pub email: String,
-    pub name: String,
-}
-
 /// A delivery handed to a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryJob {
@@ -123,13 +113,15 @@ impl Store {
     }
 
     /// Creates an issue in one transaction: the issue row, its posts marked as announced, and a
-    /// `pending` delivery per recipient not suppressed. `message_id(address)` names each message.
+    /// `pending` delivery per recipient not suppressed. `recipients` is called once with a
+    /// function taking `(lower-cased address, email as written, name)`; an address given twice
+    /// keeps its first row. `message_id(issue, address)` names each message.
     pub fn create_issue(
         &mut self,
         now: DateTime<Utc>,
         (subject, html, text): (&str, &str, &str),
         slugs: &[String],
-        recipients: &[NewRecipient],
+        recipients: impl FnOnce(&mut dyn FnMut(&str, &str, &str)),
         message_id: impl Fn(i64, &str) -> String,
     ) -> Result<IssueRecord, StoreError> {
         let p = self.path.clone();
@@ -155,15 +147,18 @@ impl Store {
                      WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?2)",
                 )
                 .map_err(|e| sql(&p, e))?;
-            for r in recipients {
-                add.execute(params![
-                    id,
-                    r.address,
-                    r.email,
-                    r.name,
-                    message_id(id, &r.address)
-                ])
-                .map_err(|e| sql(&p, e))?;
+            let mut failed = None;
+            recipients(&mut |address, email, name| {
+                if failed.is_none() {
+                    if let Err(e) =
+                        add.execute(params![id, address, email, name, message_id(id, address)])
+                    {
+                        failed = Some(e);
+                    }
+                }
+            });
+            if let Some(e) = failed {
+                return Err(sql(&p, e));
             }
         }
         tx.commit().map_err(|e| sql(&p, e))?;
@@ -313,6 +308,18 @@ impl Store {
                 })
             },
         )
+    }
+
+    /// How many deliveries of an issue are in one state.
+    pub fn count_in(&self, issue: i64, state: &str) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM deliveries WHERE issue_id = ?1 AND state = ?2",
+                params![issue, state],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| sql(&self.path, e))
     }
 
     /// Deliveries of an issue in one state: (email, attempts, last reply).
