@@ -117,6 +117,21 @@ pub struct Smtp {
     /// Messages per second over all connections; 0 = unlimited.
     #[serde(default)]
     pub max_per_second: u32,
+    /// Sign messages with DKIM (RFC 6376).
+    #[serde(default)]
+    pub dkim: Option<Dkim>,
+}
+
+/// `smtp.dkim:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dkim {
+    /// `d=`: the signing domain.
+    pub domain: String,
+    /// `s=`: the selector; the public key is published at `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// PEM RSA private key (PKCS #1 or #8), relative to the newsletter folder.
+    pub private_key_file: String,
 }
 
 /// `webhook:`

@@ -204,3 +204,82 @@ fn sigkill_half_way_then_send_again_reaches_everyone_once_but_in_flight() {
         2 * CONCURRENCY
     );
 }
+
+#[test]
+fn dkim_signatures_verify_with_dkimpy() {
+    let Some(py) = python() else { return };
+    let server = SmtpServer::start(&py, &[]);
+    let dir = newsletter_with_smtp(Some(server.port), 2);
+    let key = dir.path().join("dkim.pem");
+    let ok = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key)
+        .status()
+        .expect("openssl runs");
+    assert!(ok.success());
+    let der = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    use base64::Engine;
+    let public = base64::engine::general_purpose::STANDARD.encode(&der.stdout);
+    let cfg = dir.path().join("tayori.yaml");
+    let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    text_cfg.push_str(
+        "  dkim:\n    domain: example.jp\n    selector: news\n    private_key_file: dkim.pem\n",
+    );
+    std::fs::write(&cfg, text_cfg).unwrap();
+    add_post(dir.path());
+    let o = tayori(dir.path(), &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let raw: Vec<_> = std::fs::read_dir(server.dir.path().join("raw"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(raw.len(), 5);
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/dkim_verify.py");
+    let v = Command::new(&py)
+        .arg(&script)
+        .arg(&public)
+        .args(&raw)
+        .output()
+        .unwrap();
+    let report = text(&v.stdout);
+    assert!(v.status.success(), "{}", text(&v.stderr));
+    assert_eq!(
+        report.lines().filter(|l| l.contains(" ok ")).count(),
+        5,
+        "{report}"
+    );
+    for header in [
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "list-id",
+        "message-id",
+        "from",
+        "to",
+        "subject",
+        "date",
+    ] {
+        assert!(
+            report.lines().all(|l| l
+                .split(' ')
+                .nth(2)
+                .unwrap_or("")
+                .split(':')
+                .any(|h| h == header)),
+            "{header} not signed: {report}"
+        );
+    }
+}

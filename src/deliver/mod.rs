@@ -198,7 +198,12 @@ pub async fn deliver_issue(
         html: issue.html.clone(),
         text: issue.text.clone(),
     };
-    let template = Arc::new(Template::new(config, &rendered, SystemTime::now())?);
+    let mut template = Template::new(config, &rendered, SystemTime::now())?;
+    if let Some(d) = config.smtp.as_ref().and_then(|s| s.dkim.as_ref()) {
+        template = template
+            .with_dkim(crate::message::dkim::Signer::load(root, d).map_err(DeliverError::Config)?);
+    }
+    let template = Arc::new(template);
     let transport = match &config.smtp {
         Some(s) => worker::Transport::Smtp(
             smtp::Target::parse(&s.url, &sender_domain(config)).map_err(DeliverError::Config)?,

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::render::email::Rendered;
 
 mod body;
+pub mod dkim;
 use body::EncodedPart;
 
 /// Why a message could not be built. Always permanent: the same input fails the same way.
@@ -25,6 +26,8 @@ use body::EncodedPart;
 pub enum MessageError {
     #[error("invalid address `{0}`: {1}")]
     Address(String, String),
+    #[error("DKIM: {0}")]
+    Dkim(String),
 }
 
 /// Who a message goes to, with the personal fields.
@@ -56,6 +59,7 @@ pub struct Template {
     boundary: String,
     text: EncodedPart,
     html: EncodedPart,
+    dkim: Option<std::sync::Arc<dkim::Signer>>,
 }
 
 fn raw_header(headers: &mut Headers, name: &'static str, value: String) {
@@ -105,9 +109,16 @@ impl Template {
             common: h.to_string(),
             boundary,
             // MIME text is in canonical form: CRLF line breaks (RFC 2046 §4.1.1).
+            dkim: None,
             text: EncodedPart::new(&crlf(&rendered.text), false),
             html: EncodedPart::new(&crlf(&rendered.html), true),
         })
+    }
+
+    /// Signs every message with DKIM from now on.
+    pub fn with_dkim(mut self, signer: dkim::Signer) -> Template {
+        self.dkim = Some(std::sync::Arc::new(signer));
+        self
     }
 
     /// The complete message for one recipient.
@@ -152,6 +163,15 @@ impl Template {
             part.write(to.name, to.unsubscribe_url, &mut out);
         }
         let _ = write!(out, "--{b}--\r\n");
+        if let Some(signer) = &self.dkim {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let signature = signer
+                .sign(out.as_bytes(), now)
+                .map_err(MessageError::Dkim)?;
+            out.insert_str(0, &signature);
+        }
         Ok(out)
     }
 }

@@ -70,6 +70,10 @@ class Handler:
             "html": html.get_content() if html else None,
             "at": time.time(),
         }
+        raw_dir = os.path.join(self.out, "raw")
+        os.makedirs(raw_dir, exist_ok=True)
+        with open(os.path.join(raw_dir, "%d.eml" % len(os.listdir(raw_dir))), "wb") as f:
+            f.write(envelope.original_content or envelope.content)
         with open(os.path.join(self.out, "received.jsonl"), "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
