@@ -8,6 +8,8 @@
 pub mod cli;
 pub mod config;
 pub mod content;
+pub mod crosspost;
+pub mod daemon;
 pub mod deliver;
 pub mod message;
 pub mod publish;
@@ -17,3 +19,4 @@ pub mod server;
 pub mod store;
 pub mod subscribers;
 pub mod unsubscribe;
+pub mod watch;

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::config::{Config, Problem};
-use crate::content::{self, IngestOptions, Post};
+use crate::content::{self, IngestOptions, Kind, Post};
+use crate::crosspost;
 use crate::render::{self, Entry};
 use crate::store::{Change, Store, StoreError};
 
@@ -76,6 +77,8 @@ pub struct Report {
     pub new: Vec<String>,
     /// Slugs whose content changed.
     pub updated: Vec<String>,
+    /// Slugs whose file is gone.
+    pub deleted: Vec<String>,
     /// Posts waiting for their date.
     pub scheduled: Vec<(String, DateTime<FixedOffset>)>,
     pub problems: Vec<Problem>,
@@ -88,11 +91,29 @@ pub fn build(
     store: &Store,
     now: DateTime<Utc>,
 ) -> Result<Report, BuildError> {
-    let scan = scan(root, &IngestOptions::from_config(config));
+    publish(
+        root,
+        config,
+        store,
+        scan(root, &IngestOptions::from_config(config)),
+        now,
+    )
+}
+
+/// Records the due posts of `scan` in the store, notices deletions, queues the webhook events
+/// (never for the back catalogue) and rewrites `public/`.
+pub fn publish(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    scan: Scan,
+    now: DateTime<Utc>,
+) -> Result<Report, BuildError> {
     let mut report = Report {
         problems: scan.problems,
         ..Report::default()
     };
+    let present: Vec<String> = scan.posts.iter().map(|p| p.slug.clone()).collect();
     for post in scan.posts {
         if post.draft {
             continue;
@@ -103,16 +124,52 @@ pub fn build(
             continue;
         }
         let (record, change) = store.record_post(&post, published, now)?;
-        match change {
-            Change::New => report.new.push(post.slug.clone()),
-            Change::Updated => report.updated.push(post.slug.clone()),
-            Change::Unchanged => {}
-        }
-        report.entries.push(Entry {
+        let entry = Entry {
             published: record.published_at,
             updated: record.updated_at,
             post,
-        });
+        };
+        let back_catalogue = record.announced == "back_catalogue";
+        match change {
+            Change::New if !back_catalogue => {
+                let file = display(&entry.post.source);
+                tracing::info!(slug = %entry.post.slug, file = %file.display(), "published");
+                crosspost::queue(config, store, crosspost::Event::Published, &entry, now)?;
+                report.new.push(entry.post.slug.clone());
+            }
+            Change::New => report.new.push(entry.post.slug.clone()),
+            Change::Updated => {
+                tracing::info!(slug = %entry.post.slug, "updated");
+                crosspost::queue(config, store, crosspost::Event::Updated, &entry, now)?;
+                report.updated.push(entry.post.slug.clone());
+            }
+            Change::Unchanged => {}
+        }
+        report.entries.push(entry);
+    }
+    // A post is deleted when its file is gone and no other file carries its slug; a file that
+    // is still there but invalid is not a deletion (the attorney is probably mid-edit).
+    for (slug, path) in store.live_posts()? {
+        if present.contains(&slug) || Path::new(&path).exists() {
+            continue;
+        }
+        if let Some(r) = store.post(&slug)? {
+            if store.mark_deleted(&slug, now)? {
+                tracing::info!(%slug, file = %path, "deleted");
+                let kind = if r.kind == "note" {
+                    Kind::Note
+                } else {
+                    Kind::Article
+                };
+                let entry = Entry {
+                    post: Post::tombstone(&slug, kind, &r.title, &r.hash, Path::new(&path)),
+                    published: r.published_at,
+                    updated: now.fixed_offset(),
+                };
+                crosspost::queue(config, store, crosspost::Event::Deleted, &entry, now)?;
+                report.deleted.push(slug);
+            }
+        }
     }
     write_public(root, config, &report.entries)?;
     Ok(report)

@@ -82,10 +82,7 @@ pub fn main() -> ExitCode {
         Command::Send { dry_run } => ops::send(&root, dry_run),
         Command::Status { subscriber } => ops::status(&root, subscriber.as_deref()),
         Command::Serve => ops::serve(&root),
-        Command::Run => {
-            eprintln!("tayori: `run` (the daemon) is not available in this version yet; use `send` and `serve`");
-            Ok(ExitCode::from(2))
-        }
+        Command::Run => ops::run(&root),
     };
     match result {
         Ok(code) => code,

@@ -255,3 +255,19 @@ pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// `run`: the daemon, until SIGINT/SIGTERM.
+pub fn run(root: &Path) -> anyhow::Result<ExitCode> {
+    let config = match load_config(root) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
+        let stop = CancellationToken::new();
+        stop_on_signals(stop.clone());
+        crate::daemon::run(root.to_path_buf(), config, listener, stop).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

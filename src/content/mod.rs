@@ -101,6 +101,27 @@ pub struct Post {
 }
 
 impl Post {
+    /// What is left of a deleted post: enough to announce its deletion.
+    pub fn tombstone(slug: &str, kind: Kind, title: &str, hash: &str, source: &Path) -> Post {
+        Post {
+            source: source.to_path_buf(),
+            slug: slug.to_string(),
+            kind,
+            title: title.to_string(),
+            date: None,
+            tags: Vec::new(),
+            summary: None,
+            lists: Vec::new(),
+            draft: false,
+            lead: Body::default(),
+            toc: Vec::new(),
+            sections: Vec::new(),
+            editors_note: None,
+            hash: hash.to_string(),
+            encoding: "UTF-8",
+        }
+    }
+
     /// A summary for previews and feeds: front matter `summary`, else the start of the text.
     pub fn summary_or_excerpt(&self, chars: usize) -> String {
         if let Some(s) = &self.summary {

@@ -10,9 +10,11 @@ use chrono::{DateTime, FixedOffset};
 use rusqlite::{Connection, OpenFlags};
 
 mod ledger;
+mod outbox;
 mod posts;
 
 pub use ledger::*;
+pub use outbox::*;
 pub use posts::{Change, PostRecord};
 
 /// The store's file name inside `state/`.
@@ -63,6 +65,28 @@ const MIGRATIONS: &[&str] = &[
         address TEXT PRIMARY KEY,
         reason TEXT NOT NULL,
         at TEXT NOT NULL
+    );",
+    // 3: the webhook outbox (one row per event, the same id on every retry), every attempt,
+    // and small facts the daemon keeps (the last schedule tick).
+    "CREATE TABLE webhook_events (
+        id TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        slug TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,
+        last_status TEXT
+    );
+    CREATE TABLE webhook_attempts (
+        event_id TEXT NOT NULL REFERENCES webhook_events(id),
+        at TEXT NOT NULL,
+        status TEXT NOT NULL
+    );
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     );",
 ];
 

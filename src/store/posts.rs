@@ -10,6 +10,8 @@ use super::{sql, time, Store, StoreError};
 pub struct PostRecord {
     pub slug: String,
     pub path: String,
+    pub kind: String,
+    pub title: String,
     pub hash: String,
     pub first_seen: DateTime<FixedOffset>,
     pub published_at: DateTime<FixedOffset>,
@@ -31,7 +33,7 @@ impl Store {
     pub fn post(&self, slug: &str) -> Result<Option<PostRecord>, StoreError> {
         self.conn
             .query_row(
-                "SELECT slug, path, hash, first_seen, published_at, updated_at, announced, deleted
+                "SELECT slug, path, hash, first_seen, published_at, updated_at, announced, deleted, kind, title
                  FROM posts WHERE slug = ?1",
                 [slug],
                 |r| {
@@ -44,6 +46,8 @@ impl Store {
                         updated_at: time(r.get::<_, String>(5)?),
                         announced: r.get(6)?,
                         deleted: r.get(7)?,
+                        kind: r.get(8)?,
+                        title: r.get(9)?,
                     })
                 },
             )

@@ -1,0 +1,214 @@
+//! Cross-posting: each published, edited or deleted post becomes a webhook event, persisted in
+//! the store's outbox and POSTed to `webhook.url` signed per the Standard Webhooks spec
+//! (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of
+//! "id.timestamp.body">`, secret `whsec_<base64>`).
+//!
+//! The id is derived from the post id, event and revision, so a retry — even after a restart —
+//! carries the same id and receivers can drop duplicates. 2xx is success; 410 Gone stops
+//! retrying; anything else (or a timeout) is retried with exponential backoff for three days.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::render::{feed::content_html, Entry};
+use crate::store::{Store, StoreError};
+
+/// How long an event is retried before it is given up.
+pub const GIVE_UP_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(3);
+/// First retry delay; doubles per attempt up to [`MAX_BACKOFF`]. `TAYORI_WEBHOOK_FIRST_RETRY_MS`
+/// overrides it (tests, or an impatient operator).
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+/// Longest wait between attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// `post.published`, `post.updated` or `post.deleted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Published,
+    Updated,
+    Deleted,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Published => "post.published",
+            Event::Updated => "post.updated",
+            Event::Deleted => "post.deleted",
+        }
+    }
+}
+
+/// The `webhook-id` of an event: `msg_` and 24 hex digits of SHA-256(post id, event, revision).
+pub fn event_id(post_id: &str, event: Event, revision: &str) -> String {
+    let h = Sha256::digest(format!("{post_id}\n{}\n{revision}", event.as_str()));
+    format!(
+        "msg_{}",
+        h[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// Queues an event for a post (no-op without `webhook:` in the config).
+pub fn queue(
+    config: &Config,
+    store: &Store,
+    event: Event,
+    entry: &Entry,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if config.webhook.is_none() {
+        return Ok(());
+    }
+    let p = &entry.post;
+    let url = config.post_url(&p.slug);
+    let text: String = [&p.lead]
+        .into_iter()
+        .chain(p.sections.iter().map(|s| &s.body))
+        .map(|b| b.text.trim())
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let deleted = event == Event::Deleted;
+    let body = serde_json::json!({
+        "type": event.as_str(),
+        "timestamp": now.to_rfc3339(),
+        "data": {
+            "id": url,
+            "slug": p.slug,
+            "kind": p.kind.as_str(),
+            "title": p.title,
+            "url": url,
+            "html": if deleted { String::new() } else { content_html(config, entry) },
+            "text": if deleted { String::new() } else { text },
+            "summary": p.summary_or_excerpt(120),
+            "tags": p.tags,
+            "published_at": entry.published.to_rfc3339(),
+            "updated_at": entry.updated.to_rfc3339(),
+            "language": config.site.language,
+            "revision": p.hash,
+            "editors_note_html": if deleted { None } else { p.editors_note.as_ref().map(|n| n.html.clone()) },
+        }
+    });
+    let id = event_id(&url, event, &p.hash);
+    if store.queue_webhook(&id, event.as_str(), &p.slug, &body.to_string(), now)? {
+        tracing::info!(%id, event = event.as_str(), slug = %p.slug, "webhook queued");
+    }
+    Ok(())
+}
+
+/// The secret's key bytes: `TAYORI_WEBHOOK_SECRET` or `webhook.secret`, `whsec_` + base64.
+pub fn secret(config: &Config) -> Option<Vec<u8>> {
+    let s = std::env::var("TAYORI_WEBHOOK_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| config.webhook.as_ref().and_then(|w| w.secret.clone()))?;
+    B64.decode(s.strip_prefix("whsec_").unwrap_or(&s)).ok()
+}
+
+/// `v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>`.
+pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body.as_bytes());
+    format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
+}
+
+/// The wait after `attempts` failed attempts.
+pub fn backoff(attempts: i64) -> Duration {
+    let first = std::env::var("TAYORI_WEBHOOK_FIRST_RETRY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(FIRST_BACKOFF, Duration::from_millis);
+    let exp = first
+        .saturating_mul(1 << attempts.clamp(0, 16) as u32)
+        .min(MAX_BACKOFF);
+    exp + exp.mul_f64(fastrand::f64() * 0.2)
+}
+
+/// Delivers every due event once; returns how many were attempted.
+pub async fn deliver_due(
+    config: &Config,
+    store: &mut Store,
+    http: &reqwest::Client,
+) -> Result<usize, StoreError> {
+    let Some(hook) = &config.webhook else {
+        return Ok(0);
+    };
+    let key = secret(config).unwrap_or_default();
+    let due = store.due_webhooks(Utc::now())?;
+    for ev in &due {
+        let ts = Utc::now().timestamp();
+        let result = http
+            .post(&hook.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &ev.id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature(&key, &ev.id, ts, &ev.body))
+            .body(ev.body.clone())
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        let now = Utc::now();
+        let (status, state, next) = match result {
+            Ok(r) if r.status().is_success() => (r.status().as_u16().to_string(), "delivered", now),
+            Ok(r) if r.status() == reqwest::StatusCode::GONE => ("410".to_string(), "gone", now),
+            Ok(r) => retry(ev, r.status().as_u16().to_string(), now),
+            Err(e) => retry(ev, format!("error: {e}"), now),
+        };
+        tracing::info!(id = %ev.id, event = %ev.event, slug = %ev.slug, attempt = ev.attempts + 1, %status, state, "webhook attempt");
+        store.record_webhook_attempt(&ev.id, &status, state, next, now)?;
+    }
+    Ok(due.len())
+}
+
+fn retry(
+    ev: &crate::store::WebhookEvent,
+    status: String,
+    now: DateTime<Utc>,
+) -> (String, &'static str, DateTime<Utc>) {
+    if now.signed_duration_since(ev.created_at) > GIVE_UP_AFTER {
+        return (status, "failed", now);
+    }
+    let wait =
+        chrono::TimeDelta::from_std(backoff(ev.attempts)).unwrap_or(chrono::TimeDelta::hours(1));
+    (status, "pending", now + wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_per_post_event_and_revision() {
+        let a = event_id("https://e.jp/posts/a.html", Event::Published, "r1");
+        assert_eq!(
+            a,
+            event_id("https://e.jp/posts/a.html", Event::Published, "r1")
+        );
+        assert_ne!(
+            a,
+            event_id("https://e.jp/posts/a.html", Event::Updated, "r1")
+        );
+        assert_ne!(
+            a,
+            event_id("https://e.jp/posts/a.html", Event::Published, "r2")
+        );
+        assert!(a.starts_with("msg_") && a.len() == 28);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0) >= FIRST_BACKOFF && backoff(0) < FIRST_BACKOFF * 2);
+        assert!(backoff(3) >= FIRST_BACKOFF * 8);
+        assert!(backoff(30) <= MAX_BACKOFF.mul_f64(1.2));
+    }
+}

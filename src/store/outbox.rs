@@ -1,0 +1,180 @@
+//! The webhook outbox: events waiting to be delivered, their attempts, and daemon facts.
+
+use chrono::{DateTime, FixedOffset, Utc};
+use rusqlite::{params, OptionalExtension};
+
+use super::{sql, time, Store, StoreError};
+
+/// An event to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvent {
+    /// `webhook-id`: the same on every retry.
+    pub id: String,
+    pub event: String,
+    pub slug: String,
+    /// The JSON body, fixed when the event was queued.
+    pub body: String,
+    pub created_at: DateTime<FixedOffset>,
+    pub attempts: i64,
+    /// `pending`, `delivered`, `gone` (410) or `failed` (gave up).
+    pub state: String,
+    pub last_status: Option<String>,
+}
+
+impl Store {
+    /// Queues an event; an event with the same id is queued once.
+    pub fn queue_webhook(
+        &self,
+        id: &str,
+        event: &str,
+        slug: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO webhook_events (id, event, slug, body, created_at, next_attempt_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'pending')",
+                params![id, event, slug, body, now.to_rfc3339()],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        Ok(n == 1)
+    }
+
+    fn events(
+        &self,
+        cond: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT id, event, slug, body, created_at, attempts, state, last_status FROM webhook_events WHERE {cond}"
+            ))
+            .map_err(|e| sql(&self.path, e))?;
+        let rows = st
+            .query_map(p, |r| {
+                Ok(WebhookEvent {
+                    id: r.get(0)?,
+                    event: r.get(1)?,
+                    slug: r.get(2)?,
+                    body: r.get(3)?,
+                    created_at: time(r.get(4)?),
+                    attempts: r.get(5)?,
+                    state: r.get(6)?,
+                    last_status: r.get(7)?,
+                })
+            })
+            .and_then(|r| r.collect())
+            .map_err(|e| sql(&self.path, e));
+        rows
+    }
+
+    /// Pending events due at `now`, oldest first.
+    pub fn due_webhooks(&self, now: DateTime<Utc>) -> Result<Vec<WebhookEvent>, StoreError> {
+        self.events(
+            "state = 'pending' AND next_attempt_at <= ?1 ORDER BY created_at",
+            [now.to_rfc3339()],
+        )
+    }
+
+    /// When the next pending event is due.
+    pub fn next_webhook_due(&self) -> Result<Option<DateTime<FixedOffset>>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT min(next_attempt_at) FROM webhook_events WHERE state = 'pending'",
+                [],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(|v| v.flatten().map(time))
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Every event, newest first (for `status`).
+    pub fn webhook_events(&self) -> Result<Vec<WebhookEvent>, StoreError> {
+        self.events("1 ORDER BY created_at DESC", [])
+    }
+
+    /// Every attempt of an event: (time, status).
+    pub fn webhook_attempts(&self, id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT at, status FROM webhook_attempts WHERE event_id = ?1 ORDER BY rowid")
+            .map_err(|e| sql(&self.path, e))?;
+        let rows = st
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|r| r.collect())
+            .map_err(|e| sql(&self.path, e));
+        rows
+    }
+
+    /// Records an attempt and the event's new state (`pending` with the next time, or final).
+    pub fn record_webhook_attempt(
+        &mut self,
+        id: &str,
+        status: &str,
+        state: &str,
+        next: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let p = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
+        tx.execute(
+            "INSERT INTO webhook_attempts (event_id, at, status) VALUES (?1, ?2, ?3)",
+            params![id, now.to_rfc3339(), status],
+        )
+        .map_err(|e| sql(&p, e))?;
+        tx.execute(
+            "UPDATE webhook_events SET attempts = attempts + 1, last_status = ?2, state = ?3, next_attempt_at = ?4 WHERE id = ?1",
+            params![id, status, state, next.to_rfc3339()],
+        )
+        .map_err(|e| sql(&p, e))?;
+        tx.commit().map_err(|e| sql(&p, e))
+    }
+
+    /// A daemon fact.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Sets a daemon fact.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Marks a post deleted; returns its record when it was published and not yet deleted.
+    pub fn mark_deleted(&self, slug: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE posts SET deleted = 1, updated_at = ?2 WHERE slug = ?1 AND deleted = 0",
+                params![slug, now.to_rfc3339()],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        Ok(n == 1)
+    }
+
+    /// Published posts not deleted: (slug, path).
+    pub fn live_posts(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT slug, path FROM posts WHERE deleted = 0 ORDER BY slug")
+            .map_err(|e| sql(&self.path, e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|r| r.collect())
+            .map_err(|e| sql(&self.path, e));
+        rows
+    }
+}

@@ -1,0 +1,165 @@
+//! Watching `posts/` (notify: inotify on Linux) and deciding when a file is ready to ingest.
+//!
+//! A file is ready when nobody is writing it — inotify tells us when a writer closes it
+//! (`IN_CLOSE_WRITE`) — and it has been quiet for [`QUIET`]. So a file saved atomically
+//! (temp + rename) is taken at once, one copied in over minutes when the copy closes it, and one
+//! edited in place after the editor's last write. A writer that never closes (or a missed close)
+//! is given up on after [`STUCK`] of silence.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+/// How long a file must be quiet before it is read.
+pub const QUIET: Duration = Duration::from_millis(250);
+/// After this long without events, a file still "being written" is read anyway.
+pub const STUCK: Duration = Duration::from_secs(30);
+
+/// Starts watching `dir` recursively; events arrive on the returned channel.
+pub fn watch(
+    dir: &Path,
+) -> notify::Result<(RecommendedWatcher, mpsc::UnboundedReceiver<notify::Event>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(ev) => {
+                let _ = tx.send(ev);
+            }
+            Err(e) => tracing::warn!("watching posts/: {e}"),
+        })?;
+    watcher.watch(dir, RecursiveMode::Recursive)?;
+    Ok((watcher, rx))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FileState {
+    writing: bool,
+    touched: Instant,
+}
+
+/// What the watcher has seen of each file.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    files: HashMap<PathBuf, FileState>,
+}
+
+impl Tracker {
+    /// Takes in one event; returns whether it concerned a post file (or a folder).
+    pub fn observe(&mut self, ev: &notify::Event) -> bool {
+        let now = Instant::now();
+        let mut relevant = false;
+        let renamed_to = matches!(ev.kind, EventKind::Modify(ModifyKind::Name(_)));
+        for (i, path) in ev.paths.iter().enumerate() {
+            let is_post = crate::content::is_post_file(path);
+            relevant |= is_post || path.extension().is_none();
+            if !is_post {
+                continue;
+            }
+            let writing = match ev.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => false,
+                // A rename moves a finished file in (the last path is the destination).
+                EventKind::Modify(ModifyKind::Name(_)) if renamed_to && i + 1 == ev.paths.len() => {
+                    false
+                }
+                EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
+                    true
+                }
+                EventKind::Remove(_) => {
+                    self.files.remove(path);
+                    continue;
+                }
+                _ => self.files.get(path).is_some_and(|f| f.writing),
+            };
+            self.files.insert(
+                path.clone(),
+                FileState {
+                    writing,
+                    touched: now,
+                },
+            );
+        }
+        relevant
+    }
+
+    /// Whether `path` can be read now.
+    pub fn ready(&self, path: &Path) -> bool {
+        match self.files.get(path) {
+            None => true,
+            Some(f) => {
+                let quiet = f.touched.elapsed();
+                (!f.writing && quiet >= QUIET) || quiet >= STUCK
+            }
+        }
+    }
+
+    /// When the next not-yet-ready file may become ready.
+    pub fn next_check(&self) -> Option<Instant> {
+        self.files
+            .values()
+            .filter_map(|f| {
+                let at = f.touched + if f.writing { STUCK } else { QUIET };
+                (at > Instant::now()).then_some(at)
+            })
+            .min()
+    }
+
+    /// Forgets files that are ready (keeps the map small).
+    pub fn prune(&mut self) {
+        self.files
+            .retain(|_, f| f.touched.elapsed() < if f.writing { STUCK } else { QUIET });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, RenameMode};
+
+    fn ev(kind: EventKind, paths: &[&str]) -> notify::Event {
+        notify::Event {
+            kind,
+            paths: paths.iter().map(PathBuf::from).collect(),
+            attrs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_file_being_written_is_not_ready_until_closed_and_quiet() {
+        let mut t = Tracker::default();
+        let p = Path::new("/n/posts/a.md");
+        assert!(t.observe(&ev(EventKind::Create(CreateKind::File), &["/n/posts/a.md"])));
+        t.observe(&ev(
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            &["/n/posts/a.md"],
+        ));
+        assert!(!t.ready(p));
+        t.observe(&ev(
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            &["/n/posts/a.md"],
+        ));
+        assert!(!t.ready(p), "closed, but not yet quiet");
+        assert!(t.next_check().is_some());
+        std::thread::sleep(QUIET + Duration::from_millis(20));
+        assert!(t.ready(p));
+    }
+
+    #[test]
+    fn ignores_editor_temp_files_and_takes_renamed_files() {
+        let mut t = Tracker::default();
+        assert!(!t.observe(&ev(
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            &["/n/posts/.a.md.swp"]
+        )));
+        t.observe(&ev(
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+            &["/n/posts/.tmp123", "/n/posts/b.md"],
+        ));
+        assert!(!t.ready(Path::new("/n/posts/b.md")), "quiet period first");
+        std::thread::sleep(QUIET + Duration::from_millis(20));
+        assert!(t.ready(Path::new("/n/posts/b.md")));
+    }
+}
