@@ -199,6 +199,7 @@ impl Daemon {
                 scan.posts.extend(self.cache.get(&path).cloned());
                 continue;
             }
+            self.tracker.taken(&path);
             match content::ingest(&path, &dir, &opts) {
                 Ok(post) => {
                     self.rejected.remove(&path);
@@ -218,7 +219,6 @@ impl Daemon {
             }
         }
         dedupe_slugs(&mut scan);
-        self.tracker.prune();
         let report = publish::publish(&self.root, &self.config, &self.store, scan, Utc::now())?;
         self.next_post_due = report
             .scheduled

@@ -96,21 +96,18 @@ impl Tracker {
         }
     }
 
-    /// When the next not-yet-ready file may become ready.
+    /// When the next file not yet taken may become ready — possibly already past (the caller
+    /// then checks at once), so that a file is never left waiting for another event.
     pub fn next_check(&self) -> Option<Instant> {
         self.files
             .values()
-            .filter_map(|f| {
-                let at = f.touched + if f.writing { STUCK } else { QUIET };
-                (at > Instant::now()).then_some(at)
-            })
+            .map(|f| f.touched + if f.writing { STUCK } else { QUIET })
             .min()
     }
 
-    /// Forgets files that are ready (keeps the map small).
-    pub fn prune(&mut self) {
-        self.files
-            .retain(|_, f| f.touched.elapsed() < if f.writing { STUCK } else { QUIET });
+    /// Forgets a file once it has been read (keeps the map small).
+    pub fn taken(&mut self, path: &Path) {
+        self.files.remove(path);
     }
 }
 

@@ -226,6 +226,27 @@ pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode>
     for (address, reason, at) in suppressed {
         println!("  {address}  {at}  {reason}");
     }
+    let events = store.webhook_events()?;
+    println!("webhook events: {}", events.len());
+    for e in events {
+        let attempts: Vec<String> = store
+            .webhook_attempts(&e.id)?
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
+        println!(
+            "  {} {} {} {}  attempts: {}",
+            e.created_at.to_rfc3339(),
+            e.event,
+            e.slug,
+            e.state,
+            if attempts.is_empty() {
+                "none yet".to_string()
+            } else {
+                attempts.join(", ")
+            }
+        );
+    }
     println!("invalid subscriber rows: {}", problems.len());
     for p in &problems {
         println!("  {p}");

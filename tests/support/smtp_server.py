@@ -91,14 +91,22 @@ def main():
     args = p.parse_args()
     # Block the stop signals before the server thread starts, so sigwait below receives them.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
     handler = Handler(args.out, Faults(args))
-    controller = Controller(handler, hostname="127.0.0.1", port=port, decode_data=False,
-                            server_hostname="sink.test")
-    controller.start()
+    # A free port, asked of the kernel; another process may take it before aiosmtpd binds it,
+    # so try again with a new one when that happens.
+    for attempt in range(20):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        controller = Controller(handler, hostname="127.0.0.1", port=port, decode_data=False,
+                                server_hostname="sink.test")
+        try:
+            controller.start()
+            break
+        except Exception:  # noqa: BLE001 - address in use, or the start check failed
+            if attempt == 19:
+                raise
     print("PORT %d" % port, flush=True)
     signal.sigwait({signal.SIGTERM, signal.SIGINT})
     controller.stop()

@@ -1,0 +1,401 @@
+//! `tayori run` as a process, observed only from outside: files dropped into `posts/`, feeds
+//! over HTTP (read by feed-rs), messages at a real SMTP server (aiosmtpd), signed webhooks at a
+//! receiver that checks them with the `standardwebhooks` package, and kill -9 mid-issue.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Waits for a condition on the outside world (a file, an HTTP answer, a log line).
+fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Daemon {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    base: String,
+}
+
+impl Daemon {
+    fn start(root: &Path, env: &[(&str, &str)]) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tayori"))
+            .arg("--root")
+            .arg(root)
+            .arg("run")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listen=").nth(1) {
+                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("daemon listens");
+        Daemon {
+            child,
+            log,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn log_has(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(&format!("{}{path}", self.base))
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking HTTP GET over loopback (the daemon's server is real HTTP).
+fn http_get(url: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        match reqwest::get(url).await {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                (s, r.text().await.unwrap_or_default())
+            }
+            Err(_) => (0, String::new()),
+        }
+    })
+}
+
+fn feed_titles(xml: &str) -> Vec<String> {
+    feed_rs::parser::parse(xml.as_bytes())
+        .map(|f| {
+            f.entries
+                .into_iter()
+                .filter_map(|e| e.title.map(|t| t.content))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A folder with store and lists, listening on a free port, with `schedule`.
+fn folder(smtp: Option<u16>, schedule: &str, extra: &str) -> tempfile::TempDir {
+    let dir = newsletter_with_smtp(smtp, 2);
+    let cfg = dir.path().join("tayori.yaml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            "schedule: \"0 9 * * Mon\"",
+            &format!("schedule: \"{schedule}\""),
+        )
+        .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0");
+    std::fs::write(&cfg, format!("{text}{extra}")).unwrap();
+    dir
+}
+
+fn atomic_write(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+const MENKAI: &str = "面会交流のルールを決めるときに考えておきたいこと";
+
+#[test]
+fn publishes_files_as_meant_and_rejects_bad_ones_without_stopping() {
+    let dir = folder(None, "0 9 1 1 *", "");
+    let d = Daemon::start(dir.path(), &[]);
+    let posts = dir.path().join("posts");
+
+    // Atomic drop.
+    atomic_write(
+        &posts.join("2026-11-09-menkai-koryu.md"),
+        &std::fs::read(fixtures().join("posts/2026-11-09-menkai-koryu.md")).unwrap(),
+    );
+    wait_for(
+        "the dropped post in feed.xml",
+        Duration::from_secs(5),
+        || feed_titles(&d.get("/feed.xml").1).contains(&MENKAI.to_string()),
+    );
+
+    // Editor temp files, a bad post and a binary file: rejected or ignored, nothing stops.
+    std::fs::write(posts.join(".menkai.md.swp"), b"\0\0swap").unwrap();
+    std::fs::write(posts.join("menkai.md~"), b"---\ntitle: backup\n---\nx\n").unwrap();
+    std::fs::copy(
+        fixtures().join("bad/bad-date.md"),
+        posts.join("bad-date.md"),
+    )
+    .unwrap();
+    std::fs::copy(fixtures().join("bad/photo.png"), posts.join("photo.txt")).unwrap();
+    wait_for("the bad post's rejection", Duration::from_secs(5), || {
+        d.log_has("rejected file") && d.log_has("bad-date.md")
+    });
+    wait_for(
+        "the binary file's rejection",
+        Duration::from_secs(5),
+        || d.log_has("photo.txt") && d.log_has("binary"),
+    );
+    assert!(
+        !d.log_has(".swp") && !d.log_has("menkai.md~"),
+        "temp files are ignored silently"
+    );
+
+    // Written slowly through one open file: not read before the writer closes it.
+    let slow = posts.join("slow.md");
+    let mut f = std::fs::File::create(&slow).unwrap();
+    f.write_all("---\ntitle: ゆっくり書いた記事\n---\n\n前半".as_bytes())
+        .unwrap();
+    f.flush().unwrap();
+    std::thread::sleep(watch_quiet() * 4); // a pause longer than the quiet period
+    assert!(
+        !feed_titles(&d.get("/feed.xml").1)
+            .iter()
+            .any(|t| t.contains("ゆっくり")),
+        "read while still open"
+    );
+    f.write_all("と後半\n".as_bytes()).unwrap();
+    drop(f);
+    wait_for("the slow post", Duration::from_secs(5), || {
+        d.get("/posts/slow.html").1.contains("前半と後半")
+    });
+
+    // Edited: the feed follows; deleted: it goes.
+    let md = posts.join("2026-11-09-menkai-koryu.md");
+    let edited = std::fs::read_to_string(&md)
+        .unwrap()
+        .replace("寒くなってきました", "冷えてきました");
+    atomic_write(&md, edited.as_bytes());
+    wait_for("the edit", Duration::from_secs(5), || {
+        d.get("/posts/menkai-koryu.html")
+            .1
+            .contains("冷えてきました")
+    });
+    std::fs::remove_file(&md).unwrap();
+    wait_for("the deletion", Duration::from_secs(5), || {
+        d.get("/posts/menkai-koryu.html").0 == 404
+    });
+    assert!(!feed_titles(&d.get("/feed.xml").1).contains(&MENKAI.to_string()));
+    assert!(
+        !dir.path().join("outbox").exists(),
+        "no email without a tick"
+    );
+
+    let status = d.stop();
+    assert!(status.success(), "SIGTERM ends with exit 0: {status:?}");
+}
+
+fn watch_quiet() -> Duration {
+    tayori::watch::QUIET
+}
+
+fn received_by(server: &SmtpServer, address: &str) -> usize {
+    server.per_recipient().get(address).copied().unwrap_or(0)
+}
+
+#[test]
+fn ticks_send_issues_and_one_click_unsubscribe_holds_for_the_next() {
+    let Some(py) = python() else { return };
+    let server = SmtpServer::start(&py, &[]);
+    let dir = folder(Some(server.port), "*/2 * * * * *", "");
+    let d = Daemon::start(dir.path(), &[]);
+    wait_for("the next tick in the log", Duration::from_secs(5), || {
+        d.log_has("next_tick=")
+    });
+    let posts = dir.path().join("posts");
+    atomic_write(
+        &posts.join("2026-11-09-menkai-koryu.md"),
+        &std::fs::read(fixtures().join("posts/2026-11-09-menkai-koryu.md")).unwrap(),
+    );
+    wait_for(
+        "the first issue at every subscriber",
+        Duration::from_secs(20),
+        || server.per_recipient().len() == 5,
+    );
+
+    // Hanako unsubscribes with one click, from her own message's List-Unsubscribe header.
+    let msgs = server.received();
+    let hers = msgs
+        .iter()
+        .find(|m| m["rcpt"][0] == "hanako.sato@example.jp")
+        .unwrap();
+    let link = hers["headers"]["List-Unsubscribe"]
+        .as_str()
+        .unwrap()
+        .trim_matches(['<', '>'])
+        .to_string();
+    let path = &link[link.find("/unsubscribe/").unwrap()..];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}{path}", d.base))
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+
+    std::fs::copy(
+        fixtures().join("posts/notes/2026-11-12-note.md"),
+        posts.join("2026-11-12-note.md"),
+    )
+    .unwrap();
+    wait_for("the second issue", Duration::from_secs(20), || {
+        received_by(&server, "yumi.tanaka@example.com") == 2
+    });
+    wait_for(
+        "the second issue everywhere",
+        Duration::from_secs(10),
+        || server.received().len() == 9,
+    );
+    assert_eq!(
+        received_by(&server, "hanako.sato@example.jp"),
+        1,
+        "unsubscribed before the second issue"
+    );
+    assert!(d.stop().success());
+}
+
+#[test]
+fn webhooks_are_signed_retried_with_one_id_and_recover() {
+    let Some(py) = python() else { return };
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let hooks = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/webhook_receiver.py");
+    let mut receiver = Command::new(&py)
+        .arg(&script)
+        .arg(hooks.path())
+        .arg(secret)
+        .args(["--fail-first", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(receiver.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().strip_prefix("PORT ").unwrap().to_string();
+    let dir = folder(
+        None,
+        "0 9 1 1 *",
+        &format!("webhook:\n  url: http://127.0.0.1:{port}/hook\n  secret: {secret}\n"),
+    );
+    let d = Daemon::start(dir.path(), &[("TAYORI_WEBHOOK_FIRST_RETRY_MS", "200")]);
+    atomic_write(
+        &dir.path().join("posts/2026-11-09-menkai-koryu.md"),
+        &std::fs::read(fixtures().join("posts/2026-11-09-menkai-koryu.md")).unwrap(),
+    );
+    let hooks_file = hooks.path().join("hooks.jsonl");
+    let read = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&hooks_file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    wait_for("a delivered webhook", Duration::from_secs(20), || {
+        read().iter().any(|h| h["status"] == 200)
+    });
+    let got = read();
+    assert_eq!(got.len(), 3, "two failures, then success: {got:?}");
+    assert!(
+        got.iter().all(|h| h["verified"] == true),
+        "standardwebhooks verifies every attempt"
+    );
+    assert!(
+        got.iter().all(|h| h["id"] == got[0]["id"]),
+        "one id for every retry"
+    );
+    let body = &got[2]["body"];
+    assert_eq!(body["type"], "post.published");
+    assert_eq!(body["data"]["title"], MENKAI);
+    assert_eq!(
+        body["data"]["url"],
+        "https://example.jp/blog/posts/menkai-koryu.html"
+    );
+    assert_eq!(body["data"]["id"], body["data"]["url"]);
+    assert!(body["data"]["html"]
+        .as_str()
+        .unwrap()
+        .contains("決めておきたい項目"));
+    assert!(body["data"]["editors_note_html"]
+        .as_str()
+        .unwrap()
+        .contains("先週は"));
+    assert_eq!(body["data"]["published_at"], "2026-11-09T08:00:00+09:00");
+    assert!(d.stop().success());
+    let status = text(&tayori(dir.path(), &["status"]).stdout);
+    assert!(
+        status.contains("post.published") && status.contains("500, 500, 200"),
+        "{status}"
+    );
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+}
+
+#[test]
+fn kill_9_mid_issue_then_restart_reaches_everyone() {
+    let Some(py) = python() else { return };
+    const N: usize = 300;
+    let server = SmtpServer::start(&py, &["--delay-ms", "5"]);
+    let dir = folder(Some(server.port), "*/2 * * * * *", "");
+    many_subscribers(dir.path(), N);
+    let d = Daemon::start(dir.path(), &[]);
+    add_post(dir.path());
+    wait_for("the issue under way", Duration::from_secs(20), || {
+        server.received().len() >= N / 4
+    });
+    drop(d); // SIGKILL
+    let before = server.received().len();
+    assert!(before < N + 5);
+    let d = Daemon::start(dir.path(), &[]);
+    wait_for("every subscriber", Duration::from_secs(30), || {
+        server.per_recipient().len() == N + 5
+    });
+    let duplicates: usize = server.per_recipient().values().map(|n| n - 1).sum();
+    eprintln!("killed after {before}; duplicates after restart: {duplicates}");
+    assert!(
+        duplicates <= 4,
+        "at most the messages in flight (2 connections × 2)"
+    );
+    assert!(d.stop().success());
+}
