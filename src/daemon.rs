@@ -194,6 +194,7 @@ impl Daemon {
         let mut scan = Scan::default();
         let files = content::list_post_files(&dir);
         self.cache.retain(|p, _| files.contains(p));
+        self.tracker.keep_only(&files);
         for path in files {
             if !self.tracker.ready(&path) {
                 scan.posts.extend(self.cache.get(&path).cloned());

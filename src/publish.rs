@@ -114,6 +114,16 @@ pub fn publish(
         ..Report::default()
     };
     let present: Vec<String> = scan.posts.iter().map(|p| p.slug.clone()).collect();
+    // Posts whose file is gone, by content: a new file with the same content is that post
+    // renamed, and must not be emailed again.
+    let mut vanished = std::collections::HashMap::new();
+    for (slug, path) in store.live_posts()? {
+        if !present.contains(&slug) && !Path::new(&path).exists() {
+            if let Some(r) = store.post(&slug)? {
+                vanished.insert(r.hash.clone(), r.announced);
+            }
+        }
+    }
     for post in scan.posts {
         if post.draft {
             continue;
@@ -123,7 +133,13 @@ pub fn publish(
             report.scheduled.push((post.slug.clone(), published));
             continue;
         }
-        let (record, change) = store.record_post(&post, published, now)?;
+        let (mut record, change) = store.record_post(&post, published, now)?;
+        if change == Change::New {
+            if let Some(announced) = vanished.get(&post.hash) {
+                store.set_announced(&post.slug, announced)?;
+                record.announced.clone_from(announced);
+            }
+        }
         let entry = Entry {
             published: record.published_at,
             updated: record.updated_at,

@@ -50,6 +50,19 @@ pub struct Tracker {
 impl Tracker {
     /// Takes in one event; returns whether it concerned a post file (or a folder).
     pub fn observe(&mut self, ev: &notify::Event) -> bool {
+        // Opening and reading a file (as we do ourselves when ingesting it) or touching its
+        // metadata changes nothing: only writes, closes after writing, creations, renames and
+        // removals count — or every reconcile would trigger the next one.
+        let counts = matches!(
+            ev.kind,
+            EventKind::Create(_)
+                | EventKind::Remove(_)
+                | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
+                | EventKind::Access(AccessKind::Close(AccessMode::Write))
+        );
+        if !counts {
+            return false;
+        }
         let now = Instant::now();
         let mut relevant = false;
         let renamed_to = matches!(ev.kind, EventKind::Modify(ModifyKind::Name(_)));
@@ -105,6 +118,11 @@ impl Tracker {
             .min()
     }
 
+    /// Forgets files that are no longer there (renamed away, or removed without an event).
+    pub fn keep_only(&mut self, present: &[PathBuf]) {
+        self.files.retain(|p, _| present.contains(p));
+    }
+
     /// Forgets a file once it has been read (keeps the map small).
     pub fn taken(&mut self, path: &Path) {
         self.files.remove(path);
@@ -142,6 +160,21 @@ mod tests {
         assert!(t.next_check().is_some());
         std::thread::sleep(QUIET + Duration::from_millis(20));
         assert!(t.ready(p));
+    }
+
+    #[test]
+    fn reading_a_file_is_not_a_change() {
+        let mut t = Tracker::default();
+        let read = ev(
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            &["/n/posts/a.md"],
+        );
+        let open = ev(
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            &["/n/posts/a.md"],
+        );
+        assert!(!t.observe(&read) && !t.observe(&open));
+        assert!(t.next_check().is_none());
     }
 
     #[test]

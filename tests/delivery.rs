@@ -283,3 +283,31 @@ fn dkim_signatures_verify_with_dkimpy() {
         );
     }
 }
+
+#[test]
+fn renaming_a_sent_post_moves_it_without_a_second_email() {
+    let dir = newsletter_with_smtp(None, 1);
+    add_post(dir.path());
+    assert!(tayori(dir.path(), &["send"]).status.success());
+    let posts = dir.path().join("posts");
+    std::fs::rename(
+        posts.join("2026-11-09-menkai-koryu.md"),
+        posts.join("2026-11-09-menkai.md"),
+    )
+    .unwrap();
+    let o = tayori(dir.path(), &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("nothing to send"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(dir.path().join("public/posts/menkai.html").exists());
+    assert!(!dir.path().join("public/posts/menkai-koryu.html").exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .count(),
+        5
+    );
+}

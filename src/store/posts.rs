@@ -96,4 +96,15 @@ impl Store {
         let record = self.post(&post.slug)?.expect("row written above");
         Ok((record, change))
     }
+
+    /// Sets what a post's announcement state is (a renamed file keeps its post's).
+    pub fn set_announced(&self, slug: &str, announced: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE posts SET announced = ?2 WHERE slug = ?1",
+                params![slug, announced],
+            )
+            .map(|_| ())
+            .map_err(|e| sql(&self.path, e))
+    }
 }
