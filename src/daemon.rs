@@ -110,7 +110,8 @@ pub async fn run(
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 if d.tracker.observe(&ev) {
-                    check_at.get_or_insert_with(|| Instant::now() + watch::QUIET);
+                    let soon = Instant::now() + watch::QUIET;
+                    check_at = Some(check_at.map_or(soon, |at| at.min(soon)));
                 }
             }
             _ = sleep_until(check_at) => {
