@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use maud::{html, DOCTYPE};
+use maud::html;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
@@ -160,26 +160,13 @@ fn not_found() -> Response {
 }
 
 fn page(config: &Config, title: &str, body: maud::Markup) -> Html<String> {
-    Html(
-        html! {
-            (DOCTYPE)
-            html lang=(config.site.language) {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (title) " | " (config.site.title) }
-                    style { (maud::PreEscaped(crate::render::DEFAULT_CSS)) }
-                }
-                body {
-                    table class="container" role="presentation" { tr { td class="content" {
-                        p class="site-title" { (config.site.title) }
-                        (body)
-                    } } }
-                }
-            }
-        }
-        .into_string(),
-    )
+    let title = format!("{title} | {}", config.site.title);
+    Html(crate::render::archive::page(
+        config,
+        &title,
+        crate::render::DEFAULT_CSS,
+        body,
+    ))
 }
 
 async fn unsubscribe_page(State(s): State<AppState>, UrlPath(token): UrlPath<String>) -> Response {

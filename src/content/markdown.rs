@@ -8,7 +8,9 @@
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use super::html::sanitize;
-use super::{is_editors_note_heading, one_line, Body, IngestOptions, Parsed, Section, TocEntry};
+use super::{
+    is_editors_note_heading, one_line, Body, IngestOptions, Parsed, Section, SectionIds, TocEntry,
+};
 
 /// Parses the body of a Markdown post.
 pub(super) fn parse(body: &str, opts: &IngestOptions) -> Parsed {
@@ -63,7 +65,7 @@ pub(super) fn parse(body: &str, opts: &IngestOptions) -> Parsed {
             .map(str::to_string);
     }
 
-    let (mut major, mut minor) = (0u32, 0u32);
+    let mut ids = SectionIds::default();
     let mut note: Option<Vec<Event>> = None;
     for (level, title, events) in parts {
         if let Some(n) = note.as_mut() {
@@ -85,14 +87,7 @@ pub(super) fn parse(body: &str, opts: &IngestOptions) -> Parsed {
         } else {
             2
         };
-        let id = if level == 1 {
-            major += 1;
-            minor = 0;
-            format!("s{major}")
-        } else {
-            minor += 1;
-            format!("s{major}-{minor}")
-        };
+        let id = ids.next(level);
         parsed.sections.push(Section {
             id,
             level,

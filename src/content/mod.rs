@@ -370,6 +370,26 @@ pub fn slug_from_path(path: &Path) -> String {
     }
 }
 
+/// Hands out section anchors in document order: `s1`, `s1-1`, `s1-2`, `s2`, …
+#[derive(Debug, Default)]
+struct SectionIds {
+    major: u32,
+    minor: u32,
+}
+
+impl SectionIds {
+    fn next(&mut self, level: u8) -> String {
+        if level == 1 {
+            self.major += 1;
+            self.minor = 0;
+            format!("s{}", self.major)
+        } else {
+            self.minor += 1;
+            format!("s{}-{}", self.major, self.minor)
+        }
+    }
+}
+
 /// Whether a heading's text names the editor's note (`編集後記`, `【編集後記】`, `■編集後記`).
 fn is_editors_note_heading(text: &str) -> bool {
     let t: String = text

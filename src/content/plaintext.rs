@@ -9,7 +9,7 @@
 use unicode_normalization::UnicodeNormalization;
 
 use super::html::linkify_line;
-use super::{Body, IngestOptions, Parsed, Section, TocEntry};
+use super::{Body, IngestOptions, Parsed, Section, SectionIds, TocEntry};
 
 /// Longest line (in characters) still read as a heading; longer ones are prose.
 const MAX_HEADING_CHARS: usize = 60;
@@ -157,10 +157,9 @@ pub(super) fn parse(body: &str, opts: &IngestOptions) -> Parsed {
 
     let mut parsed = Parsed::default();
     let mut bodies: Vec<BodyBuilder> = vec![BodyBuilder::default()]; // lead, sections…, note
-    let mut section_titles: Vec<(u8, String)> = Vec::new();
     let mut target = Target::Lead;
     let mut in_toc = false;
-    let (mut major, mut minor) = (0u32, 0u32);
+    let mut ids = SectionIds::default();
     let mut note = BodyBuilder::default();
 
     for line in lines {
@@ -221,15 +220,7 @@ pub(super) fn parse(body: &str, opts: &IngestOptions) -> Parsed {
             }
             Line::Heading(level, t) => {
                 current.close();
-                let id = if level == 1 {
-                    major += 1;
-                    minor = 0;
-                    format!("s{major}")
-                } else {
-                    minor += 1;
-                    format!("s{major}-{minor}")
-                };
-                section_titles.push((level, t.to_string()));
+                let id = ids.next(level);
                 parsed.sections.push(Section {
                     id,
                     level,

@@ -7,7 +7,8 @@ use super::components::{post, Placement};
 use super::{display_date, Entry};
 use crate::config::Config;
 
-fn page(config: &Config, title: &str, css: &str, body: Markup) -> String {
+/// A page of the site: head with the feeds, masthead, `body`, footer.
+pub fn page(config: &Config, title: &str, css: &str, body: Markup) -> String {
     let base = config.public_base();
     html! {
         (DOCTYPE)
