@@ -206,6 +206,10 @@ pub fn write_public(root: &Path, config: &Config, entries: &[Entry]) -> Result<(
     let css = render::load_css(root);
     let write = |rel: &str, body: String| {
         let path = public.join(rel);
+        // Unchanged files are left alone: no needless fsync, and Last-Modified stays true.
+        if std::fs::read(&path).is_ok_and(|old| old == body.as_bytes()) {
+            return Ok(());
+        }
         render::write_atomic(&path, body.as_bytes()).map_err(|e| BuildError::Write(path, e))
     };
     for e in entries {
