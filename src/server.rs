@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::deliver::preview::Next;
 use crate::store::Store;
 use crate::unsubscribe::Key;
 
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
             "/unsubscribe/{token}",
             get(unsubscribe_page).post(unsubscribe_now),
         )
+        .route("/preview", get(preview))
         .with_state(state)
 }
 
@@ -167,6 +169,45 @@ fn page(config: &Config, title: &str, body: maud::Markup) -> Html<String> {
         crate::render::DEFAULT_CSS,
         body,
     ))
+}
+
+/// The next issue exactly as it will be sent, for the first subscriber of the lists: subject,
+/// the HTML part in a frame, the text part below. Served on the local listen address only.
+async fn preview(State(s): State<AppState>) -> Response {
+    let (root, config) = (s.root.clone(), s.config.clone());
+    let next =
+        tokio::task::spawn_blocking(move || crate::deliver::preview::next_issue(&root, &config))
+            .await;
+    let rendered = match next {
+        Ok(Ok(Next::New { rendered, .. } | Next::Resume { rendered, .. })) => rendered,
+        Ok(Ok(Next::Nothing | Next::FirstStart)) => {
+            return page(&s.config, "次号のプレビュー", html! {
+                h1 { "次号のプレビュー" }
+                p { "前号以降に公開された記事はまだありません。posts/ に記事を置くと、ここに次号が表示されます。" }
+            })
+            .into_response()
+        }
+        Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    };
+    let (email, name) = crate::deliver::preview::sample_subscriber(&s.root);
+    let url = format!(
+        "{}/unsubscribe/{}",
+        s.config.public_base(),
+        s.key.token(&email)
+    );
+    let html_part = crate::render::email::personalize(&rendered.html, &name, &url, true);
+    let text_part = crate::render::email::personalize(&rendered.text, &name, &url, false);
+    page(&s.config, "次号のプレビュー", html! {
+        h1 { "次号のプレビュー" }
+        p { "件名: " strong { (rendered.subject) } }
+        p { "宛先の例: " (name) " <" (email) ">（送信前の確認用。配信はされません）" }
+        h2 { "HTML メール" }
+        iframe title="HTML メールのプレビュー" srcdoc=(html_part) style="width: 100%; height: 1200px; border: 1px solid #cccccc;" {}
+        h2 { "テキスト版" }
+        pre style="white-space: pre-wrap; font-size: 14px;" { (text_part) }
+    })
+    .into_response()
 }
 
 async fn unsubscribe_page(State(s): State<AppState>, UrlPath(token): UrlPath<String>) -> Response {

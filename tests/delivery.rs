@@ -311,3 +311,26 @@ fn renaming_a_sent_post_moves_it_without_a_second_email() {
         5
     );
 }
+
+#[test]
+fn send_test_reaches_one_address_and_leaves_the_ledger_alone() {
+    let Some(py) = python() else { return };
+    let server = SmtpServer::start(&py, &[]);
+    let dir = newsletter_with_smtp(Some(server.port), 2);
+    add_post(dir.path());
+    let o = tayori(dir.path(), &["send", "--test", "office@example.jp"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        server.per_recipient().keys().collect::<Vec<_>>(),
+        ["office@example.jp"]
+    );
+    assert_eq!(
+        server.received()[0]["subject"],
+        "面会交流のルールを決めるときに考えておきたいこと"
+    );
+    let o = tayori(dir.path(), &["send"]);
+    assert!(
+        text(&o.stdout).contains("5 sent"),
+        "the real issue still goes to everyone"
+    );
+}

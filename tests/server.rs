@@ -203,3 +203,30 @@ async fn feeds_answer_conditional_requests_with_304() {
     );
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn preview_shows_the_next_issue_without_sending_it() {
+    let dir = newsletter_with_smtp(None, 1);
+    add_post(dir.path());
+    let srv = start(dir.path(), Key::new(b"k".to_vec())).await;
+    let page = reqwest::get(format!("{}/preview", srv.base)).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let body = page.text().await.unwrap();
+    assert!(
+        body.contains("件名: <strong>面会交流のルールを決めるときに考えておきたいこと</strong>"),
+        "{body}"
+    );
+    assert!(body.contains("佐藤 花子"), "shown as the first subscriber");
+    assert!(body.contains("【編集後記】"), "the text part is shown too");
+    srv.shutdown().await;
+    let store = Store::open(dir.path()).unwrap();
+    assert!(
+        store.issue_counts().unwrap().is_empty(),
+        "a preview makes no issue"
+    );
+    assert_eq!(
+        store.pending_posts().unwrap().len(),
+        0,
+        "nor publishes anything"
+    );
+}

@@ -49,6 +49,9 @@ pub enum Command {
         /// Show what would be sent; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Send the next issue to this one address only, without touching the ledger.
+        #[arg(long, value_name = "ADDR", conflicts_with = "dry_run")]
+        test: Option<String>,
     },
     /// The daemon: watch, publish, schedule, webhook, HTTP server.
     Run,
@@ -79,7 +82,7 @@ pub fn main() -> ExitCode {
         Command::Check => check(&root),
         Command::Build => build(&root),
         Command::Preview { file, out } => preview(&root, &file, &out),
-        Command::Send { dry_run } => ops::send(&root, dry_run),
+        Command::Send { dry_run, test } => ops::send(&root, dry_run, test.as_deref()),
         Command::Status { subscriber } => ops::status(&root, subscriber.as_deref()),
         Command::Serve => ops::serve(&root),
         Command::Run => ops::run(&root),

@@ -5,11 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::load_config;
-use crate::content::IngestOptions;
+use crate::deliver::preview::{self, Next};
 use crate::deliver::{self, Retry};
 use crate::publish;
 use crate::store::Store;
@@ -48,14 +47,17 @@ fn stop_on_signals(stop: CancellationToken) {
     });
 }
 
-/// `send [--dry-run]`.
-pub fn send(root: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
+/// `send [--dry-run | --test ADDR]`.
+pub fn send(root: &Path, dry_run: bool, test: Option<&str>) -> anyhow::Result<ExitCode> {
     let config = match load_config(root) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     if dry_run {
         return dry(root, &config);
+    }
+    if let Some(address) = test {
+        return send_test(root, &config, address);
     }
     let store = Store::open(root)?;
     let rt = runtime()?;
@@ -97,52 +99,62 @@ pub fn send(root: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
 
 /// `send --dry-run`: what the next issue would be, without changing anything.
 fn dry(root: &Path, config: &crate::config::Config) -> anyhow::Result<ExitCode> {
-    let Some(store) = Store::open_read_only(root)? else {
-        println!("dry run: first start — the posts now in posts/ would become the back catalogue; nothing would be sent");
-        return Ok(ExitCode::SUCCESS);
+    match preview::next_issue(root, config)? {
+        Next::FirstStart => println!(
+            "dry run: first start — the posts now in posts/ would become the back catalogue; nothing would be sent"
+        ),
+        Next::Nothing => println!("dry run: nothing to send"),
+        Next::Resume { issue, rendered, left } => println!(
+            "dry run: issue {issue} 「{}」 would be resumed: {left} messages left",
+            rendered.subject
+        ),
+        Next::New { rendered, titles } => {
+            let store = Store::open_read_only(root)?;
+            let suppressed: std::collections::HashSet<String> = match &store {
+                Some(s) => s.suppressions()?.into_iter().map(|s| s.0).collect(),
+                None => Default::default(),
+            };
+            let mut audience = std::collections::HashSet::new();
+            subscribers::each(&root.join("subscribers"), |s| {
+                let key = subscribers::key(s.email);
+                if !suppressed.contains(&key) {
+                    audience.insert(key);
+                }
+            });
+            println!(
+                "dry run: a new issue 「{}」 of {} post(s) to {} subscribers:",
+                rendered.subject,
+                titles.len(),
+                audience.len()
+            );
+            for t in titles {
+                println!("  {t}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `send --test ADDR`: the next issue to one address, the ledger untouched.
+fn send_test(
+    root: &Path,
+    config: &crate::config::Config,
+    address: &str,
+) -> anyhow::Result<ExitCode> {
+    if !subscribers::valid_address(address) {
+        eprintln!("{address}: not a valid email address");
+        return Ok(ExitCode::FAILURE);
+    }
+    let rendered = match preview::next_issue(root, config)? {
+        Next::New { rendered, .. } | Next::Resume { rendered, .. } => rendered,
+        Next::FirstStart | Next::Nothing => {
+            println!("nothing to send: no posts published since the last issue");
+            return Ok(ExitCode::SUCCESS);
+        }
     };
-    let now = Utc::now();
-    let scan = publish::scan(root, &IngestOptions::from_config(config));
-    let mut waiting = Vec::new();
-    for post in scan.posts.iter().filter(|p| !p.draft) {
-        if publish::published_time(post, Some(&store), now) > now {
-            continue;
-        }
-        let pending = match store.post(&post.slug)? {
-            None => true,
-            Some(r) => r.announced == "pending",
-        };
-        if pending {
-            waiting.push(post.title.clone());
-        }
-    }
-    let suppressed: std::collections::HashSet<String> =
-        store.suppressions()?.into_iter().map(|s| s.0).collect();
-    let mut audience = std::collections::HashSet::new();
-    subscribers::each(&root.join("subscribers"), |s| {
-        let key = subscribers::key(s.email);
-        if !suppressed.contains(&key) {
-            audience.insert(key);
-        }
-    });
-    let audience = audience.len();
-    if let Some(issue) = store.unfinished_issue()? {
-        let left = store.count_in(issue.id, "pending")? + store.count_in(issue.id, "sending")?;
-        println!(
-            "dry run: issue {} 「{}」 would be resumed: {left} messages left",
-            issue.id, issue.subject
-        );
-    } else if waiting.is_empty() {
-        println!("dry run: nothing to send");
-    } else {
-        println!(
-            "dry run: a new issue of {} post(s) to {audience} subscribers:",
-            waiting.len()
-        );
-        for t in waiting {
-            println!("  {t}");
-        }
-    }
+    let rt = runtime()?;
+    let to = rt.block_on(preview::send_test(root, config, address, &rendered))?;
+    println!("test of 「{}」 sent to {address} → {to}", rendered.subject);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,6 +9,7 @@
 //! and repeats at most the messages that were in flight.
 
 mod ledger;
+pub mod preview;
 pub mod smtp;
 mod worker;
 
