@@ -174,3 +174,70 @@ fn feedparser_sees_the_titles_links_and_dates_we_wrote() {
     assert_eq!(published(rss_seen), "Mon, 9 Nov 2026 08:00:00 +0900");
     assert_eq!(published(atom_seen), "2026-11-09T08:00:00+09:00");
 }
+
+/// SpamAssassin's verdict on one message: (score, rules that fired).
+fn spamassassin(sa: &str, eml: &Path) -> (f64, Vec<String>) {
+    let o = Command::new(sa)
+        .args(["-L", "-t"])
+        .stdin(std::fs::File::open(eml).unwrap())
+        .output()
+        .expect("spamassassin runs");
+    let report = String::from_utf8_lossy(&o.stdout).into_owned();
+    let details = report
+        .split("Content analysis details:")
+        .nth(1)
+        .expect("a report");
+    let score: f64 = details
+        .trim_start()
+        .trim_start_matches('(')
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rules = details
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let pts = w.next()?;
+            pts.parse::<f64>().ok()?;
+            w.next().map(str::to_string)
+        })
+        .collect();
+    (score, rules)
+}
+
+#[test]
+fn spamassassin_scores_every_sample_message_at_most_one() {
+    let Some(sa) = tool("TAYORI_SPAMASSASSIN") else {
+        return;
+    };
+    let dir = built_samples();
+    let mut emls: Vec<PathBuf> = std::fs::read_dir(dir.path().join("preview"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    emls.sort();
+    assert_eq!(emls.len(), 6);
+    for eml in emls {
+        let (score, rules) = spamassassin(&sa, &eml);
+        eprintln!(
+            "{}: {score} {rules:?}",
+            eml.file_name().unwrap().to_string_lossy()
+        );
+        assert!(
+            score <= 1.0,
+            "{}: score {score}, rules {rules:?}",
+            eml.display()
+        );
+        for r in &rules {
+            let forbidden = r.starts_with("MISSING_")
+                || r.starts_with("MIME_")
+                || r == "MPART_ALT_DIFF"
+                || r == "HTML_FONT_LOW_CONTRAST";
+            assert!(!forbidden, "{}: {r} fired ({rules:?})", eml.display());
+        }
+    }
+}
