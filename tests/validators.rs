@@ -241,3 +241,33 @@ fn spamassassin_scores_every_sample_message_at_most_one() {
         }
     }
 }
+
+#[test]
+fn emails_render_in_chromium_without_overflow_or_low_contrast() {
+    let Some(tools) = tool("TAYORI_NODE_TOOLS") else {
+        return;
+    };
+    let dir = built_samples();
+    let mut files = Vec::new();
+    html_files(&dir.path().join("preview"), &mut files);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/screenshots.mjs");
+    let copy = Path::new(&tools).join("screenshots.mjs");
+    std::fs::copy(&script, &copy).unwrap();
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    let o = Command::new("node")
+        .arg(&copy)
+        .arg(&out)
+        .args(&files)
+        .output()
+        .expect("node runs");
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "Chromium found:\n{report}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        report.contains(&format!("{} screenshots", files.len() * 4)),
+        "{report}"
+    );
+}
