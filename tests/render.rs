@@ -59,6 +59,11 @@ fn email_of_each_sample_matches_its_snapshot() {
         let e = entry(rel);
         let r = render::email::render(&c, &[&e], render::DEFAULT_CSS).unwrap();
         let name = e.post.slug.clone();
+        assert!(
+            r.html.len() <= render::email::MAX_HTML_BYTES,
+            "{name}: {} bytes",
+            r.html.len()
+        );
         insta::assert_snapshot!(format!("{name}.html"), r.html);
         insta::assert_snapshot!(format!("{name}.txt"), r.text);
     }
@@ -255,4 +260,47 @@ fn feed_ids_come_from_the_slug_not_the_title() {
         id(&before),
         "https://example.jp/blog/posts/menkai-koryu.html"
     );
+}
+
+#[test]
+fn a_long_article_is_trimmed_under_gmails_clipping_limit_with_the_footer_kept() {
+    let mut md = String::from("---\ntitle: 長い記事\n---\n\n前書きです。\n\n");
+    for i in 1..=60 {
+        md.push_str(&format!("## 第{i}節\n\n"));
+        md.push_str(&"養育費の取り決めについて、具体的な例を挙げて説明します。".repeat(30));
+        md.push_str("\n\n");
+    }
+    md.push_str("## 編集後記\n\n今週も読んでいただきありがとうございました。\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.md");
+    std::fs::write(&path, md).unwrap();
+    let post = content::ingest(&path, dir.path(), &IngestOptions::from_config(&config())).unwrap();
+    let e = Entry {
+        published: at("2026-11-30T09:00:00+09:00"),
+        updated: at("2026-11-30T09:00:00+09:00"),
+        post,
+    };
+    let r = render::email::render(&config(), &[&e], render::DEFAULT_CSS).unwrap();
+    assert!(r.html.len() < 102 * 1024 - 5_000, "{} bytes", r.html.len());
+    assert!(
+        r.html.contains(render::email::UNSUBSCRIBE_URL),
+        "the footer is kept"
+    );
+    assert!(
+        r.html
+            .contains("href=\"https://example.jp/blog/posts/long.html\""),
+        "a link to the rest"
+    );
+    assert!(r.html.contains("続きを読む"));
+    assert!(
+        r.html.contains("id=\"long-s1\"") && !r.html.contains("id=\"long-s60\""),
+        "later sections left for the web"
+    );
+    assert!(
+        r.html.contains("今週も読んでいただき"),
+        "the editor's note stays"
+    );
+    assert!(r.text.contains(
+        "この記事の続きはウェブでお読みいただけます: https://example.jp/blog/posts/long.html"
+    ));
 }

@@ -55,6 +55,7 @@ pub fn post_page(config: &Config, entry: &Entry, css: &str) -> String {
             anchor_prefix: "",
             link_base: "",
             title_link: None,
+            keep_sections: None,
         },
     );
     let title = format!("{} | {}", entry.post.title, config.site.title);

@@ -15,6 +15,8 @@ pub struct Placement<'a> {
     pub link_base: &'a str,
     /// Link the title to this URL.
     pub title_link: Option<&'a str>,
+    /// Show only this many sections, then a link to the rest at this URL (long issues).
+    pub keep_sections: Option<(usize, &'a str)>,
 }
 
 /// A heading of the given level (clamped to h1–h6).
@@ -61,9 +63,14 @@ pub fn post_body(entry: &Entry, place: &Placement) -> Markup {
         @if !p.toc.is_empty() {
             (toc(&p.toc, place))
         }
-        @for s in &p.sections {
+        @for s in p.sections.iter().take(place.keep_sections.map_or(usize::MAX, |k| k.0)) {
             (heading(place.title_level + s.level, Some(&anchor(&s.id)), None, html! { (s.title) }))
             (PreEscaped(&s.body.html))
+        }
+        @if let Some((k, url)) = place.keep_sections {
+            @if k < p.sections.len() {
+                p class="read-more" { "この記事の続きはウェブでお読みいただけます: " a href=(url) { "「" (p.title) "」の続きを読む" } }
+            }
         }
         @if let Some(note) = &p.editors_note {
             (editors_note(&note.html, place.title_level + 1))

@@ -9,6 +9,10 @@ use super::{display_date, text, Entry};
 use crate::config::Config;
 use crate::content::{escape, Kind};
 
+/// Largest HTML part we send: under Gmail's ~102 KB clipping limit, with room for the personal
+/// fields.
+pub const MAX_HTML_BYTES: usize = 95_000;
+
 /// Placeholder for the greeting line (`佐藤 花子 様`), filled per subscriber.
 pub const GREETING: &str = "%%TAYORI_GREETING%%";
 /// Placeholder for the subscriber's unsubscribe URL, filled per subscriber.
@@ -66,22 +70,46 @@ pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered
         format!("{base}/")
     };
     let single = entries.len() == 1;
-    let body = html! {
-        @if !single {
-            h1 { (subject) }
-        }
-        @for e in &entries {
-            (post(e, &tz, &Placement {
-                title_level: if single { 1 } else { 2 },
-                anchor_prefix: &format!("{}-", e.post.slug),
-                link_base: "",
-                title_link: None,
-            }))
-        }
+    let build = |keep: Option<usize>| -> Result<(String, String), RenderError> {
+        let body = html! {
+            @if !single {
+                h1 { (subject) }
+            }
+            @for e in &entries {
+                @let permalink = config.post_url(&e.post.slug);
+                (post(e, &tz, &Placement {
+                    title_level: if single { 1 } else { 2 },
+                    anchor_prefix: &format!("{}-", e.post.slug),
+                    // Once trimmed, the table of contents points at the web page.
+                    link_base: if keep.is_some() { &permalink } else { "" },
+                    title_link: None,
+                    keep_sections: keep.map(|k| (k, permalink.as_str())),
+                }))
+            }
+        };
+        let page = layout(config, &subject, &preheader, &view_url, body);
+        let html = inline_css(&page.into_string(), css)?;
+        Ok((
+            html,
+            text::issue(config, &entries, &subject, &view_url, keep),
+        ))
     };
-    let page = layout(config, &subject, &preheader, &view_url, body);
-    let html = inline_css(&page.into_string(), css)?;
-    let text = text::issue(config, &entries, &subject, &view_url);
+    // Gmail clips messages over ~102 KB, and the unsubscribe footer would go with the clip:
+    // a long issue keeps as many sections as fit and links to the rest on the web.
+    let most = entries
+        .iter()
+        .map(|e| e.post.sections.len())
+        .max()
+        .unwrap_or(0);
+    let (mut html, mut text) = build(None)?;
+    let mut keep = most;
+    while html.len() > MAX_HTML_BYTES {
+        (html, text) = build(Some(keep))?;
+        if keep == 0 {
+            break;
+        }
+        keep = keep.saturating_sub(1.max(keep / 4));
+    }
     Ok(Rendered {
         subject,
         preheader,

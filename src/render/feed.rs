@@ -38,6 +38,7 @@ pub fn content_html(config: &Config, entry: &Entry) -> String {
             anchor_prefix: "",
             link_base: &permalink,
             title_link: None,
+            keep_sections: None,
         },
     )
     .into_string()

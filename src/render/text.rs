@@ -10,7 +10,13 @@ use crate::content::Kind;
 const MAX_LINE_OCTETS: usize = 900;
 
 /// Renders the text part of an issue.
-pub(super) fn issue(config: &Config, entries: &[&Entry], subject: &str, view_url: &str) -> String {
+pub(super) fn issue(
+    config: &Config,
+    entries: &[&Entry],
+    subject: &str,
+    view_url: &str,
+    keep: Option<usize>,
+) -> String {
     let tz = config.tz();
     let mut out = String::new();
     out.push_str(&config.site.title);
@@ -40,13 +46,19 @@ pub(super) fn issue(config: &Config, entries: &[&Entry], subject: &str, view_url
             }
             out.push('\n');
         }
-        for s in &p.sections {
+        for s in p.sections.iter().take(keep.unwrap_or(usize::MAX)) {
             if s.level == 1 {
                 out.push_str(&format!("■ {}\n\n", s.title));
             } else {
                 out.push_str(&format!("◇ {}\n\n", s.title));
             }
             push_block(&mut out, &s.body.text);
+        }
+        if keep.is_some_and(|k| k < p.sections.len()) {
+            out.push_str(&format!(
+                "この記事の続きはウェブでお読みいただけます: {}\n\n",
+                config.post_url(&p.slug)
+            ));
         }
         if let Some(note) = &p.editors_note {
             out.push_str("【編集後記】\n\n");
