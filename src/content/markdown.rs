@@ -116,9 +116,32 @@ fn is_blank_event(ev: &Event) -> bool {
         || matches!(ev, Event::Text(t) if t.trim().is_empty())
 }
 
+/// Whether a character belongs to a script written without spaces between words.
+fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{3000}'..='\u{30FF}' | '\u{3400}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' | '\u{FF00}'..='\u{FFEF}')
+}
+
 fn body_of(events: &[Event], opts: &IngestOptions) -> Body {
+    // A line break inside a Japanese paragraph is not a space: browsers would show one.
+    let joined = events.iter().enumerate().filter_map(|(i, ev)| {
+        let cjk_around = || {
+            let before = events[..i].iter().rev().find_map(|e| match e {
+                Event::Text(t) => t.chars().last(),
+                _ => None,
+            });
+            let after = events[i + 1..].iter().find_map(|e| match e {
+                Event::Text(t) => t.chars().next(),
+                _ => None,
+            });
+            before.is_some_and(is_cjk) && after.is_some_and(is_cjk)
+        };
+        match ev {
+            Event::SoftBreak if cjk_around() => None,
+            other => Some(other.clone()),
+        }
+    });
     let mut html = String::new();
-    pulldown_cmark::html::push_html(&mut html, events.iter().cloned());
+    pulldown_cmark::html::push_html(&mut html, joined);
     Body {
         html: sanitize(&html, &opts.base_url),
         text: TextWriter::default().write(events),
@@ -297,6 +320,21 @@ mod tests {
             assert!(t.contains(want), "{want:?} not in {t:?}");
         }
         assert!(p.lead.html.contains("<table>"));
+    }
+
+    #[test]
+    fn joins_japanese_lines_without_a_space() {
+        let p = parse(
+            "変わりません。\n面会交流の取り決め\nand English\ncontinues\n",
+            &opts(),
+        );
+        assert!(
+            p.lead
+                .html
+                .contains("変わりません。面会交流の取り決め\nand English\ncontinues"),
+            "{}",
+            p.lead.html
+        );
     }
 
     #[test]
