@@ -1,21 +1,12 @@
 //! The `tayori` binary run as a user would: `init`, `check`, `build`, `preview` on real
 //! folders, with the SQLite store and `public/` inspected from outside.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn tayori(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tayori"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("tayori runs")
-}
+use support::{fixtures, tayori};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
