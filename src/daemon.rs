@@ -115,19 +115,21 @@ pub async fn run(
                 }
             }
             _ = sleep_until(check_at) => {
-                d.reconcile()?;
+                d.reconcile_logged();
                 webhook_wake.notify_one();
                 check_at = d.tracker.next_check();
             }
             _ = sleep_opt(wake_post) => {
-                d.reconcile()?;
+                d.reconcile_logged();
                 webhook_wake.notify_one();
             }
             _ = sleep_opt(wake_tick) => {
                 let tick = next_tick.take().unwrap_or_else(Utc::now);
-                d.store.set_meta("last_tick", &tick.to_rfc3339())?;
+                if let Err(e) = d.store.set_meta("last_tick", &tick.to_rfc3339()) {
+                    tracing::error!("recording the tick: {e}");
+                }
                 next_tick = next_tick_after(&schedule, &tz, tick);
-                d.reconcile()?;
+                d.reconcile_logged();
                 if sending.as_ref().is_some_and(|h| !h.is_finished()) {
                     tracing::info!("tick while an issue is still being sent; the next tick picks up");
                 } else {
@@ -229,6 +231,14 @@ impl Daemon {
             .min();
         self.entries = report.entries;
         Ok(())
+    }
+
+    /// [`Daemon::reconcile`], logging a failure instead of stopping: a busy or full disk now
+    /// is retried at the next event or timer.
+    fn reconcile_logged(&mut self) {
+        if let Err(e) = self.reconcile() {
+            tracing::error!("publishing failed (will retry): {e:#}");
+        }
     }
 
     /// Makes (or resumes) an issue and sends it in the background.
