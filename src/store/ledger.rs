@@ -69,15 +69,11 @@ pub struct IssueCounts {
 impl Store {
     /// Slugs of published posts waiting for the next issue, oldest first.
     pub fn pending_posts(&self) -> Result<Vec<String>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT slug FROM posts WHERE announced = 'pending' AND deleted = 0 ORDER BY published_at")
-            .map_err(|e| sql(&self.path, e))?;
-        let rows = st
-            .query_map([], |r| r.get(0))
-            .and_then(|r| r.collect())
-            .map_err(|e| sql(&self.path, e));
-        rows
+        self.rows(
+            "SELECT slug FROM posts WHERE announced = 'pending' AND deleted = 0 ORDER BY published_at",
+            [],
+            |r| r.get(0),
+        )
     }
 
     /// The issue a previous run left unfinished, if any.
@@ -350,19 +346,5 @@ impl Store {
                 })
             },
         )
-    }
-
-    fn rows<T, P: rusqlite::Params>(
-        &self,
-        query: &str,
-        params: P,
-        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>, StoreError> {
-        let mut st = self.conn.prepare(query).map_err(|e| sql(&self.path, e))?;
-        let rows = st
-            .query_map(params, f)
-            .and_then(|r| r.collect())
-            .map_err(|e| sql(&self.path, e));
-        rows
     }
 }

@@ -175,6 +175,23 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Runs a query and collects its rows.
+    pub(crate) fn rows<T, P: rusqlite::Params>(
+        &self,
+        query: &str,
+        params: P,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut st = self.conn.prepare(query).map_err(|e| sql(&self.path, e))?;
+        let rows = st
+            .query_map(params, f)
+            .and_then(|r| r.collect())
+            .map_err(|e| sql(&self.path, e));
+        rows
+    }
+}
+
 pub(crate) fn sql(path: &Path, source: rusqlite::Error) -> StoreError {
     StoreError::Sqlite {
         path: path.to_path_buf(),

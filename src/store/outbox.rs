@@ -47,14 +47,12 @@ impl Store {
         cond: &str,
         p: impl rusqlite::Params,
     ) -> Result<Vec<WebhookEvent>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare(&format!(
+        self.rows(
+            &format!(
                 "SELECT id, event, slug, body, created_at, attempts, state, last_status FROM webhook_events WHERE {cond}"
-            ))
-            .map_err(|e| sql(&self.path, e))?;
-        let rows = st
-            .query_map(p, |r| {
+            ),
+            p,
+            |r| {
                 Ok(WebhookEvent {
                     id: r.get(0)?,
                     event: r.get(1)?,
@@ -65,10 +63,8 @@ impl Store {
                     state: r.get(6)?,
                     last_status: r.get(7)?,
                 })
-            })
-            .and_then(|r| r.collect())
-            .map_err(|e| sql(&self.path, e));
-        rows
+            },
+        )
     }
 
     /// Pending events due at `now`, oldest first.
@@ -99,15 +95,11 @@ impl Store {
 
     /// Every attempt of an event: (time, status).
     pub fn webhook_attempts(&self, id: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT at, status FROM webhook_attempts WHERE event_id = ?1 ORDER BY rowid")
-            .map_err(|e| sql(&self.path, e))?;
-        let rows = st
-            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|r| r.collect())
-            .map_err(|e| sql(&self.path, e));
-        rows
+        self.rows(
+            "SELECT at, status FROM webhook_attempts WHERE event_id = ?1 ORDER BY rowid",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Records an attempt and the event's new state (`pending` with the next time, or final).
@@ -167,14 +159,10 @@ impl Store {
 
     /// Published posts not deleted: (slug, path).
     pub fn live_posts(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT slug, path FROM posts WHERE deleted = 0 ORDER BY slug")
-            .map_err(|e| sql(&self.path, e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|r| r.collect())
-            .map_err(|e| sql(&self.path, e));
-        rows
+        self.rows(
+            "SELECT slug, path FROM posts WHERE deleted = 0 ORDER BY slug",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 }
