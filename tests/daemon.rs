@@ -399,3 +399,31 @@ fn kill_9_mid_issue_then_restart_reaches_everyone() {
     );
     assert!(d.stop().success());
 }
+
+#[test]
+fn a_future_dated_post_publishes_at_its_time_without_a_restart() {
+    let dir = folder(None, "0 9 1 1 *", "");
+    let d = Daemon::start(dir.path(), &[]);
+    let at = chrono::Utc::now() + chrono::TimeDelta::seconds(3);
+    let post = format!(
+        "---\ntitle: 予約投稿の記事\ndate: {}\n---\n\n本文です。\n",
+        at.to_rfc3339()
+    );
+    atomic_write(&dir.path().join("posts/scheduled.md"), post.as_bytes());
+    wait_for("the file to be read", Duration::from_secs(5), || {
+        d.get("/feed.xml").0 == 200 && dir.path().join("state/tayori.sqlite3").exists()
+    });
+    std::thread::sleep(watch_quiet() * 2);
+    assert!(
+        !feed_titles(&d.get("/feed.xml").1).contains(&"予約投稿の記事".to_string()),
+        "not before its time"
+    );
+    wait_for("the post at its time", Duration::from_secs(10), || {
+        feed_titles(&d.get("/feed.xml").1).contains(&"予約投稿の記事".to_string())
+    });
+    assert!(
+        chrono::Utc::now() >= at,
+        "published no earlier than its date"
+    );
+    assert!(d.stop().success());
+}
