@@ -35,7 +35,7 @@ pub async fn run(
     let schedule = schedule::parse(&config.schedule).map_err(anyhow::Error::msg)?;
     let tz = config.tz();
     let store = Store::open(&root)?;
-    let key = crate::unsubscribe::Key::load(&root, true)?.expect("created when absent");
+    let key = crate::unsubscribe::Key::load_or_create(&root)?;
     tracing::info!(listen = %listener.local_addr()?, "serving feeds, archive and unsubscribe");
     let server = tokio::spawn(crate::server::serve(
         listener,

@@ -38,6 +38,11 @@ impl Key {
         Key::load_file(root, create)
     }
 
+    /// [`Key::load`], generating `state/secret` when there is no key yet.
+    pub fn load_or_create(root: &Path) -> std::io::Result<Key> {
+        Key::load(root, true)?.ok_or_else(|| std::io::Error::other("no unsubscribe key"))
+    }
+
     /// The key in `state/secret`, generated (mode 0600) when absent and `create` is set.
     fn load_file(root: &Path, create: bool) -> std::io::Result<Option<Key>> {
         let path = root.join("state").join("secret");

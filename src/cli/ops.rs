@@ -272,7 +272,7 @@ pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let key = Key::load(root, true)?.expect("created when absent");
+    let key = Key::load_or_create(root)?;
     let rt = runtime()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;

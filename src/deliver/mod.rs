@@ -4,8 +4,8 @@
 //! kept in the store), then `smtp.concurrency` workers — each with one long-lived SMTP
 //! connection, or writing `.eml` files to `outbox/` when no SMTP server is configured — take
 //! deliveries claimed in batches from the ledger. A delivery is marked `sent` only after the
-//! server's 250 for its DATA; outcomes are committed in groups by one ledger thread, so
-//! bookkeeping never holds up the senders. After a crash, `send` resumes the unfinished issue
+//! server's 250 for its DATA; outcomes are committed in groups by a committer task on the
+//! sending thread, so bookkeeping never holds up the senders. After a crash, `send` resumes the unfinished issue
 //! and repeats at most the messages that were in flight.
 
 mod ledger;
@@ -190,9 +190,7 @@ pub async fn deliver_issue(
     progress: bool,
     stop: CancellationToken,
 ) -> Result<Summary, DeliverError> {
-    let key = Key::load(root, true)
-        .map_err(DeliverError::Key)?
-        .expect("created when absent");
+    let key = Key::load_or_create(root).map_err(DeliverError::Key)?;
     let rendered = Rendered {
         subject: issue.subject.clone(),
         preheader: String::new(),
