@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Problem};
+use crate::config::Config;
 use crate::content::{self, IngestOptions, Post};
 use crate::deliver::{self, Retry};
 use crate::publish::{self, display, Scan};
@@ -222,7 +222,7 @@ impl Daemon {
                 }
             }
         }
-        dedupe_slugs(&mut scan);
+        scan.dedupe_slugs();
         let report = publish::publish(&self.root, &self.config, &self.store, scan, Utc::now())?;
         self.next_post_due = report
             .scheduled
@@ -255,31 +255,6 @@ impl Daemon {
             }
         }))
     }
-}
-
-/// A slug used by two files: the later file is skipped (as `build` does).
-fn dedupe_slugs(scan: &mut Scan) {
-    let mut seen: HashMap<String, PathBuf> = HashMap::new();
-    let mut problems: Vec<Problem> = Vec::new();
-    scan.posts.retain(|p| match seen.get(&p.slug) {
-        Some(first) => {
-            problems.push(Problem::new(
-                display(&p.source),
-                None,
-                format!(
-                    "slug `{}` is already used by {}; post skipped",
-                    p.slug,
-                    display(first).display()
-                ),
-            ));
-            false
-        }
-        None => {
-            seen.insert(p.slug.clone(), p.source.clone());
-            true
-        }
-    });
-    scan.problems.extend(problems);
 }
 
 async fn send_issue(

@@ -23,29 +23,40 @@ pub struct Scan {
 pub fn scan(root: &Path, opts: &IngestOptions) -> Scan {
     let dir = root.join("posts");
     let mut scan = Scan::default();
-    let mut slugs: HashMap<String, PathBuf> = HashMap::new();
     for path in content::list_post_files(&dir) {
         match content::ingest(&path, &dir, opts) {
-            Ok(post) => {
-                if let Some(first) = slugs.get(&post.slug) {
-                    scan.problems.push(Problem::new(
-                        display(&path),
-                        None,
-                        format!(
-                            "slug `{}` is already used by {}; post skipped",
-                            post.slug,
-                            display(first).display()
-                        ),
-                    ));
-                    continue;
-                }
-                slugs.insert(post.slug.clone(), path.clone());
-                scan.posts.push(post);
-            }
+            Ok(post) => scan.posts.push(post),
             Err(e) => scan.problems.push(e.problem(&display(&path))),
         }
     }
+    scan.dedupe_slugs();
     scan
+}
+
+impl Scan {
+    /// Keeps the first post of each slug (in file order); each later one is a problem.
+    pub fn dedupe_slugs(&mut self) {
+        let mut seen: HashMap<String, PathBuf> = HashMap::new();
+        let problems = &mut self.problems;
+        self.posts.retain(|p| match seen.get(&p.slug) {
+            Some(first) => {
+                problems.push(Problem::new(
+                    display(&p.source),
+                    None,
+                    format!(
+                        "slug `{}` is already used by {}; post skipped",
+                        p.slug,
+                        display(first).display()
+                    ),
+                ));
+                false
+            }
+            None => {
+                seen.insert(p.slug.clone(), p.source.clone());
+                true
+            }
+        });
+    }
 }
 
 /// A path as shown to the user (without a leading `./`).
@@ -114,16 +125,19 @@ pub fn publish(
         ..Report::default()
     };
     let present: Vec<String> = scan.posts.iter().map(|p| p.slug.clone()).collect();
-    // Posts whose file is gone, by content: a new file with the same content is that post
-    // renamed, and must not be emailed again.
-    let mut vanished = std::collections::HashMap::new();
+    // Published posts whose file is gone and whose slug no file carries: deleted — unless a
+    // file that is still there is merely invalid (the attorney is probably mid-edit). A new
+    // file with the same content as one of them is that post renamed, and is not emailed again.
+    let mut gone = Vec::new();
     for (slug, path) in store.live_posts()? {
         if !present.contains(&slug) && !Path::new(&path).exists() {
-            if let Some(r) = store.post(&slug)? {
-                vanished.insert(r.hash.clone(), r.announced);
-            }
+            gone.extend(store.post(&slug)?);
         }
     }
+    let vanished: std::collections::HashMap<&str, &str> = gone
+        .iter()
+        .map(|r| (r.hash.as_str(), r.announced.as_str()))
+        .collect();
     for post in scan.posts {
         if post.draft {
             continue;
@@ -135,9 +149,9 @@ pub fn publish(
         }
         let (mut record, change) = store.record_post(&post, published, now)?;
         if change == Change::New {
-            if let Some(announced) = vanished.get(&post.hash) {
+            if let Some(announced) = vanished.get(post.hash.as_str()) {
                 store.set_announced(&post.slug, announced)?;
-                record.announced.clone_from(announced);
+                record.announced = announced.to_string();
             }
         }
         let entry = Entry {
@@ -163,28 +177,21 @@ pub fn publish(
         }
         report.entries.push(entry);
     }
-    // A post is deleted when its file is gone and no other file carries its slug; a file that
-    // is still there but invalid is not a deletion (the attorney is probably mid-edit).
-    for (slug, path) in store.live_posts()? {
-        if present.contains(&slug) || Path::new(&path).exists() {
-            continue;
-        }
-        if let Some(r) = store.post(&slug)? {
-            if store.mark_deleted(&slug, now)? {
-                tracing::info!(%slug, file = %path, "deleted");
-                let kind = if r.kind == "note" {
-                    Kind::Note
-                } else {
-                    Kind::Article
-                };
-                let entry = Entry {
-                    post: Post::tombstone(&slug, kind, &r.title, &r.hash, Path::new(&path)),
-                    published: r.published_at,
-                    updated: now.fixed_offset(),
-                };
-                crosspost::queue(config, store, crosspost::Event::Deleted, &entry, now)?;
-                report.deleted.push(slug);
-            }
+    for r in &gone {
+        if store.mark_deleted(&r.slug, now)? {
+            tracing::info!(slug = %r.slug, file = %r.path, "deleted");
+            let kind = if r.kind == "note" {
+                Kind::Note
+            } else {
+                Kind::Article
+            };
+            let entry = Entry {
+                post: Post::tombstone(&r.slug, kind, &r.title, &r.hash, Path::new(&r.path)),
+                published: r.published_at,
+                updated: now.fixed_offset(),
+            };
+            crosspost::queue(config, store, crosspost::Event::Deleted, &entry, now)?;
+            report.deleted.push(r.slug.clone());
         }
     }
     write_public(root, config, &report.entries)?;
