@@ -307,3 +307,27 @@ fn init_makes_a_folder_that_checks_and_builds() {
         .unwrap();
     assert_eq!(again.status.code(), Some(1));
 }
+
+#[test]
+fn a_slug_used_twice_skips_the_later_file_with_a_message() {
+    let dir = newsletter(false);
+    std::fs::write(
+        dir.path().join("posts/a.md"),
+        "---\ntitle: A\nslug: same\n---\nA\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("posts/b.md"),
+        "---\ntitle: B\nslug: same\n---\nB\n",
+    )
+    .unwrap();
+    let o = tayori(dir.path(), &["build"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("b.md: slug `same` is already used by"),
+        "{err}"
+    );
+    let page = std::fs::read_to_string(dir.path().join("public/posts/same.html")).unwrap();
+    assert!(page.contains("<title>A | "), "the first file wins");
+}
