@@ -8,16 +8,16 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::content::{self, IngestOptions, Post};
-use crate::deliver::{self, Retry};
+use crate::deliver;
 use crate::publish::{self, display, Scan};
 use crate::render::Entry;
 use crate::schedule::{self, Schedule};
@@ -25,6 +25,9 @@ use crate::store::Store;
 use crate::watch::{self, Tracker};
 
 /// Runs until `stop` fires; returns after in-flight work is finished and persisted.
+///
+/// `/healthz` (and the rest of the server) answers only once `posts/` is watched and has been
+/// reconciled with the store: a file dropped after that is a new post, even on a first start.
 pub async fn run(
     root: PathBuf,
     config: Config,
@@ -34,8 +37,29 @@ pub async fn run(
     let config = Arc::new(config);
     let schedule = schedule::parse(&config.schedule).map_err(anyhow::Error::msg)?;
     let tz = config.tz();
-    let store = Store::open(&root)?;
-    let key = crate::unsubscribe::Key::load_or_create(&root)?;
+    let r = root.clone();
+    let (store, key) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        Ok((Store::open(&r)?, crate::unsubscribe::Key::load_or_create(&r)?))
+    })
+    .await??;
+    let posts_dir = root.join("posts");
+    std::fs::create_dir_all(&posts_dir)
+        .with_context(|| format!("creating {}", display(&posts_dir).display()))?;
+    let (watcher, events) = watch::watch(&posts_dir)
+        .with_context(|| format!("watching {}", display(&posts_dir).display()))?;
+    let mut d = Daemon {
+        root: root.clone(),
+        config: config.clone(),
+        store: Some(store),
+        tracker: Tracker::default(),
+        cache: HashMap::new(),
+        rejected: HashMap::new(),
+        entries: Vec::new(),
+        next_post_due: None,
+        retry: None,
+    };
+    d.reconcile().await?;
+
     tracing::info!(listen = %listener.local_addr()?, "serving feeds, archive and unsubscribe");
     let server = tokio::spawn(crate::server::serve(
         listener,
@@ -53,99 +77,117 @@ pub async fn run(
         webhook_wake.clone(),
         stop.clone(),
     ));
-
-    let posts_dir = root.join("posts");
-    std::fs::create_dir_all(&posts_dir)?;
-    let (_watcher, mut events) = watch::watch(&posts_dir)?;
-    let mut d = Daemon {
-        root: root.clone(),
-        config: config.clone(),
-        store,
-        tracker: Tracker::default(),
-        cache: HashMap::new(),
-        rejected: HashMap::new(),
-        entries: Vec::new(),
-        next_post_due: None,
-    };
-    d.reconcile()?;
     webhook_wake.notify_one();
 
-    // A tick missed while we were down is caught up once; the first start only remembers now.
-    let now = Utc::now();
-    let mut sending: Option<JoinHandle<()>> = None;
-    match d
-        .store
-        .meta("last_tick")?
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-    {
-        Some(last) => {
-            if schedule
-                .next_after(&last.with_timezone(&tz))
-                .is_some_and(|t| t.with_timezone(&Utc) <= now)
-            {
-                tracing::info!(last_tick = %last, "catching up a tick missed while stopped");
-                d.store.set_meta("last_tick", &now.to_rfc3339())?;
-                sending = d.start_issue(&stop);
-            }
-        }
-        None => d.store.set_meta("last_tick", &now.to_rfc3339())?,
-    }
-    if sending.is_none() && d.store.unfinished_issue()?.is_some() {
-        tracing::info!("resuming the unfinished issue");
-        sending = d.start_issue(&stop);
-    }
-    let mut next_tick = next_tick(&schedule, &tz, Utc::now());
-    if let Some(t) = next_tick {
+    let sending = d.catch_up(&schedule, &tz, &stop).await?;
+    let mut lp = Loop {
+        next_tick: next_tick(&schedule, &tz, Utc::now()),
+        schedule,
+        tz,
+        sending,
+        watcher: Some(watcher),
+        events,
+        check_at: None,
+        webhook_wake,
+    };
+    if let Some(t) = lp.next_tick {
         tracing::info!(next_tick = %t.with_timezone(&tz).to_rfc3339(), "schedule {}", config.schedule);
     }
+    lp.run(&mut d, &stop).await;
 
-    let mut check_at: Option<Instant> = None;
-    loop {
-        let wake_post = d
-            .next_post_due
-            .map(|t| (t - Utc::now()).to_std().unwrap_or_default());
-        let wake_tick = next_tick.map(|t| (t - Utc::now()).to_std().unwrap_or_default());
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            ev = events.recv() => {
-                let Some(ev) = ev else { break };
-                if d.tracker.observe(&ev) {
-                    let soon = Instant::now() + watch::QUIET;
-                    check_at = Some(check_at.map_or(soon, |at| at.min(soon)));
-                }
-            }
-            _ = sleep_until(check_at) => {
-                d.reconcile_logged();
-                webhook_wake.notify_one();
-                check_at = d.tracker.next_check();
-            }
-            _ = sleep_opt(wake_post) => {
-                d.reconcile_logged();
-                webhook_wake.notify_one();
-            }
-            _ = sleep_opt(wake_tick) => {
-                let tick = next_tick.take().unwrap_or_else(Utc::now);
-                if let Err(e) = d.store.set_meta("last_tick", &tick.to_rfc3339()) {
-                    tracing::error!("recording the tick: {e}");
-                }
-                next_tick = next_tick_after(&schedule, &tz, tick);
-                d.reconcile_logged();
-                if sending.as_ref().is_some_and(|h| !h.is_finished()) {
-                    tracing::info!("tick while an issue is still being sent; the next tick picks up");
-                } else {
-                    sending = d.start_issue(&stop);
-                }
-            }
-        }
-    }
     tracing::info!("stopping: finishing in-flight sends and webhook attempts");
-    if let Some(h) = sending {
-        let _ = h.await;
+    if let Some(h) = lp.sending {
+        let _ = tokio::task::spawn_blocking(move || h.join()).await;
     }
     let _ = webhooks.await;
     server.await??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The daemon's event loop and what it waits on.
+struct Loop {
+    schedule: Schedule,
+    tz: chrono_tz::Tz,
+    next_tick: Option<DateTime<Utc>>,
+    /// The issue being sent, on its own thread.
+    sending: Option<std::thread::JoinHandle<()>>,
+    /// `None` while `posts/` is gone: it is watched again once it is back.
+    watcher: Option<notify::RecommendedWatcher>,
+    events: tokio::sync::mpsc::UnboundedReceiver<notify::Event>,
+    check_at: Option<Instant>,
+    webhook_wake: Arc<Notify>,
+}
+
+impl Loop {
+    async fn run(&mut self, d: &mut Daemon, stop: &CancellationToken) {
+        loop {
+            let wake_post = d
+                .next_post_due
+                .map(|t| (t - Utc::now()).to_std().unwrap_or_default());
+            let wake_tick = self
+                .next_tick
+                .map(|t| (t - Utc::now()).to_std().unwrap_or_default());
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                ev = self.events.recv(), if self.watcher.is_some() => {
+                    let Some(ev) = ev else { break };
+                    if d.tracker.observe(&ev) {
+                        let soon = Instant::now() + watch::QUIET;
+                        self.check_at = Some(self.check_at.map_or(soon, |at| at.min(soon)));
+                    }
+                }
+                _ = sleep_until(self.check_at) => {
+                    self.publish(d).await;
+                    self.check_at = d.tracker.next_check();
+                }
+                _ = sleep_opt(wake_post) => self.publish(d).await,
+                _ = sleep_until(d.retry.map(|r| r.at)) => {
+                    self.rewatch(d);
+                    self.publish(d).await;
+                }
+                _ = sleep_opt(wake_tick) => self.tick(d, stop).await,
+            }
+        }
+    }
+
+    async fn publish(&mut self, d: &mut Daemon) {
+        d.reconcile_logged().await;
+        self.webhook_wake.notify_one();
+    }
+
+    /// Before a retry: `posts/` may have gone away and come back (unmounted, a sync client),
+    /// and a watch on the old folder sees nothing, so it is watched anew.
+    fn rewatch(&mut self, d: &Daemon) {
+        let dir = d.root.join("posts");
+        self.watcher = None;
+        let shown = display(&dir);
+        match watch::watch(&dir) {
+            Ok((w, events)) => {
+                tracing::info!(folder = %shown.display(), "watching again");
+                self.watcher = Some(w);
+                self.events = events;
+            }
+            Err(e) => tracing::warn!(folder = %shown.display(), "cannot watch yet: {e}"),
+        }
+    }
+
+    async fn tick(&mut self, d: &mut Daemon, stop: &CancellationToken) {
+        let tick = self.next_tick.take().unwrap_or_else(Utc::now);
+        self.next_tick = next_tick(&self.schedule, &self.tz, tick.max(Utc::now()));
+        d.reconcile_logged().await;
+        let recorded = d
+            .with_store(move |s| s.set_meta("last_tick", &tick.to_rfc3339()))
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!("recording the tick: {e}");
+        }
+        if self.sending.as_ref().is_some_and(|h| !h.is_finished()) {
+            tracing::info!("tick while an issue is still being sent; the next tick picks up");
+        } else {
+            self.sending = Some(d.start_issue(stop));
+        }
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -168,18 +210,11 @@ fn next_tick(schedule: &Schedule, tz: &chrono_tz::Tz, now: DateTime<Utc>) -> Opt
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn next_tick_after(
-    schedule: &Schedule,
-    tz: &chrono_tz::Tz,
-    tick: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    next_tick(schedule, tz, tick.max(Utc::now()))
-}
-
 struct Daemon {
     root: PathBuf,
     config: Arc<Config>,
-    store: Store,
+    /// Lent to a blocking thread while it publishes; always back between calls.
+    store: Option<Store>,
     tracker: Tracker,
     /// The last good parse of each file, used while the file is being written or is invalid.
     cache: HashMap<PathBuf, Post>,
@@ -187,15 +222,161 @@ struct Daemon {
     rejected: HashMap<PathBuf, String>,
     entries: Vec<Entry>,
     next_post_due: Option<DateTime<Utc>>,
+    /// A publish that failed is tried again by itself at this time.
+    retry: Option<Retry>,
 }
 
+/// When a failed publish is tried again, and how long the wait after it will be.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    at: Instant,
+    wait: Duration,
+}
+
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
 impl Daemon {
-    /// Reads the ready files (keeping the last good version of the others), publishes.
-    fn reconcile(&mut self) -> anyhow::Result<()> {
+    /// Reads the ready files (keeping the last good version of the others) and publishes, on a
+    /// blocking thread: the server keeps answering meanwhile.
+    async fn reconcile(&mut self) -> anyhow::Result<()> {
+        let mut work = Reconcile {
+            root: self.root.clone(),
+            config: self.config.clone(),
+            store: self.store.take().expect("the store is back between calls"),
+            tracker: std::mem::take(&mut self.tracker),
+            cache: std::mem::take(&mut self.cache),
+            rejected: std::mem::take(&mut self.rejected),
+        };
+        let (work, result) = tokio::task::spawn_blocking(move || {
+            let r = work.run();
+            (work, r)
+        })
+        .await
+        .expect("publishing does not panic");
+        self.store = Some(work.store);
+        self.tracker = work.tracker;
+        self.cache = work.cache;
+        self.rejected = work.rejected;
+        let report = result?;
+        self.next_post_due = report
+            .scheduled
+            .iter()
+            .map(|(_, t)| t.with_timezone(&Utc))
+            .min();
+        self.entries = report.entries;
+        Ok(())
+    }
+
+    /// [`Daemon::reconcile`], logging a failure instead of stopping: a full disk, a missing
+    /// `posts/` or too few file descriptors now is tried again by itself, with a growing wait.
+    async fn reconcile_logged(&mut self) {
+        match self.reconcile().await {
+            Ok(()) => self.retry = None,
+            Err(e) => {
+                let wait = self.retry.map_or(FIRST_RETRY, |r| (r.wait * 2).min(MAX_RETRY));
+                tracing::error!(
+                    "publishing failed; nothing was changed, trying again in {}s: {e:#}",
+                    wait.as_secs()
+                );
+                self.retry = Some(Retry {
+                    at: Instant::now() + wait,
+                    wait,
+                });
+            }
+        }
+    }
+
+    /// Runs `f` on the store on a blocking thread.
+    async fn with_store<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    ) -> Result<T, crate::store::StoreError> {
+        let store = self.store.take().expect("the store is back between calls");
+        let (store, r) = tokio::task::spawn_blocking(move || {
+            let r = f(&store);
+            (store, r)
+        })
+        .await
+        .expect("a store call does not panic");
+        self.store = Some(store);
+        r
+    }
+
+    /// At start: a tick missed while we were down is caught up once (the first start only
+    /// remembers now), and an unfinished issue is resumed.
+    async fn catch_up(
+        &mut self,
+        schedule: &Schedule,
+        tz: &chrono_tz::Tz,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+        let now = Utc::now();
+        let (last, unfinished) = self
+            .with_store(|s| Ok((s.meta("last_tick")?, s.unfinished_issue()?.is_some())))
+            .await?;
+        let last = last.and_then(|t| DateTime::parse_from_rfc3339(&t).ok());
+        let missed = last.is_some_and(|last| {
+            schedule
+                .next_after(&last.with_timezone(tz))
+                .is_some_and(|t| t.with_timezone(&Utc) <= now)
+        });
+        if last.is_none() || missed {
+            self.with_store(move |s| s.set_meta("last_tick", &now.to_rfc3339()))
+                .await?;
+        }
+        if missed {
+            tracing::info!(last_tick = ?last, "catching up a tick missed while stopped");
+            return Ok(Some(self.start_issue(stop)));
+        }
+        if unfinished {
+            tracing::info!("resuming the unfinished issue");
+            return Ok(Some(self.start_issue(stop)));
+        }
+        Ok(None)
+    }
+
+    /// Makes (or resumes) an issue and sends it on a thread of its own, with its own
+    /// single-threaded runtime — the same path as `tayori send` — so that issue creation,
+    /// list reads and ledger commits never hold up the server.
+    fn start_issue(&self, stop: &CancellationToken) -> std::thread::JoinHandle<()> {
+        let (root, config, entries, stop) = (
+            self.root.clone(),
+            self.config.clone(),
+            self.entries.clone(),
+            stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!("issue not sent: cannot start a runtime: {e}"),
+            };
+            if let Err(e) = rt.block_on(send_issue(&root, &config, &entries, stop)) {
+                tracing::error!("issue not sent; it stays pending for the next tick: {e:#}");
+            }
+        })
+    }
+}
+
+/// What a reconcile needs, moved to a blocking thread and back.
+struct Reconcile {
+    root: PathBuf,
+    config: Arc<Config>,
+    store: Store,
+    tracker: Tracker,
+    cache: HashMap<PathBuf, Post>,
+    rejected: HashMap<PathBuf, String>,
+}
+
+impl Reconcile {
+    fn run(&mut self) -> anyhow::Result<publish::Report> {
         let dir = self.root.join("posts");
         let opts = IngestOptions::from_config(&self.config);
         let mut scan = Scan::default();
-        let files = content::list_post_files(&dir);
+        let files = content::list_post_files(&dir)?;
         self.cache.retain(|p, _| files.contains(p));
         self.tracker.keep_only(&files);
         for path in files {
@@ -223,37 +404,13 @@ impl Daemon {
             }
         }
         scan.dedupe_slugs();
-        let report = publish::publish(&self.root, &self.config, &self.store, scan, Utc::now())?;
-        self.next_post_due = report
-            .scheduled
-            .iter()
-            .map(|(_, t)| t.with_timezone(&Utc))
-            .min();
-        self.entries = report.entries;
-        Ok(())
-    }
-
-    /// [`Daemon::reconcile`], logging a failure instead of stopping: a busy or full disk now
-    /// is retried at the next event or timer.
-    fn reconcile_logged(&mut self) {
-        if let Err(e) = self.reconcile() {
-            tracing::error!("publishing failed (will retry): {e:#}");
-        }
-    }
-
-    /// Makes (or resumes) an issue and sends it in the background.
-    fn start_issue(&mut self, stop: &CancellationToken) -> Option<JoinHandle<()>> {
-        let (root, config, entries, stop) = (
-            self.root.clone(),
-            self.config.clone(),
-            self.entries.clone(),
-            stop.clone(),
-        );
-        Some(tokio::spawn(async move {
-            if let Err(e) = send_issue(&root, &config, &entries, stop).await {
-                tracing::error!("issue not sent: {e:#}");
-            }
-        }))
+        Ok(publish::publish(
+            &self.root,
+            &self.config,
+            &self.store,
+            scan,
+            Utc::now(),
+        )?)
     }
 }
 
@@ -276,7 +433,8 @@ async fn send_issue(
     };
     tracing::info!(issue = issue.id, subject = %issue.subject, "issue");
     let s =
-        deliver::deliver_issue(root, config, store, &issue, Retry::default(), false, stop).await?;
+        deliver::deliver_issue(root, config, store, &issue, deliver::Retry::default(), false, stop)
+            .await?;
     tracing::info!(issue = issue.id, sent = s.sent, failed = s.failed, deferred = s.deferred, to = %s.destination, "issue sent");
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::config::{Config, Problem};
-use crate::content::{self, IngestOptions, Kind, Post};
+use crate::content::{self, IngestOptions, Kind, ListError, Post};
 use crate::crosspost;
 use crate::render::{self, Entry};
 use crate::store::{Change, Store, StoreError};
@@ -20,17 +20,18 @@ pub struct Scan {
 }
 
 /// Ingests every post file under `root/posts`. A slug used twice is an error on the later file.
-pub fn scan(root: &Path, opts: &IngestOptions) -> Scan {
+/// Fails only when `posts/` cannot be listed; a bad file is a problem in the scan.
+pub fn scan(root: &Path, opts: &IngestOptions) -> Result<Scan, ListError> {
     let dir = root.join("posts");
     let mut scan = Scan::default();
-    for path in content::list_post_files(&dir) {
+    for path in content::list_post_files(&dir)? {
         match content::ingest(&path, &dir, opts) {
             Ok(post) => scan.posts.push(post),
             Err(e) => scan.problems.push(e.problem(&display(&path))),
         }
     }
     scan.dedupe_slugs();
-    scan
+    Ok(scan)
 }
 
 impl Scan {
@@ -44,7 +45,7 @@ impl Scan {
                     display(&p.source),
                     None,
                     format!(
-                        "slug `{}` is already used by {}; post skipped",
+                        "slug `{}` is already used by {}",
                         p.slug,
                         display(first).display()
                     ),
@@ -102,17 +103,13 @@ pub fn build(
     store: &Store,
     now: DateTime<Utc>,
 ) -> Result<Report, BuildError> {
-    publish(
-        root,
-        config,
-        store,
-        scan(root, &IngestOptions::from_config(config)),
-        now,
-    )
+    let scan = scan(root, &IngestOptions::from_config(config))?;
+    publish(root, config, store, scan, now)
 }
 
 /// Records the due posts of `scan` in the store, notices deletions, queues the webhook events
-/// (never for the back catalogue) and rewrites `public/`.
+/// (never for the back catalogue) and rewrites `public/`. `scan` comes from a listing of
+/// `posts/` that succeeded: only then may a post missing from it be taken as deleted.
 pub fn publish(
     root: &Path,
     config: &Config,
@@ -130,7 +127,13 @@ pub fn publish(
     // file with the same content as one of them is that post renamed, and is not emailed again.
     let mut gone = Vec::new();
     for (slug, path) in store.live_posts()? {
-        if !present.contains(&slug) && !Path::new(&path).exists() {
+        if present.contains(&slug) {
+            continue;
+        }
+        let exists = Path::new(&path)
+            .try_exists()
+            .map_err(|e| BuildError::Read(PathBuf::from(&path), e))?;
+        if !exists {
             gone.extend(store.post(&slug)?);
         }
     }
@@ -195,6 +198,8 @@ pub fn publish(
         }
     }
     write_public(root, config, &report.entries)?;
+    // What `posts/` held when the store was created is recorded: from now on a file is new.
+    store.close_back_catalogue()?;
     Ok(report)
 }
 
@@ -203,6 +208,10 @@ pub fn publish(
 pub enum BuildError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    List(#[from] ListError),
+    #[error("cannot tell whether {0} still exists: {1}")]
+    Read(PathBuf, std::io::Error),
     #[error("cannot write {0}: {1}")]
     Write(PathBuf, std::io::Error),
 }

@@ -3,14 +3,20 @@
 //! `GET /unsubscribe/<token>` only shows a page with a confirm button — link scanners fetch
 //! URLs, so a GET never unsubscribes. `POST /unsubscribe/<token>` is RFC 8058 one-click: the
 //! address is suppressed at once and the answer is 200. A token that does not verify gets 404
-//! and changes nothing. The server takes an already-bound listener (tests bind port 0) and
-//! stops when its cancellation token fires.
+//! and changes nothing. `GET /preview` answers loopback clients only, and shows a made-up
+//! reader. The server takes an already-bound listener (tests bind port 0) and stops when its
+//! cancellation token fires.
+//!
+//! Slow clients cannot starve it: a request's headers must arrive within [`HEADER_TIMEOUT`], a
+//! connection lives at most [`CONNECTION_LIFETIME`], and at most [`MAX_CONNECTIONS`] are served
+//! at once (the rest wait in the kernel's accept queue).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -48,15 +54,63 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `stop` fires; in-flight requests finish first.
+/// A request's headers must arrive within this.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection is closed after this, however busy (feed readers reconnect).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+/// Connections served at once. Far above what an office's readers need, and well under a
+/// 1,024-file limit, so publishing always has descriptors left.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long requests in flight may take to finish once `stop` fires.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves until `stop` fires; requests in flight finish first (for up to 10 s).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let app = router(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s.map_err(std::io::Error::other)?,
+            _ = stop.cancelled() => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors (EMFILE) and the like pass: wait, do not spin.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            tower_service::Service::call(&mut app.clone(), req)
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(tcp), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("stopping: requests still open after {}s were cut", DRAIN.as_secs());
+    }
+    Ok(())
 }
 
 async fn rss(State(s): State<AppState>, headers: HeaderMap) -> Response {
@@ -171,9 +225,16 @@ fn page(config: &Config, title: &str, body: maud::Markup) -> Html<String> {
     ))
 }
 
-/// The next issue exactly as it will be sent, for the first subscriber of the lists: subject,
-/// the HTML part in a frame, the text part below. Served on the local listen address only.
-async fn preview(State(s): State<AppState>) -> Response {
+/// The next issue exactly as it will be sent, addressed to a made-up reader whose unsubscribe
+/// link does nothing: subject, the HTML part in a frame, the text part below. Only for clients
+/// on the loopback interface: the attorney's own machine.
+async fn preview(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if !peer.ip().to_canonical().is_loopback() {
+        return not_found();
+    }
     let (root, config) = (s.root.clone(), s.config.clone());
     let next =
         tokio::task::spawn_blocking(move || crate::deliver::preview::next_issue(&root, &config))
@@ -190,12 +251,8 @@ async fn preview(State(s): State<AppState>) -> Response {
         Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     };
-    let (email, name) = crate::deliver::preview::sample_subscriber(&s.root);
-    let url = format!(
-        "{}/unsubscribe/{}",
-        s.config.public_base(),
-        s.key.token(&email)
-    );
+    let (email, name) = crate::deliver::preview::SAMPLE_READER;
+    let url = format!("{}/unsubscribe/preview", s.config.public_base());
     let html_part = crate::render::email::personalize(&rendered.html, &name, &url, true);
     let text_part = crate::render::email::personalize(&rendered.text, &name, &url, false);
     page(&s.config, "次号のプレビュー", html! {

@@ -129,13 +129,21 @@ fn check(root: &Path) -> anyhow::Result<ExitCode> {
             base_url: "https://example.invalid/".into(),
         },
     };
-    let scan = publish::scan(root, &opts);
-    problems.extend(scan.problems);
+    let posts = match publish::scan(root, &opts) {
+        Ok(scan) => {
+            problems.extend(scan.problems);
+            scan.posts.len()
+        }
+        Err(e) => {
+            problems.push(Problem::new(&e.path, None, format!("cannot list posts: {}", e.source)));
+            0
+        }
+    };
     let (subscribers, sub_problems) = subscribers::count(&root.join("subscribers"));
     problems.extend(sub_problems);
     print_problems(&problems);
     if problems.is_empty() {
-        println!("ok: {} posts, {subscribers} subscribers", scan.posts.len());
+        println!("ok: {posts} posts, {subscribers} subscribers");
         Ok(ExitCode::SUCCESS)
     } else {
         Ok(ExitCode::FAILURE)
@@ -252,7 +260,7 @@ fn init(dir: &Path) -> anyhow::Result<ExitCode> {
     std::fs::write(dir.join("templates/email.css"), render::DEFAULT_CSS)?;
     // The store is created before the sample post exists, so the sample is not back
     // catalogue: it becomes the first issue of the new folder.
-    drop(Store::open(dir)?);
+    Store::open(dir)?.close_back_catalogue()?;
     std::fs::write(dir.join("posts/welcome.md"), INIT_POST)?;
     println!(
         "created {}: edit tayori.yaml, put posts in posts/, then run `tayori --root {} check`",

@@ -289,13 +289,17 @@ pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `run`: the daemon, until SIGINT/SIGTERM.
+/// `run`: the daemon, until SIGINT/SIGTERM. Two runtime threads, so that the server answers
+/// while the other is busy; issues are sent on a thread of their own (see `daemon`).
 pub fn run(root: &Path) -> anyhow::Result<ExitCode> {
     let config = match load_config(root) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let rt = runtime()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
         let stop = CancellationToken::new();

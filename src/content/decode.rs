@@ -11,7 +11,7 @@ use encoding_rs::{Encoding, EUC_JP, SHIFT_JIS, UTF_8};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// NUL or other control bytes: an image, archive or word-processor file.
-    #[error("binary file (byte 0x{byte:02x} at offset {offset}), not a text post")]
+    #[error("binary file (byte 0x{byte:02x} at offset {offset}), not text")]
     Binary { byte: u8, offset: usize },
     /// Not valid in any accepted encoding.
     #[error("cannot decode the text: not valid UTF-8, Shift_JIS or EUC-JP")]
@@ -31,9 +31,20 @@ pub struct Decoded {
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     // Tab, LF, FF, CR are text; ESC appears in ISO-2022-JP. Every other C0 byte (NUL above all)
     // means the file is not text: no accepted encoding uses those bytes inside characters.
-    if let Some((offset, &byte)) = bytes.iter().enumerate().find(|(_, &b)| {
+    decode_unless(bytes, |b| {
         (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | 0x1b)) || b == 0x7f
-    }) {
+    })
+}
+
+/// Decodes a subscriber list. Only NUL makes it binary (a spreadsheet saved under the wrong
+/// name); a stray control character stays in the text, so the one row holding it is rejected
+/// and the rest of the list is used.
+pub fn decode_list(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    decode_unless(bytes, |b| b == 0)
+}
+
+fn decode_unless(bytes: &[u8], binary: impl Fn(u8) -> bool) -> Result<Decoded, DecodeError> {
+    if let Some((offset, &byte)) = bytes.iter().enumerate().find(|(_, &b)| binary(b)) {
         return Err(DecodeError::Binary { byte, offset });
     }
     let (encoding, body): (&'static Encoding, &[u8]) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {

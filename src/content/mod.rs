@@ -6,6 +6,7 @@
 //! alike and the text/plain email part is never made by stripping HTML.
 
 mod decode;
+mod files;
 mod frontmatter;
 mod html;
 mod markdown;
@@ -17,7 +18,8 @@ use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-pub use decode::{decode, DecodeError};
+pub use decode::{decode, decode_list, DecodeError};
+pub use files::{is_post_file, list_post_files, read_post, ListError, MAX_POST_BYTES};
 pub use html::{escape, sanitize};
 
 /// An article, or a short editor's note on its own.
@@ -147,6 +149,11 @@ impl Post {
 pub enum IngestError {
     #[error("cannot read the file: {0}")]
     Io(String),
+    /// A symlink out of `posts/`, a FIFO, socket or device: never opened for reading.
+    #[error("not a post file: {0}")]
+    NotAPostFile(String),
+    #[error("the file is {} bytes; posts are limited to 2 MiB", .0)]
+    TooLarge(u64),
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error("front matter opened on line 1 is never closed (expected a `---` line)")]
@@ -204,56 +211,10 @@ impl IngestOptions {
     }
 }
 
-/// Whether `path` names a post file (DESIGN.md, "Ignored"): `.md`, `.markdown` or `.txt`,
-/// and not hidden, an editor's backup (`*~`), swap (`*.swp`), lock (`.#*`) or temp file.
-pub fn is_post_file(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    if name.starts_with('.')
-        || name.ends_with('~')
-        || name.ends_with(".swp")
-        || name.ends_with(".tmp")
-    {
-        return false;
-    }
-    matches!(
-        path.extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("md" | "markdown" | "txt")
-    )
-}
-
-/// Every post file under `dir` (recursively, hidden folders skipped), sorted by path.
-pub fn list_post_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let hidden = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            match e.file_type() {
-                Ok(t) if t.is_dir() && !hidden => stack.push(p),
-                Ok(t) if !t.is_dir() && is_post_file(&p) => out.push(p),
-                _ => {}
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Reads and parses one post file. `posts_dir` decides whether it lies under `notes/`.
 pub fn ingest(path: &Path, posts_dir: &Path, opts: &IngestOptions) -> Result<Post, IngestError> {
-    let bytes = std::fs::read(path).map_err(|e| IngestError::Io(e.to_string()))?;
+    let inside = path.starts_with(posts_dir).then_some(posts_dir);
+    let bytes = read_post(path, inside)?;
     let in_notes = path
         .strip_prefix(posts_dir)
         .ok()
@@ -406,24 +367,6 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ignores_editor_temp_and_non_post_files() {
-        for name in [
-            ".2026-11-30.md.swp",
-            "2026-11-30.md~",
-            ".#a.txt",
-            "photo.png",
-            "a.tmp",
-            ".hidden.md",
-            "x.md.swp",
-        ] {
-            assert!(!is_post_file(Path::new(name)), "{name}");
-        }
-        for name in ["a.md", "b.markdown", "c.txt", "D.MD"] {
-            assert!(is_post_file(Path::new(name)), "{name}");
-        }
-    }
 
     #[test]
     fn slug_drops_the_date_prefix() {

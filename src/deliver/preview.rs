@@ -54,7 +54,8 @@ pub fn next_issue(root: &Path, config: &Config) -> Result<Next, DeliverError> {
         });
     }
     let now = Utc::now();
-    let scan = publish::scan(root, &IngestOptions::from_config(config));
+    let scan = publish::scan(root, &IngestOptions::from_config(config))
+        .map_err(publish::BuildError::from)?;
     let mut entries = Vec::new();
     for post in scan.posts.into_iter().filter(|p| !p.draft) {
         let published = publish::published_time(&post, Some(&store), now);
@@ -84,16 +85,9 @@ pub fn next_issue(root: &Path, config: &Config) -> Result<Next, DeliverError> {
     })
 }
 
-/// A subscriber to show the preview as: the first row of the lists, else a stand-in.
-pub fn sample_subscriber(root: &Path) -> (String, String) {
-    let mut first = None;
-    subscribers::each(&root.join("subscribers"), |s| {
-        if first.is_none() {
-            first = Some((s.email.to_string(), s.name.to_string()));
-        }
-    });
-    first.unwrap_or_else(|| ("reader@example.invalid".into(), String::new()))
-}
+/// The made-up reader a preview is addressed to (email, name): no subscriber's name, address
+/// or working unsubscribe link is ever shown on a page.
+pub const SAMPLE_READER: (&str, &str) = ("reader@example.invalid", "見本 太郎");
 
 /// `send --test ADDR`: the next issue to one address, through the configured transport,
 /// without touching the ledger. Returns where it went.

@@ -109,8 +109,10 @@ pub enum StoreError {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
-    /// True when this open created the file: the posts recorded now are the back catalogue.
-    pub created: bool,
+    /// True from the store's creation until the first publish has recorded what `posts/` held
+    /// then: those posts are the back catalogue (in feeds and archive, never emailed). Kept in
+    /// `meta` so that a first publish cut short is finished by the next one.
+    back_catalogue: std::cell::Cell<bool>,
 }
 
 /// The store's path in a newsletter folder.
@@ -124,14 +126,16 @@ impl Store {
         let path = path_in(root);
         let dir = root.join("state");
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::Io(dir.clone(), e))?;
-        let created = !path.exists();
         let conn = Connection::open(&path).map_err(|e| sql(&path, e))?;
         let mut store = Store {
             conn,
             path,
-            created,
+            back_catalogue: false.into(),
         };
         store.migrate()?;
+        store
+            .back_catalogue
+            .set(store.meta(BACK_CATALOGUE)?.is_some());
         Ok(store)
     }
 
@@ -144,11 +148,15 @@ impl Store {
         }
         let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| sql(&path, e))?;
-        Ok(Some(Store {
+        let store = Store {
             conn,
             path,
-            created: false,
-        }))
+            back_catalogue: false.into(),
+        };
+        store
+            .back_catalogue
+            .set(store.meta(BACK_CATALOGUE)?.is_some());
+        Ok(Some(store))
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
@@ -171,11 +179,40 @@ impl Store {
             tx.pragma_update(None, "user_version", (i + 1) as i64)
                 .map_err(|e| sql(&p, e))?;
         }
+        if version == 0 {
+            // A new store: what `posts/` holds now is the back catalogue. Written with the
+            // schema, so that no crash can leave a new store that would email old posts.
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, 'open')",
+                [BACK_CATALOGUE],
+            )
+            .map_err(|e| sql(&p, e))?;
+        }
         tx.commit().map_err(|e| sql(&p, e))
     }
 }
 
+/// The `meta` key present while the back catalogue is still being recorded.
+const BACK_CATALOGUE: &str = "back_catalogue";
+
 impl Store {
+    /// Whether posts recorded now are the back catalogue (the store was just created and the
+    /// first publish has not finished).
+    pub fn recording_back_catalogue(&self) -> bool {
+        self.back_catalogue.get()
+    }
+
+    /// Ends the back catalogue: every post recorded from now on is new and will be emailed.
+    pub fn close_back_catalogue(&self) -> Result<(), StoreError> {
+        if self.back_catalogue.get() {
+            self.conn
+                .execute("DELETE FROM meta WHERE key = ?1", [BACK_CATALOGUE])
+                .map_err(|e| sql(&self.path, e))?;
+            self.back_catalogue.set(false);
+        }
+        Ok(())
+    }
+
     /// Runs a query and collects its rows.
     pub(crate) fn rows<T, P: rusqlite::Params>(
         &self,

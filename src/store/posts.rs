@@ -56,7 +56,7 @@ impl Store {
     }
 
     /// Records a published post: new posts get `published` (their date, or `now`) and are
-    /// `pending` for the next issue — or `back_catalogue` when this open created the store; a
+    /// `pending` for the next issue — or `back_catalogue` while the store's first publish runs; a
     /// changed hash moves `updated_at` to `now`.
     pub fn record_post(
         &self,
@@ -68,7 +68,7 @@ impl Store {
         let path = post.source.to_string_lossy();
         let change = match self.post(&post.slug)? {
             None => {
-                let announced = if self.created {
+                let announced = if self.recording_back_catalogue() {
                     "back_catalogue"
                 } else {
                     "pending"
