@@ -178,6 +178,30 @@ fn default_timezone() -> String {
 fn default_concurrency() -> u32 {
     8
 }
+
+/// More parallel connections than any relay grants one sender, and each costs memory.
+pub const MAX_CONCURRENCY: u32 = 100;
+
+/// Why recipients could not open links to `server.public_url` (plain http, or this machine),
+/// or `None` when they can. An error for `check` when mail goes out through SMTP.
+pub fn unreachable_public_url(config: &Config) -> Option<String> {
+    let base = config.public_base();
+    let u = url::Url::parse(&base).ok()?;
+    let local = match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => false,
+    };
+    let why = match (u.scheme() == "http", local) {
+        (_, true) => "is on this machine",
+        (true, false) => "is plain http",
+        (false, false) => return None,
+    };
+    Some(format!(
+        "server.public_url: `{base}` {why}, so recipients could not open their unsubscribe links; set server.public_url to the https address readers reach (e.g. https://news.example.jp)"
+    ))
+}
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }
@@ -245,19 +269,22 @@ impl Config {
             bad(format!("schedule: {e}"));
         }
         if let Some(smtp) = &self.smtp {
-            if !(smtp.url.starts_with("smtp://") || smtp.url.starts_with("smtps://")) {
-                bad(format!(
-                    "smtp.url: `{}` must start with smtp:// or smtps://",
-                    smtp.url
-                ));
+            if let Err(e) = crate::deliver::smtp::Target::parse(&smtp.url, "localhost") {
+                bad(e);
             }
-            if smtp.concurrency == 0 {
-                bad("smtp.concurrency: must be at least 1".into());
+            if !(1..=MAX_CONCURRENCY).contains(&smtp.concurrency) {
+                bad(format!(
+                    "smtp.concurrency: {} is out of range (1 to {MAX_CONCURRENCY})",
+                    smtp.concurrency
+                ));
             }
         }
         if let Some(w) = &self.webhook {
             if url_base(&w.url).is_none() {
                 bad(format!("webhook.url: `{}` is not an http(s) URL", w.url));
+            }
+            if let Err(e) = crate::crosspost::secret(self) {
+                bad(e);
             }
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {

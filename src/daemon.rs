@@ -34,12 +34,20 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    if config.smtp.is_some() {
+        if let Some(w) = crate::config::unreachable_public_url(&config) {
+            tracing::warn!("{w}");
+        }
+    }
     let config = Arc::new(config);
     let schedule = schedule::parse(&config.schedule).map_err(anyhow::Error::msg)?;
     let tz = config.tz();
     let r = root.clone();
     let (store, key) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        Ok((Store::open(&r)?, crate::unsubscribe::Key::load_or_create(&r)?))
+        Ok((
+            Store::open(&r)?,
+            crate::unsubscribe::Key::load_or_create(&r)?,
+        ))
     })
     .await??;
     let posts_dir = root.join("posts");
@@ -274,7 +282,9 @@ impl Daemon {
         match self.reconcile().await {
             Ok(()) => self.retry = None,
             Err(e) => {
-                let wait = self.retry.map_or(FIRST_RETRY, |r| (r.wait * 2).min(MAX_RETRY));
+                let wait = self
+                    .retry
+                    .map_or(FIRST_RETRY, |r| (r.wait * 2).min(MAX_RETRY));
                 tracing::error!(
                     "publishing failed; nothing was changed, trying again in {}s: {e:#}",
                     wait.as_secs()
@@ -421,20 +431,21 @@ async fn send_issue(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut store = Store::open(root)?;
-    let issue = match store.unfinished_issue()? {
-        Some(i) => i,
-        None => match deliver::make_issue(root, config, &mut store, entries)? {
-            Some(i) => i,
-            None => {
-                tracing::info!("tick: nothing published since the last issue");
-                return Ok(());
-            }
-        },
+    let Some(issue) = deliver::issue_to_send(root, config, &mut store, entries)? else {
+        tracing::info!("tick: nothing published since the last issue");
+        return Ok(());
     };
     tracing::info!(issue = issue.id, subject = %issue.subject, "issue");
-    let s =
-        deliver::deliver_issue(root, config, store, &issue, deliver::Retry::default(), false, stop)
-            .await?;
+    let s = deliver::deliver_issue(
+        root,
+        config,
+        store,
+        &issue,
+        deliver::Retry::default(),
+        false,
+        stop,
+    )
+    .await?;
     tracing::info!(issue = issue.id, sent = s.sent, failed = s.failed, deferred = s.deferred, to = %s.destination, "issue sent");
     Ok(())
 }

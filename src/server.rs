@@ -107,8 +107,14 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        tracing::warn!("stopping: requests still open after {}s were cut", DRAIN.as_secs());
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "stopping: requests still open after {}s were cut",
+            DRAIN.as_secs()
+        );
     }
     Ok(())
 }
@@ -253,8 +259,8 @@ async fn preview(
     };
     let (email, name) = crate::deliver::preview::SAMPLE_READER;
     let url = format!("{}/unsubscribe/preview", s.config.public_base());
-    let html_part = crate::render::email::personalize(&rendered.html, &name, &url, true);
-    let text_part = crate::render::email::personalize(&rendered.text, &name, &url, false);
+    let html_part = crate::render::email::personalize(&rendered.html, name, &url, true);
+    let text_part = crate::render::email::personalize(&rendered.text, name, &url, false);
     page(&s.config, "次号のプレビュー", html! {
         h1 { "次号のプレビュー" }
         p { "件名: " strong { (rendered.subject) } }

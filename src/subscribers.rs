@@ -1,7 +1,9 @@
 //! Subscriber lists: `subscribers/*.csv` and `subscribers/*.yaml`, each file one list named by
 //! its stem. Columns/keys: `email`, `name`, optional `subscribed_at` and `source` (the consent
 //! record 特定電子メール法 requires the sender to keep). A bad row is reported as `file:line`
-//! and skipped; it never blocks the rest.
+//! and skipped; it never blocks the rest. A file or folder that cannot be read at all is
+//! different: the audience read now would be incomplete, so no issue may be made from it
+//! ([`ListProblems::unreadable`]).
 //!
 //! Rows are streamed to a callback ([`each`]) with borrowed fields, so making an issue for
 //! 200,000 subscribers holds one file's text in memory, not a copy of every row.
@@ -63,11 +65,33 @@ pub fn valid_address(email: &str) -> bool {
     email.trim().parse::<lettre::Address>().is_ok()
 }
 
+/// What reading the lists found wrong.
+#[derive(Debug, Default)]
+pub struct ListProblems {
+    /// Rows skipped; the rest of their file was used.
+    pub rows: Vec<Problem>,
+    /// Files, or the folder, that could not be read: an audience read now is incomplete.
+    pub unreadable: Vec<Problem>,
+}
+
+impl ListProblems {
+    /// Every problem, unreadable files first, each group in file and line order.
+    pub fn all(&self) -> impl Iterator<Item = &Problem> {
+        self.unreadable.iter().chain(&self.rows)
+    }
+
+    /// Whether nothing at all was wrong.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.unreadable.is_empty()
+    }
+}
+
 /// The list files in `dir`, sorted: `*.csv`, `*.yaml`, `*.yml`, not hidden.
-fn list_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        files.push(e?.path());
+    }
     files.retain(|f| {
         let hidden = f
             .file_name()
@@ -80,25 +104,39 @@ fn list_files(dir: &Path) -> Vec<PathBuf> {
         !hidden && matches!(ext.as_deref(), Some("csv" | "yaml" | "yml"))
     });
     files.sort();
-    files
+    Ok(files)
 }
 
-/// Calls `f` for every valid row of every list in `dir`, in file order; returns a problem per
-/// bad row or unreadable file.
-pub fn each(dir: &Path, mut f: impl FnMut(Subscriber<'_>)) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    for file in list_files(dir) {
+/// Calls `f` for every valid row of every list in `dir`, in file order; returns what was wrong.
+pub fn each(dir: &Path, mut f: impl FnMut(Subscriber<'_>)) -> ListProblems {
+    let mut problems = ListProblems::default();
+    let files = match list_files(dir) {
+        Ok(files) => files,
+        Err(e) => {
+            let why = if e.kind() == std::io::ErrorKind::NotFound {
+                "the subscribers folder is missing".to_string()
+            } else {
+                format!("cannot list the subscribers folder: {e}")
+            };
+            problems.unreadable.push(Problem::new(dir, None, why));
+            return problems;
+        }
+    };
+    for file in files {
         let list = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         let text = match std::fs::read(&file) {
-            Ok(b) => match crate::content::decode(&b) {
+            Ok(b) => match crate::content::decode_list(&b) {
                 Ok(d) => d.text,
                 Err(e) => {
-                    problems.push(Problem::new(&file, None, e.to_string()));
+                    problems
+                        .unreadable
+                        .push(Problem::new(&file, None, e.to_string()));
                     continue;
                 }
             },
             Err(e) => {
-                problems.push(Problem::new(&file, None, format!("cannot read: {e}")));
+                let p = Problem::new(&file, None, format!("cannot read: {e}"));
+                problems.unreadable.push(p);
                 continue;
             }
         };
@@ -106,6 +144,15 @@ pub fn each(dir: &Path, mut f: impl FnMut(Subscriber<'_>)) -> Vec<Problem> {
         let mut emit =
             |line: u64, email: &str, name: &str, at: Option<&str>, source: Option<&str>| {
                 let email = email.trim();
+                let fields = [email, name, at.unwrap_or(""), source.unwrap_or("")];
+                if fields.iter().any(|v| v.chars().any(char::is_control)) {
+                    bad_rows.push(Problem::new(
+                    &file,
+                    Some(line),
+                    "a control character (line break, tab or the like) inside a value; row skipped",
+                ));
+                    return;
+                }
                 if !valid_address(email) {
                     bad_rows.push(Problem::new(
                         &file,
@@ -124,7 +171,7 @@ pub fn each(dir: &Path, mut f: impl FnMut(Subscriber<'_>)) -> Vec<Problem> {
                     line,
                 });
             };
-        let file_problems = if file
+        let read = if file
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
         {
@@ -144,19 +191,29 @@ pub fn each(dir: &Path, mut f: impl FnMut(Subscriber<'_>)) -> Vec<Problem> {
                             r.source.as_deref(),
                         );
                     }
-                    Vec::new()
+                    Ok(Vec::new())
                 }
-                Err(e) => vec![crate::config::yaml_problem(&e, &file)],
+                // The file's structure is broken: which rows it holds cannot be told.
+                Err(e) => Err(crate::config::yaml_problem(&e, &file)),
             }
         };
-        problems.extend(file_problems);
-        problems.extend(bad_rows);
-        problems.sort_by_key(|p| (p.path.clone(), p.line));
+        match read {
+            Ok(rows) => problems.rows.extend(rows),
+            Err(p) => problems.unreadable.push(p),
+        }
+        problems.rows.extend(bad_rows);
     }
+    problems.rows.sort_by_key(|p| (p.path.clone(), p.line));
     problems
 }
 
-fn csv_rows(text: &str, path: &Path, mut row: impl FnMut(u64, CsvRow<'_>)) -> Vec<Problem> {
+/// Streams the rows of a CSV list; `Err` when the file as a whole cannot be read (no header
+/// row, no `email` column), else the rows skipped.
+fn csv_rows(
+    text: &str,
+    path: &Path,
+    mut row: impl FnMut(u64, CsvRow<'_>),
+) -> Result<Vec<Problem>, Problem> {
     let mut problems = Vec::new();
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -166,14 +223,14 @@ fn csv_rows(text: &str, path: &Path, mut row: impl FnMut(u64, CsvRow<'_>)) -> Ve
     let headers = match reader.headers() {
         Ok(h) => h.clone(),
         Err(e) => {
-            problems.push(Problem::new(
-                path,
-                Some(1),
-                format!("cannot read the header row: {e}"),
-            ));
-            return problems;
+            let why = format!("cannot read the header row: {e}");
+            return Err(Problem::new(path, Some(1), why));
         }
     };
+    if !headers.iter().any(|h| h == "email") {
+        let why = "the header row has no `email` column (expected e.g. `email,name`)";
+        return Err(Problem::new(path, Some(1), why));
+    }
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -197,17 +254,17 @@ fn csv_rows(text: &str, path: &Path, mut row: impl FnMut(u64, CsvRow<'_>)) -> Ve
             }
             Err(e) => {
                 let line = e.position().map(|p| p.line());
-                problems.push(Problem::new(path, line, format!("{e}; row skipped")));
                 if !matches!(
                     e.kind(),
                     csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
                 ) {
-                    break;
+                    return Err(Problem::new(path, line, format!("cannot read on: {e}")));
                 }
+                problems.push(Problem::new(path, line, format!("{e}; row skipped")));
             }
         }
     }
-    problems
+    Ok(problems)
 }
 
 fn yaml_rows(text: &str) -> Result<Vec<YamlRow>, serde_saphyr::Error> {
@@ -227,7 +284,7 @@ pub fn in_lists(s: &Subscriber<'_>, lists: &[String]) -> bool {
 }
 
 /// The number of distinct addresses in `dir` (case-insensitive), and the problems.
-pub fn count(dir: &Path) -> (usize, Vec<Problem>) {
+pub fn count(dir: &Path) -> (usize, ListProblems) {
     let mut seen = HashSet::new();
     let problems = each(dir, |s| {
         seen.insert(key(s.email));
@@ -269,8 +326,38 @@ mod tests {
                 ("b".into(), "c@example.jp".into(), 3, None),
             ]
         );
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].line, Some(3));
+        assert_eq!(problems.rows.len(), 1);
+        assert!(problems.unreadable.is_empty());
+        assert_eq!(problems.rows[0].line, Some(3));
         assert_eq!(count(dir.path()).0, 2, "case variants are one address");
+    }
+
+    #[test]
+    fn a_control_character_skips_its_row_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.csv"),
+            "email,name\na@example.jp,甲\nb@example.jp,乙\x07\nc@example.jp,丙\n",
+        )
+        .unwrap();
+        let mut rows = Vec::new();
+        let problems = each(dir.path(), |s| rows.push(s.email.to_string()));
+        assert_eq!(rows, ["a@example.jp", "c@example.jp"]);
+        assert_eq!(problems.rows.len(), 1, "{:?}", problems.rows);
+        assert_eq!(problems.rows[0].line, Some(3));
+        assert!(problems.unreadable.is_empty());
+        assert!(!problems.rows[0].to_string().contains('\x07'));
+    }
+
+    #[test]
+    fn a_missing_folder_or_broken_file_is_unreadable_not_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = each(&dir.path().join("subscribers"), |_| {});
+        assert_eq!(gone.unreadable.len(), 1);
+        std::fs::write(dir.path().join("a.csv"), "mail,name\na@example.jp,甲\n").unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "- email: [unclosed\n").unwrap();
+        std::fs::write(dir.path().join("c.csv"), b"email\n\0\x01binary").unwrap();
+        let p = each(dir.path(), |_| {});
+        assert_eq!(p.unreadable.len(), 3, "{:?}", p.unreadable);
     }
 }

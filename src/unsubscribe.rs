@@ -1,6 +1,7 @@
 //! Per-subscriber unsubscribe tokens: `base64url(address).base64url(HMAC-SHA256(key, address))`
 //! (RFC 2104, truncated to 128 bits). The key comes from `TAYORI_SECRET`, else from
-//! `state/secret`, generated on first use with mode 0600.
+//! `state/secret`, generated on first use from the operating system's random generator
+//! (aws-lc's `SystemRandom`), with mode 0600. A key shorter than 32 bytes is refused.
 
 use std::path::Path;
 
@@ -11,6 +12,15 @@ use sha2::Sha256;
 
 /// Bytes of the MAC kept in a token.
 const MAC_BYTES: usize = 16;
+
+/// The shortest key accepted, in bytes (HMAC-SHA256's output size).
+pub const MIN_KEY_BYTES: usize = 32;
+
+fn too_short(what: &str, n: usize) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{what} is {n} bytes; the unsubscribe key needs {MIN_KEY_BYTES} or more (e.g. `openssl rand -hex 32`)"
+    ))
+}
 
 /// The key that signs and checks tokens.
 #[derive(Clone)]
@@ -32,6 +42,9 @@ impl Key {
     pub fn load(root: &Path, create: bool) -> std::io::Result<Option<Key>> {
         if let Ok(s) = std::env::var("TAYORI_SECRET") {
             if !s.is_empty() {
+                if s.len() < MIN_KEY_BYTES {
+                    return Err(too_short("TAYORI_SECRET", s.len()));
+                }
                 return Ok(Some(Key(s.into_bytes())));
             }
         }
@@ -47,7 +60,8 @@ impl Key {
     fn load_file(root: &Path, create: bool) -> std::io::Result<Option<Key>> {
         let path = root.join("state").join("secret");
         match std::fs::read(&path) {
-            Ok(b) if !b.is_empty() => return Ok(Some(Key(b))),
+            Ok(b) if b.len() >= MIN_KEY_BYTES => return Ok(Some(Key(b))),
+            Ok(b) if !b.is_empty() => return Err(too_short("state/secret", b.len())),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -55,8 +69,11 @@ impl Key {
         if !create {
             return Ok(None);
         }
-        std::fs::create_dir_all(root.join("state"))?;
-        let secret: String = (0..48).map(|_| fastrand::alphanumeric()).collect();
+        crate::render::private_dir(&root.join("state"))?;
+        let mut raw = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut raw)
+            .map_err(|_| std::io::Error::other("the system random generator failed"))?;
+        let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
@@ -116,7 +133,7 @@ mod tests {
 
     #[test]
     fn token_round_trips_case_insensitively() {
-        let k = Key::new(b"k".to_vec());
+        let k = Key::new(b"k".repeat(32));
         let t = k.token("Keiko.Suzuki@Example.JP");
         assert_eq!(t, k.token("keiko.suzuki@example.jp"));
         assert_eq!(k.verify(&t).as_deref(), Some("keiko.suzuki@example.jp"));
@@ -124,12 +141,12 @@ mod tests {
 
     #[test]
     fn rejects_forged_and_foreign_tokens() {
-        let k = Key::new(b"k".to_vec());
+        let k = Key::new(b"k".repeat(32));
         let t = k.token("a@example.jp");
         let (_, tag) = t.split_once('.').unwrap();
         let forged = format!("{}.{tag}", B64.encode("b@example.jp"));
         assert_eq!(k.verify(&forged), None);
-        assert_eq!(Key::new(b"other".to_vec()).verify(&t), None);
+        assert_eq!(Key::new(b"o".repeat(32)).verify(&t), None);
         assert_eq!(k.verify("garbage"), None);
     }
 

@@ -8,18 +8,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
-
-/// Waits for a condition on the outside world (a file, an HTTP answer, a log line).
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 struct Daemon {
     child: Child,
@@ -301,14 +292,16 @@ fn webhooks_are_signed_retried_with_one_id_and_recover() {
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let hooks = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/webhook_receiver.py");
-    let mut receiver = Command::new(&py)
-        .arg(&script)
-        .arg(hooks.path())
-        .arg(secret)
-        .args(["--fail-first", "2"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut receiver = Spawned(
+        Command::new(&py)
+            .arg(&script)
+            .arg(hooks.path())
+            .arg(secret)
+            .args(["--fail-first", "2"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
     BufReader::new(receiver.stdout.take().unwrap())
         .read_line(&mut line)
@@ -368,8 +361,7 @@ fn webhooks_are_signed_retried_with_one_id_and_recover() {
         status.contains("post.published") && status.contains("500, 500, 200"),
         "{status}"
     );
-    let _ = receiver.kill();
-    let _ = receiver.wait();
+    drop(receiver);
 }
 
 #[test]

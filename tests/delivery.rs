@@ -167,14 +167,7 @@ fn sigkill_half_way_then_send_again_reaches_everyone_once_but_in_flight() {
     let dir = newsletter_with_smtp(Some(server.port), CONCURRENCY as u32);
     many_subscribers(dir.path(), N);
     add_post(dir.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tayori"))
-        .arg("--root")
-        .arg(dir.path())
-        .arg("send")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Spawned::tayori(dir.path(), &["send"], &[]);
     // Wait for the event "a quarter of the issue has arrived", then kill without warning.
     let deadline = Instant::now() + Duration::from_secs(60);
     while server.received().len() < N / 4 {

@@ -205,7 +205,7 @@ fn rejects_binary_post() {
 
 #[test]
 fn ignores_editor_files_and_non_posts() {
-    let listed = content::list_post_files(&fixtures().join("bad"));
+    let listed = content::list_post_files(&fixtures().join("bad")).unwrap();
     let names: Vec<String> = listed
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())

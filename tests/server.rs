@@ -216,7 +216,17 @@ async fn preview_shows_the_next_issue_without_sending_it() {
         body.contains("件名: <strong>面会交流のルールを決めるときに考えておきたいこと</strong>"),
         "{body}"
     );
-    assert!(body.contains("佐藤 花子"), "shown as the first subscriber");
+    assert!(body.contains("見本 太郎"), "addressed to a made-up reader");
+    for subscriber in ["佐藤", "hanako.sato", "example.com", "example.net"] {
+        assert!(
+            !body.contains(subscriber),
+            "no subscriber shown: {subscriber}"
+        );
+    }
+    assert!(
+        body.contains("/unsubscribe/preview"),
+        "an unsubscribe link that does nothing"
+    );
     assert!(body.contains("【編集後記】"), "the text part is shown too");
     srv.shutdown().await;
     let store = Store::open(dir.path()).unwrap();
@@ -229,4 +239,32 @@ async fn preview_shows_the_next_issue_without_sending_it() {
         0,
         "nor publishes anything"
     );
+}
+
+#[tokio::test]
+async fn preview_is_refused_to_clients_off_the_loopback_interface() {
+    use tower_service::Service;
+    let dir = newsletter_with_smtp(None, 1);
+    add_post(dir.path());
+    let state = AppState {
+        root: dir.path().to_path_buf(),
+        config: Arc::new(tayori::config::load(dir.path()).unwrap()),
+        key: Key::new(b"k".to_vec()),
+    };
+    let mut app = tayori::server::router(state);
+    let ask = |peer: &str| {
+        let mut req = axum::http::Request::get("/preview")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let addr: std::net::SocketAddr = peer.parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(addr));
+        req
+    };
+    let remote = app.call(ask("203.0.113.7:50000")).await.unwrap();
+    assert_eq!(remote.status(), 404);
+    let local = app.call(ask("127.0.0.1:50000")).await.unwrap();
+    assert_eq!(local.status(), 200);
+    let mapped = app.call(ask("[::ffff:127.0.0.1]:50000")).await.unwrap();
+    assert_eq!(mapped.status(), 200, "IPv4-mapped loopback is loopback");
 }

@@ -51,7 +51,7 @@ fn built_samples() -> tempfile::TempDir {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for post in tayori::content::list_post_files(&posts) {
+    for post in tayori::content::list_post_files(&posts).unwrap() {
         let o = Command::new(bin)
             .arg("--root")
             .arg(dir.path())

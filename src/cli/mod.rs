@@ -52,6 +52,9 @@ pub enum Command {
         /// Send the next issue to this one address only, without touching the ledger.
         #[arg(long, value_name = "ADDR", conflicts_with = "dry_run")]
         test: Option<String>,
+        /// Send the last issue again to the addresses it failed for (after fixing the cause).
+        #[arg(long, conflicts_with_all = ["dry_run", "test"])]
+        retry_failed: bool,
     },
     /// The daemon: watch, publish, schedule, webhook, HTTP server.
     Run,
@@ -82,7 +85,11 @@ pub fn main() -> ExitCode {
         Command::Check => check(&root),
         Command::Build => build(&root),
         Command::Preview { file, out } => preview(&root, &file, &out),
-        Command::Send { dry_run, test } => ops::send(&root, dry_run, test.as_deref()),
+        Command::Send {
+            dry_run,
+            test,
+            retry_failed,
+        } => ops::send(&root, dry_run, test.as_deref(), retry_failed),
         Command::Status { subscriber } => ops::status(&root, subscriber.as_deref()),
         Command::Serve => ops::serve(&root),
         Command::Run => ops::run(&root),
@@ -120,6 +127,15 @@ fn check(root: &Path) -> anyhow::Result<ExitCode> {
             None
         }
     };
+    let config_path = root.join(config::FILE_NAME);
+    if let Some(c) = config.as_ref().filter(|c| c.smtp.is_some()) {
+        if let Some(why) = config::unreachable_public_url(c) {
+            problems.push(Problem::new(&config_path, None, why));
+        }
+    }
+    if let Err(e) = crate::unsubscribe::Key::load(root, false) {
+        problems.push(Problem::new(&config_path, None, e.to_string()));
+    }
     // Posts are still checked when the config is broken, with default options.
     let opts = match &config {
         Some(c) => IngestOptions::from_config(c),
@@ -135,12 +151,16 @@ fn check(root: &Path) -> anyhow::Result<ExitCode> {
             scan.posts.len()
         }
         Err(e) => {
-            problems.push(Problem::new(&e.path, None, format!("cannot list posts: {}", e.source)));
+            problems.push(Problem::new(
+                &e.path,
+                None,
+                format!("cannot list posts: {}", e.source),
+            ));
             0
         }
     };
     let (subscribers, sub_problems) = subscribers::count(&root.join("subscribers"));
-    problems.extend(sub_problems);
+    problems.extend(sub_problems.all().cloned());
     print_problems(&problems);
     if problems.is_empty() {
         println!("ok: {posts} posts, {subscribers} subscribers");

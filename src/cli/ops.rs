@@ -47,11 +47,19 @@ fn stop_on_signals(stop: CancellationToken) {
     });
 }
 
-/// `send [--dry-run | --test ADDR]`.
-pub fn send(root: &Path, dry_run: bool, test: Option<&str>) -> anyhow::Result<ExitCode> {
+/// Exit status of a run that stopped early (server, config, disk): what is unsent stays pending.
+const STOPPED: u8 = 2;
+
+/// `send [--dry-run | --test ADDR | --retry-failed]`.
+pub fn send(
+    root: &Path,
+    dry_run: bool,
+    test: Option<&str>,
+    retry_failed: bool,
+) -> anyhow::Result<ExitCode> {
     let config = match load_config(root) {
         Ok(c) => c,
-        Err(code) => return Ok(code),
+        Err(_) => return Ok(ExitCode::from(STOPPED)),
     };
     if dry_run {
         return dry(root, &config);
@@ -59,9 +67,31 @@ pub fn send(root: &Path, dry_run: bool, test: Option<&str>) -> anyhow::Result<Ex
     if let Some(address) = test {
         return send_test(root, &config, address);
     }
-    let store = Store::open(root)?;
+    if config.smtp.is_some() {
+        if let Some(w) = crate::config::unreachable_public_url(&config) {
+            tracing::warn!("{w}");
+        }
+    }
+    let store = match Store::open(root) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tayori: {e}");
+            return Ok(ExitCode::from(STOPPED));
+        }
+    };
+    if retry_failed {
+        match store.retry_failed()? {
+            Some((id, n)) => {
+                if let Some(issue) = store.issue(id)?.filter(|_| n > 0) {
+                    crate::store::Journal::of(root).reopened(&issue)?;
+                }
+                println!("issue {id}: {n} failed deliveries queued again");
+            }
+            None => println!("no issue yet: nothing to retry"),
+        }
+    }
     let rt = runtime()?;
-    let summary = rt.block_on(async {
+    let result = rt.block_on(async {
         let stop = CancellationToken::new();
         stop_on_signals(stop.clone());
         deliver::send(
@@ -73,28 +103,45 @@ pub fn send(root: &Path, dry_run: bool, test: Option<&str>) -> anyhow::Result<Ex
             stop,
         )
         .await
-    })?;
-    match summary.issue {
-        None => println!("nothing to send: no posts published since the last issue"),
-        Some(id) => println!(
-            "issue {id} 「{}」: {} sent, {} failed, {} deferred → {}{}",
-            summary.subject,
-            summary.sent,
-            summary.failed,
-            summary.deferred,
-            summary.destination,
-            if summary.interrupted {
-                " (stopped; `tayori send` resumes)"
-            } else {
-                ""
-            }
-        ),
+    });
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tayori: {e}");
+            return Ok(ExitCode::from(STOPPED));
+        }
+    };
+    let Some(id) = summary.issue else {
+        println!("nothing to send: no posts published since the last issue");
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!(
+        "issue {id} 「{}」: {} sent, {} failed, {} deferred → {}{}",
+        summary.subject,
+        summary.sent,
+        summary.failed,
+        summary.deferred,
+        summary.destination,
+        if summary.interrupted {
+            " (stopped; `tayori send` resumes)"
+        } else {
+            ""
+        }
+    );
+    if summary.failed > 0 {
+        println!("see `tayori status` for each failure; `tayori send --retry-failed` sends them again once the cause is fixed");
+        return Ok(ExitCode::FAILURE);
     }
-    Ok(if summary.failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    if summary.deferred > 0 || summary.interrupted {
+        if let Some(reply) = &summary.last_deferral {
+            eprintln!(
+                "tayori: {} deliveries deferred, pending for the next run; last reply: {reply}",
+                summary.deferred
+            );
+        }
+        return Ok(ExitCode::from(STOPPED));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `send --dry-run`: what the next issue would be, without changing anything.
@@ -204,7 +251,7 @@ pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode>
         println!(
             "no state store yet: nothing has been published (run `tayori build` or `tayori send`)"
         );
-        super::print_problems(&problems);
+        super::print_problems(&problems.all().cloned().collect::<Vec<_>>());
         return Ok(ExitCode::SUCCESS);
     };
     println!("issues:");
@@ -259,8 +306,11 @@ pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode>
             }
         );
     }
-    println!("invalid subscriber rows: {}", problems.len());
-    for p in &problems {
+    for p in &problems.unreadable {
+        println!("unreadable subscriber list (no issue is made until it is fixed): {p}");
+    }
+    println!("invalid subscriber rows: {}", problems.rows.len());
+    for p in &problems.rows {
         println!("  {p}");
     }
     Ok(ExitCode::SUCCESS)

@@ -209,7 +209,10 @@ mod tests {
 
         let listed = list_post_files(&posts).unwrap();
         assert_eq!(listed.len(), 5, "{listed:?}");
-        assert_eq!(read_post(&posts.join("in.md"), Some(&posts)).unwrap(), b"# ok\n");
+        assert_eq!(
+            read_post(&posts.join("in.md"), Some(&posts)).unwrap(),
+            b"# ok\n"
+        );
         let err = |p: &Path| read_post(p, Some(&posts)).unwrap_err().to_string();
         assert!(err(&posts.join("out.md")).contains("outside posts/"));
         assert!(err(&fifo).contains("FIFO"));

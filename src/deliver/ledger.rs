@@ -13,11 +13,13 @@ use tokio::sync::Notify;
 use crate::store::{DeliveryJob, Outcome, Store, StoreError};
 
 /// Counts of this run's outcomes.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Counts {
     pub sent: u64,
     pub failed: u64,
     pub deferred: u64,
+    /// Why the last deferred delivery was deferred.
+    pub last_deferral: Option<String>,
 }
 
 /// Outcomes reported and not yet committed (address, attempts, outcome), and the run's counts.
@@ -67,10 +69,13 @@ impl Ledger {
     /// Reports a finished delivery: address, attempts so far, outcome.
     pub fn report(&self, address: String, attempts: i64, outcome: Outcome) {
         let mut r = self.reported.lock().unwrap_or_else(|p| p.into_inner());
-        match outcome {
+        match &outcome {
             Outcome::Sent { .. } => r.counts.sent += 1,
             Outcome::Failed { .. } => r.counts.failed += 1,
-            Outcome::Deferred { .. } => r.counts.deferred += 1,
+            Outcome::Deferred { reply } => {
+                r.counts.deferred += 1;
+                r.counts.last_deferral = Some(reply.clone());
+            }
         }
         r.batch.push((address, attempts, outcome));
         drop(r);
@@ -81,8 +86,9 @@ impl Ledger {
     pub fn commit(&self) -> Result<(), StoreError> {
         let (batch, done) = {
             let mut r = self.reported.lock().unwrap_or_else(|p| p.into_inner());
-            let c = r.counts;
-            (std::mem::take(&mut r.batch), c.sent + c.failed + c.deferred)
+            let c = &r.counts;
+            let done = c.sent + c.failed + c.deferred;
+            (std::mem::take(&mut r.batch), done)
         };
         if !batch.is_empty() {
             self.store()

@@ -24,19 +24,25 @@ use crate::config::Config;
 use crate::message::{sender_domain, Template};
 use crate::publish;
 use crate::render::{self, email::Rendered};
-use crate::store::{IssueRecord, Store, StoreError};
+use crate::store::{IssueRecord, Journal, JournalError, Store, StoreError};
 use crate::subscribers;
 use crate::unsubscribe::Key;
 
-/// How one attempt failed, and so whether it is worth another.
+/// How one attempt failed, and so what it decides.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// 4xx, timeout, dropped connection: retry with backoff.
+    /// 4xx for this message, a timeout or a connection dropped mid-message: retry with backoff.
     #[error("{0}")]
     Transient(String),
-    /// 5xx for this recipient: never retry.
+    /// 5xx at RCPT or at the end of DATA: this one recipient fails, never retried.
     #[error("{0}")]
     Permanent(String),
+    /// Not about one recipient — connecting, TLS, EHLO, AUTH, MAIL FROM, DATA, or writing
+    /// `outbox/`. It never fails a subscriber: after a short bounded retry (none when
+    /// `permanent`: a 5xx, a wrong password) the run stops and every unsent delivery stays
+    /// pending.
+    #[error("{cause}")]
+    Server { cause: String, permanent: bool },
 }
 
 /// Why a whole run failed.
@@ -44,6 +50,8 @@ pub enum SendError {
 pub enum DeliverError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     #[error(transparent)]
     Build(#[from] publish::BuildError),
     #[error(transparent)]
@@ -54,6 +62,10 @@ pub enum DeliverError {
     Config(String),
     #[error("unsubscribe key: {0}")]
     Key(std::io::Error),
+    /// The run stopped early for a cause that is not about one recipient; what was not sent
+    /// stays pending and the next run resumes it.
+    #[error("{cause} — stopped after {sent} sent; {left} left pending for the next run")]
+    Stopped { cause: String, sent: u64, left: u64 },
 }
 
 /// Retry timing for transient failures.
@@ -104,15 +116,43 @@ pub struct Summary {
     pub destination: String,
     /// The run was stopped (SIGINT/SIGTERM) before the issue was done.
     pub interrupted: bool,
+    /// The last reply of a deferred delivery, to say why.
+    pub last_deferral: Option<String>,
+}
+
+/// The issue to send now, for `send` and the daemon alike: the store is first checked against
+/// `issues.log` (a restored backup must not mail an issue again), then an unfinished issue is
+/// resumed or a new one made of the posts waiting — journaled before its first message.
+pub fn issue_to_send(
+    root: &Path,
+    config: &Config,
+    store: &mut Store,
+    entries: &[render::Entry],
+) -> Result<Option<IssueRecord>, DeliverError> {
+    let journal = Journal::of(root);
+    journal.check(store)?;
+    if let Some(issue) = store.unfinished_issue()? {
+        if !journal.read()?.contains_key(&issue.id) {
+            journal.started(&issue, &issue.slugs)?;
+        }
+        return Ok(Some(issue));
+    }
+    let Some(issue) = make_issue(root, config, store, entries, journal.next_id()?)? else {
+        return Ok(None);
+    };
+    journal.started(&issue, &issue.slugs)?;
+    Ok(Some(issue))
 }
 
 /// Makes the pending issue, if any posts wait for one: rendered once and stored with its
-/// deliveries (the audience minus suppressed addresses) in one transaction.
+/// deliveries (the audience minus suppressed addresses) in one transaction. An audience that
+/// cannot be read in full, or is empty, makes no issue: the posts stay pending.
 pub fn make_issue(
     root: &Path,
     config: &Config,
     store: &mut Store,
     entries: &[render::Entry],
+    first_id: i64,
 ) -> Result<Option<IssueRecord>, DeliverError> {
     let pending = store.pending_posts()?;
     let posts: Vec<&render::Entry> = entries
@@ -133,6 +173,7 @@ pub fn make_issue(
     let slugs: Vec<String> = posts.iter().map(|e| e.post.slug.clone()).collect();
     let dir = root.join("subscribers");
     let issue = store.create_issue(
+        first_id,
         Utc::now(),
         (&rendered.subject, &rendered.html, &rendered.text),
         &slugs,
@@ -142,8 +183,14 @@ pub fn make_issue(
                     add(&subscribers::key(s.email), s.email, s.name);
                 }
             });
-            for p in problems {
+            for p in &problems.rows {
                 tracing::warn!(file = %p.path.display(), "{p}");
+            }
+            match problems.unreadable.first() {
+                None => Ok(()),
+                Some(p) => Err(format!(
+                    "the subscriber lists cannot be read, so no issue was made and the posts stay pending: {p}"
+                )),
             }
         },
         |id, _| {
@@ -170,11 +217,7 @@ pub async fn send(
     for p in &report.problems {
         tracing::warn!(file = %p.path.display(), "{p}; skipped");
     }
-    let issue = match store.unfinished_issue()? {
-        Some(i) => Some(i),
-        None => make_issue(root, config, &mut store, &report.entries)?,
-    };
-    let Some(issue) = issue else {
+    let Some(issue) = issue_to_send(root, config, &mut store, &report.entries)? else {
         return Ok(Summary::default());
     };
     deliver_issue(root, config, store, &issue, retry, progress, stop).await
@@ -228,9 +271,22 @@ pub async fn deliver_issue(
         rate,
         progress,
     };
-    let (store, counts) = run.execute(store, stop.clone()).await?;
+    let (store, counts, stopped) = run.execute(store, stop.clone()).await?;
     store.requeue_in_flight(issue.id)?;
+    if let Some(cause) = stopped {
+        let left = store.count_in(issue.id, "pending")?;
+        return Err(DeliverError::Stopped {
+            cause,
+            sent: counts.sent,
+            left,
+        });
+    }
     let done = store.finish_issue(issue.id)?;
+    if done {
+        if let Err(e) = Journal::of(root).done(issue) {
+            tracing::warn!("issue {} is done, but {e}", issue.id);
+        }
+    }
     Ok(Summary {
         issue: Some(issue.id),
         subject: issue.subject.clone(),
@@ -239,5 +295,6 @@ pub async fn deliver_issue(
         deferred: counts.deferred,
         destination,
         interrupted: !done && stop.is_cancelled(),
+        last_deferral: counts.last_deferral,
     })
 }

@@ -33,21 +33,28 @@ impl Target {
     /// Parses `smtp://[user@]host[:port]` (port 25; STARTTLS when offered) or `smtps://` (465).
     /// The password comes from `TAYORI_SMTP_PASSWORD` (or the URL).
     pub fn parse(url: &str, hello: &str) -> Result<Target, String> {
-        let u = url::Url::parse(url).map_err(|e| format!("smtp.url `{url}`: {e}"))?;
+        let shown = redacted(url);
+        let u = url::Url::parse(url).map_err(|e| format!("smtp.url: `{shown}`: {e}"))?;
         let implicit_tls = match u.scheme() {
             "smtp" => false,
             "smtps" => true,
-            s => return Err(format!("smtp.url: unknown scheme `{s}`")),
+            s => {
+                return Err(format!(
+                    "smtp.url: `{shown}` must start with smtp:// or smtps://, not {s}://"
+                ))
+            }
         };
         let host = u
             .host_str()
-            .ok_or_else(|| format!("smtp.url `{url}` has no host"))?
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("smtp.url: `{shown}` has no host"))?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
         let user = (!u.username().is_empty()).then(|| percent_decode(u.username()));
         let password = std::env::var("TAYORI_SMTP_PASSWORD")
             .ok()
+            .filter(|p| !p.is_empty())
             .or_else(|| u.password().map(percent_decode));
         Ok(Target {
             port: u.port().unwrap_or(if implicit_tls { 465 } else { 25 }),
@@ -60,17 +67,32 @@ impl Target {
     }
 }
 
+/// Userinfo is percent-encoded (RFC 3986 §2.1); unlike a form, `+` stays a plus.
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
-/// Maps lettre's error to ours: 5xx is permanent, everything else (4xx, I/O, timeouts, a
-/// dropped connection, an unreadable reply) is worth another try.
+/// `url` as it may be shown: any password replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    if let Ok(mut u) = url::Url::parse(url) {
+        if u.password().is_some() {
+            let _ = u.set_password(Some("***"));
+        }
+        return u.to_string();
+    }
+    // Unparseable: drop whatever stands between the scheme and the last `@`.
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***@{}", &url[..s + 3], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+/// Maps lettre's error at RCPT or at the end of DATA: 5xx fails this recipient; everything
+/// else (4xx, I/O, timeouts, a dropped connection, an unreadable reply) is worth another try.
 pub fn classify(e: &lettre::transport::smtp::Error) -> SendError {
-    let text = e.to_string();
+    let text = reply(e);
     if e.is_permanent() {
         SendError::Permanent(text)
     } else {
@@ -78,19 +100,46 @@ pub fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     }
 }
 
+/// A failure before or around a message that is not about its recipient: the server's.
+fn server_fault(what: String, e: &lettre::transport::smtp::Error) -> SendError {
+    SendError::Server {
+        cause: format!("{what}: {}", reply(e)),
+        permanent: e.is_permanent(),
+    }
+}
+
+/// The server's reply as it was said (`550 5.7.1 sender rejected`), else lettre's words.
+fn reply(e: &lettre::transport::smtp::Error) -> String {
+    let s = e.to_string();
+    match (e.status(), s.split_once("): ")) {
+        (Some(code), Some((_, rest))) => format!("{code} {rest}"),
+        _ => s,
+    }
+}
+
+/// How long connecting (TCP, greeting, TLS) may take before the server counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// An open connection.
 pub struct Connection {
     conn: AsyncSmtpConnection,
     pipelining: bool,
+    /// `host:port`, for messages.
+    server: String,
 }
 
 impl Connection {
-    /// Connects, says EHLO, upgrades to TLS when offered, authenticates when configured.
+    /// Connects, says EHLO, upgrades to TLS when offered, authenticates when configured — and
+    /// only over TLS: a server without STARTTLS never sees the password.
     pub async fn open(t: &Target, timeout: Duration) -> Result<Connection, SendError> {
+        let timeout = timeout.min(CONNECT_TIMEOUT);
+        let server = format!("{}:{}", t.host, t.port);
         let hello = ClientId::Domain(t.hello.clone());
         let tls = || {
-            TlsParameters::new(t.host.clone())
-                .map_err(|e| SendError::Permanent(format!("TLS setup for {}: {e}", t.host)))
+            TlsParameters::new(t.host.clone()).map_err(|e| SendError::Server {
+                cause: format!("TLS setup for {server}: {e}"),
+                permanent: true,
+            })
         };
         let mut conn = if t.implicit_tls {
             AsyncSmtpConnection::connect_tokio1(
@@ -101,47 +150,75 @@ impl Connection {
                 None,
             )
             .await
-            .map_err(|e| classify(&e))?
+            .map_err(|e| {
+                server_fault(
+                    format!("cannot connect with TLS to the SMTP server {server}"),
+                    &e,
+                )
+            })?
         } else {
+            let unreachable = |why: String| SendError::Server {
+                cause: format!("cannot connect to the SMTP server {server}: {why}"),
+                permanent: false,
+            };
             let tcp = tokio::time::timeout(timeout, TcpStream::connect((t.host.as_str(), t.port)))
                 .await
-                .map_err(|_| {
-                    SendError::Transient(format!("connect to {}:{} timed out", t.host, t.port))
-                })?
-                .map_err(|e| {
-                    SendError::Transient(format!("connect to {}:{}: {e}", t.host, t.port))
-                })?;
+                .map_err(|_| unreachable(format!("no answer within {}s", timeout.as_secs())))?
+                .map_err(|e| unreachable(e.to_string()))?;
             tcp.set_nodelay(true)
-                .map_err(|e| SendError::Transient(format!("TCP_NODELAY: {e}")))?;
-            let mut c = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
+                .map_err(|e| unreachable(format!("TCP_NODELAY: {e}")))?;
+            let greet = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello);
+            let mut c = tokio::time::timeout(timeout, greet)
                 .await
-                .map_err(|e| classify(&e))?;
+                .map_err(|_| unreachable(format!("no greeting within {}s", timeout.as_secs())))?
+                .map_err(|e| server_fault(format!("the SMTP server {server} refused EHLO"), &e))?;
             if c.can_starttls() {
-                c.starttls(tls()?, &hello).await.map_err(|e| classify(&e))?;
+                c.starttls(tls()?, &hello)
+                    .await
+                    .map_err(|e| server_fault(format!("STARTTLS with {server} failed"), &e))?;
             }
             c
         };
         if let (Some(user), Some(pass)) = (&t.user, &t.password) {
+            if !conn.is_encrypted() {
+                return Err(SendError::Server {
+                    cause: format!(
+                        "the SMTP server {server} offers no STARTTLS, and a password is never sent in clear text (use smtps:// or a server with STARTTLS)"
+                    ),
+                    permanent: true,
+                });
+            }
             conn.auth(
                 &[Mechanism::Plain, Mechanism::Login],
                 &Credentials::new(user.clone(), pass.clone()),
             )
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| {
+                server_fault(
+                    format!("the SMTP server {server} refused the login of `{user}`"),
+                    &e,
+                )
+            })?;
         }
         // lettre does not keep the PIPELINING keyword: ask again (a repeated EHLO is allowed,
         // RFC 5321 §4.1.4) and read the keywords ourselves.
         let ehlo = conn
             .command(format!("EHLO {}\r\n", t.hello))
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| server_fault(format!("the SMTP server {server} refused EHLO"), &e))?;
         let pipelining = ehlo
             .message()
             .any(|l| l.trim().eq_ignore_ascii_case("PIPELINING"));
-        Ok(Connection { conn, pipelining })
+        Ok(Connection {
+            conn,
+            pipelining,
+            server,
+        })
     }
 
     /// Sends one message to one recipient; `Ok` carries the server's reply to DATA (250).
+    /// A refusal at MAIL FROM or of the DATA command is the server's ([`SendError::Server`]);
+    /// one at RCPT or at the end of DATA is the recipient's.
     pub async fn send(&mut self, from: &str, to: &str, message: &str) -> Result<String, SendError> {
         let group = [
             format!("MAIL FROM:<{from}>\r\n"),
@@ -167,14 +244,16 @@ impl Connection {
         if let Some(Err(e)) = replies.iter().find(|r| is_broken(r)) {
             return Err(SendError::Transient(e.to_string()));
         }
-        let refused = replies
-            .iter()
-            .take(2)
-            .find_map(|r| r.as_ref().err())
-            .map(classify);
-        let data = replies
-            .get(2)
-            .map(|r| r.as_ref().map(|_| ()).map_err(classify));
+        if let Some(Err(e)) = replies.first() {
+            let _ = self.conn.command("RSET\r\n").await;
+            let what = format!(
+                "the SMTP server {} refused the sender <{from}> at MAIL FROM",
+                self.server
+            );
+            return Err(server_fault(what, e));
+        }
+        let refused = replies.get(1).and_then(|r| r.as_ref().err()).map(classify);
+        let data = replies.get(2).map(|r| r.as_ref().map(|_| ()));
         match (refused, data) {
             (None, Some(Ok(()))) => {
                 let r = self
@@ -193,12 +272,18 @@ impl Connection {
                 let _ = self.conn.command(".\r\n").await;
                 Err(e)
             }
-            (refused, data) => {
+            (Some(e), _) => {
                 let _ = self.conn.command("RSET\r\n").await;
-                Err(refused
-                    .or(data.and_then(Result::err))
-                    .unwrap_or_else(|| SendError::Transient("no reply to DATA".into())))
+                Err(e)
             }
+            (None, Some(Err(e))) => {
+                let _ = self.conn.command("RSET\r\n").await;
+                Err(server_fault(
+                    format!("the SMTP server {} refused DATA", self.server),
+                    e,
+                ))
+            }
+            (None, None) => Err(SendError::Transient("no reply to DATA".into())),
         }
     }
 

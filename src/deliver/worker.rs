@@ -1,9 +1,13 @@
 //! A run: a dispatcher claiming batches from the ledger, `concurrency` workers each holding one
-//! connection, a shared rate limit, per-message timeouts and retries with backoff.
+//! connection, a shared rate limit, per-message timeouts and retries with backoff — and a
+//! [`Breaker`] that stops the whole run when the fault is the server's or the disk's rather
+//! than one recipient's, so that no error ever turns into failed subscribers.
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Mutex, Notify};
@@ -41,13 +45,68 @@ pub struct Run {
 /// Deliveries claimed from the ledger at a time, per worker.
 const CLAIM_PER_WORKER: usize = 64;
 
+/// Server faults in a row (over all workers) after which the run stops.
+const SERVER_FAULTS: u32 = 3;
+
+/// Stops a run at the first fault that no retry of one message can mend: a server that cannot
+/// be reached, refuses the login or the sender, an `outbox/` that cannot be written, a ledger
+/// that cannot commit. Transient server faults get a short, bounded retry first.
+pub struct Breaker {
+    /// Cancelled when the run must stop: tripped here, or the caller's stop.
+    run: CancellationToken,
+    cause: std::sync::Mutex<Option<String>>,
+    streak: AtomicU32,
+}
+
+impl Breaker {
+    fn new(stop: &CancellationToken) -> Breaker {
+        Breaker {
+            run: stop.child_token(),
+            cause: Default::default(),
+            streak: AtomicU32::new(0),
+        }
+    }
+
+    /// Stops the run for `cause` (the first cause given is kept).
+    pub fn trip(&self, cause: String) {
+        let mut c = self.cause.lock().unwrap_or_else(|p| p.into_inner());
+        if c.is_none() {
+            tracing::error!("stopping the run: {cause}");
+            *c = Some(cause);
+        }
+        self.run.cancel();
+    }
+
+    /// Counts a server fault; returns the wait before trying again, or `None` when the run
+    /// has been stopped.
+    fn fault(&self, cause: &str, permanent: bool) -> Option<Duration> {
+        let n = self.streak.fetch_add(1, Ordering::Relaxed) + 1;
+        if permanent || n >= SERVER_FAULTS {
+            self.trip(cause.to_string());
+            return None;
+        }
+        tracing::warn!("{cause}; trying again");
+        Some(Duration::from_millis(300 * u64::from(n)))
+    }
+
+    fn healthy(&self) {
+        self.streak.store(0, Ordering::Relaxed);
+    }
+
+    /// Why the run was stopped, if it was tripped.
+    pub fn cause(&self) -> Option<String> {
+        self.cause.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 impl Run {
-    /// Sends every pending delivery of the issue; returns the store and this run's counts.
+    /// Sends every pending delivery of the issue; returns the store, this run's counts and,
+    /// when the run was stopped early by a fault, its cause.
     pub async fn execute(
         self,
         store: Store,
         stop: CancellationToken,
-    ) -> Result<(Store, Counts), DeliverError> {
+    ) -> Result<(Store, Counts, Option<String>), DeliverError> {
         let total = store.count_in(self.issue, "pending")?;
         let progress = (self.progress && total > 0).then(|| {
             let pb = indicatif::ProgressBar::new(total);
@@ -58,11 +117,20 @@ impl Run {
             pb
         });
         let ledger = Arc::new(Ledger::new(store, self.issue, progress.clone()));
+        let breaker = Arc::new(Breaker::new(&stop));
         let finished = Arc::new(Notify::new());
         let committer = {
-            let (ledger, finished) = (ledger.clone(), finished.clone());
-            tokio::spawn(async move { ledger.committer(&finished).await })
+            let (ledger, finished, breaker) = (ledger.clone(), finished.clone(), breaker.clone());
+            tokio::spawn(async move {
+                let r = ledger.committer(&finished).await;
+                if let Err(e) = &r {
+                    // Sending on without recording would repeat every message on resume.
+                    breaker.trip(format!("cannot record deliveries in the ledger: {e}"));
+                }
+                r
+            })
         };
+        let stop = breaker.run.clone();
 
         let this = Arc::new(self);
         let (job_tx, job_rx) =
@@ -72,15 +140,15 @@ impl Run {
             NonZeroU32::new(this.rate).map(|r| Arc::new(RateLimiter::direct(Quota::per_second(r))));
         let mut workers = Vec::new();
         for _ in 0..this.concurrency {
-            let (this, rx, ledger, limiter, stop) = (
+            let (this, rx, ledger, limiter, breaker) = (
                 this.clone(),
                 job_rx.clone(),
                 ledger.clone(),
                 limiter.clone(),
-                stop.clone(),
+                breaker.clone(),
             );
             workers.push(tokio::spawn(async move {
-                this.worker(rx, ledger, limiter, stop).await
+                this.worker(rx, ledger, limiter, &breaker).await
             }));
         }
 
@@ -119,7 +187,7 @@ impl Run {
         committed?;
         match failure {
             Some(e) => Err(e),
-            None => Ok((store, counts)),
+            None => Ok((store, counts, breaker.cause())),
         }
     }
 
@@ -128,15 +196,20 @@ impl Run {
         jobs: Arc<Mutex<tokio::sync::mpsc::Receiver<DeliveryJob>>>,
         ledger: Arc<Ledger>,
         limiter: Option<Arc<DefaultDirectRateLimiter>>,
-        stop: CancellationToken,
+        breaker: &Breaker,
     ) {
+        let stop = &breaker.run;
         let mut conn: Option<Connection> = None;
         loop {
             // After a stop, jobs still queued stay `sending` and are requeued by the caller.
             if stop.is_cancelled() {
                 break;
             }
-            let Some(job) = jobs.lock().await.recv().await else {
+            let next = tokio::select! {
+                j = async { jobs.lock().await.recv().await } => j,
+                _ = stop.cancelled() => None,
+            };
+            let Some(job) = next else {
                 break;
             };
             let unsubscribe = format!(
@@ -161,8 +234,28 @@ impl Run {
                         l.until_ready().await;
                     }
                     match self.attempt(&mut conn, &job.email, &message).await {
-                        Ok(reply) => break Outcome::Sent { reply },
-                        Err(SendError::Permanent(reply)) => break Outcome::Failed { reply },
+                        Ok(reply) => {
+                            breaker.healthy();
+                            break Outcome::Sent { reply };
+                        }
+                        Err(SendError::Permanent(reply)) => {
+                            breaker.healthy();
+                            break Outcome::Failed { reply };
+                        }
+                        Err(SendError::Server { cause, permanent }) => {
+                            // Not this subscriber's doing: the attempt does not count.
+                            attempts -= 1;
+                            if let Some(c) = conn.take() {
+                                c.close().await;
+                            }
+                            let Some(wait) = breaker.fault(&cause, permanent) else {
+                                break Outcome::Deferred { reply: cause };
+                            };
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = stop.cancelled() => break Outcome::Deferred { reply: cause },
+                            }
+                        }
                         Err(SendError::Transient(reply)) => {
                             if let Some(c) = conn.take() {
                                 c.close().await;
@@ -197,9 +290,13 @@ impl Run {
         match &self.transport {
             Transport::Outbox(dir) => {
                 let name = format!("{:05}-{}.eml", self.issue, file_safe(to));
-                crate::render::write_atomic(&dir.join(name), message.as_bytes())
+                let path = dir.join(&name);
+                crate::render::write_private(&path, message.as_bytes())
                     .map(|_| "written".to_string())
-                    .map_err(|e| SendError::Transient(format!("writing outbox: {e}")))
+                    .map_err(|e| SendError::Server {
+                        cause: format!("cannot write outbox/{name}: {}", io_cause(&e)),
+                        permanent: true,
+                    })
             }
             Transport::Smtp(target) => {
                 let t = self.retry.timeout;
@@ -236,4 +333,13 @@ fn file_safe(address: &str) -> String {
             }
         })
         .collect()
+}
+
+/// An I/O error without the temporary file's name that `tempfile` appends.
+fn io_cause(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.split_once(" at path ") {
+        Some((cause, _)) => cause.to_string(),
+        None => s,
+    }
 }

@@ -7,7 +7,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use super::components::{post, Placement};
 use super::{display_date, text, Entry};
 use crate::config::Config;
-use crate::content::{escape, Kind};
+use crate::content::{escape, Body, Kind};
 
 /// Largest HTML part we send: under Gmail's ~102 KB clipping limit, with room for the personal
 /// fields.
@@ -70,30 +70,31 @@ pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered
         format!("{base}/")
     };
     let single = entries.len() == 1;
-    let build = |keep: Option<usize>| -> Result<(String, String), RenderError> {
-        let body = html! {
-            @if !single {
-                h1 { (subject) }
-            }
-            @for e in &entries {
-                @let permalink = config.post_url(&e.post.slug);
-                (post(e, &tz, &Placement {
-                    title_level: if single { 1 } else { 2 },
-                    anchor_prefix: &format!("{}-", e.post.slug),
-                    // Once trimmed, the table of contents points at the web page.
-                    link_base: if keep.is_some() { &permalink } else { "" },
-                    title_link: None,
-                    keep_sections: keep.map(|k| (k, permalink.as_str())),
-                }))
-            }
+    let build =
+        |entries: &[&Entry], keep: Option<usize>| -> Result<(String, String), RenderError> {
+            let body = html! {
+                @if !single {
+                    h1 { (subject) }
+                }
+                @for e in entries {
+                    @let permalink = config.post_url(&e.post.slug);
+                    (post(e, &tz, &Placement {
+                        title_level: if single { 1 } else { 2 },
+                        anchor_prefix: &format!("{}-", e.post.slug),
+                        // Once trimmed, the table of contents points at the web page.
+                        link_base: if keep.is_some() { &permalink } else { "" },
+                        title_link: None,
+                        keep_sections: keep.map(|k| (k, permalink.as_str())),
+                    }))
+                }
+            };
+            let page = layout(config, &subject, &preheader, &view_url, body);
+            let html = inline_css(&page.into_string(), css)?;
+            Ok((
+                html,
+                text::issue(config, entries, &subject, &view_url, keep),
+            ))
         };
-        let page = layout(config, &subject, &preheader, &view_url, body);
-        let html = inline_css(&page.into_string(), css)?;
-        Ok((
-            html,
-            text::issue(config, &entries, &subject, &view_url, keep),
-        ))
-    };
     // Gmail clips messages over ~102 KB, and the unsubscribe footer would go with the clip:
     // a long issue keeps as many sections as fit and links to the rest on the web.
     let most = entries
@@ -101,14 +102,23 @@ pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered
         .map(|e| e.post.sections.len())
         .max()
         .unwrap_or(0);
-    let (mut html, mut text) = build(None)?;
+    let (mut html, mut text) = build(&entries, None)?;
     let mut keep = most;
-    while html.len() > MAX_HTML_BYTES {
-        (html, text) = build(Some(keep))?;
-        if keep == 0 {
-            break;
-        }
+    while html.len() > MAX_HTML_BYTES && keep > 0 {
         keep = keep.saturating_sub(1.max(keep / 4));
+        (html, text) = build(&entries, Some(keep))?;
+    }
+    // Still too long (a post without headings, or one enormous section): keep the start of
+    // each post's text, paragraph by paragraph, and link to the rest.
+    let mut budget = 30_000;
+    while html.len() > MAX_HTML_BYTES && budget > 100 {
+        let cut: Vec<Entry> = entries
+            .iter()
+            .map(|e| cut_entry(config, e, budget))
+            .collect();
+        let refs: Vec<&Entry> = cut.iter().collect();
+        (html, text) = build(&refs, Some(0))?;
+        budget = budget * 2 / 3;
     }
     Ok(Rendered {
         subject,
@@ -116,6 +126,69 @@ pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered
         html,
         text,
     })
+}
+
+/// A post cut to about `budget` characters of text: its lead and sections become the first
+/// paragraphs that fit (as plain paragraphs), then a link to the whole post on the web; the
+/// editor's note stays, cut the same way only when it alone is longer than the budget.
+fn cut_entry(config: &Config, e: &Entry, budget: usize) -> Entry {
+    let p = &e.post;
+    let url = config.post_url(&p.slug);
+    let mut all = vec![p.lead.text.as_str()];
+    for s in &p.sections {
+        all.push(&s.title);
+        all.push(&s.body.text);
+    }
+    let mut post = p.clone();
+    post.lead = excerpt(&all.join("\n\n"), budget, Some((&url, &p.title)));
+    post.sections.clear();
+    post.toc.clear();
+    if let Some(note) = &p.editors_note {
+        if note.text.chars().count() > budget {
+            post.editors_note = Some(excerpt(&note.text, budget, None));
+        }
+    }
+    Entry {
+        post,
+        published: e.published,
+        updated: e.updated,
+    }
+}
+
+/// The first paragraphs of `text` within `budget` characters (the first one cut when it alone
+/// is longer), as text and as escaped HTML paragraphs, ending with a link to `more`.
+fn excerpt(text: &str, budget: usize, more: Option<(&str, &str)>) -> Body {
+    let mut kept: Vec<String> = Vec::new();
+    let mut used = 0;
+    for para in text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+        let n = para.chars().count();
+        if used + n > budget {
+            if kept.is_empty() {
+                kept.push(format!(
+                    "{}…",
+                    para.chars().take(budget).collect::<String>()
+                ));
+            }
+            break;
+        }
+        used += n;
+        kept.push(para.to_string());
+    }
+    let mut html: String = kept
+        .iter()
+        .map(|p| format!("<p>{}</p>\n", escape(p).replace('\n', "<br>")))
+        .collect();
+    let mut text = kept.join("\n\n");
+    if let Some((url, title)) = more {
+        let link = html! {
+            p class="read-more" { "この記事の続きはウェブでお読みいただけます: " a href=(url) { "「" (title) "」の続きを読む" } }
+        };
+        html.push_str(&link.into_string());
+        text.push_str(&format!(
+            "\n\nこの記事の続きはウェブでお読みいただけます: {url}"
+        ));
+    }
+    Body { html, text }
 }
 
 fn layout(config: &Config, subject: &str, preheader: &str, view_url: &str, body: Markup) -> Markup {

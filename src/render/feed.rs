@@ -91,7 +91,8 @@ pub fn rss(config: &Config, entries: &[Entry]) -> String {
             guid.set_permalink(true);
             item.set_guid(guid);
             item.set_pub_date(e.published.with_timezone(&tz).to_rfc2822());
-            item.set_description(e.post.summary_or_excerpt(120));
+            // RSS readers take <description> as HTML: the summary is text, so it is escaped.
+            item.set_description(crate::content::escape(&e.post.summary_or_excerpt(120)));
             item.set_content(content_html(config, e));
             item.set_categories(
                 e.post

@@ -18,6 +18,8 @@ pub struct IssueRecord {
     pub subject: String,
     pub html: String,
     pub text: String,
+    /// The slugs of its posts.
+    pub slugs: Vec<String>,
     /// `sending` until every delivery is `sent` or `failed`, then `done`.
     pub state: String,
 }
@@ -90,7 +92,7 @@ impl Store {
         self.conn
             .query_row(
                 &format!(
-                    "SELECT id, created_at, subject, html, text, state FROM issues WHERE {cond}"
+                    "SELECT id, created_at, subject, html, text, state, posts FROM issues WHERE {cond}"
                 ),
                 [],
                 |r| {
@@ -101,6 +103,11 @@ impl Store {
                         html: r.get(3)?,
                         text: r.get(4)?,
                         state: r.get(5)?,
+                        slugs: r
+                            .get::<_, String>(6)?
+                            .split_whitespace()
+                            .map(str::to_string)
+                            .collect(),
                     })
                 },
             )
@@ -111,20 +118,25 @@ impl Store {
     /// Creates an issue in one transaction: the issue row, its posts marked as announced, and a
     /// `pending` delivery per recipient not suppressed. `recipients` is called once with a
     /// function taking `(lower-cased address, email as written, name)`; an address given twice
-    /// keeps its first row. `message_id(issue, address)` names each message.
+    /// keeps its first row; an `Err` from it abandons the issue. An issue nobody would receive
+    /// is abandoned too: its posts stay pending. The issue's number is at least `first_id`.
+    /// `message_id(issue, address)` names each message.
+    #[allow(clippy::too_many_arguments)]
     pub fn create_issue(
         &mut self,
+        first_id: i64,
         now: DateTime<Utc>,
         (subject, html, text): (&str, &str, &str),
         slugs: &[String],
-        recipients: impl FnOnce(&mut dyn FnMut(&str, &str, &str)),
+        recipients: impl FnOnce(&mut dyn FnMut(&str, &str, &str)) -> Result<(), String>,
         message_id: impl Fn(i64, &str) -> String,
     ) -> Result<IssueRecord, StoreError> {
         let p = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
         tx.execute(
-            "INSERT INTO issues (created_at, subject, html, text, posts, state) VALUES (?1, ?2, ?3, ?4, ?5, 'sending')",
-            params![now.to_rfc3339(), subject, html, text, slugs.join(" ")],
+            "INSERT INTO issues (id, created_at, subject, html, text, posts, state)
+             VALUES (max(?6, (SELECT coalesce(max(id), 0) + 1 FROM issues)), ?1, ?2, ?3, ?4, ?5, 'sending')",
+            params![now.to_rfc3339(), subject, html, text, slugs.join(" "), first_id],
         )
         .map_err(|e| sql(&p, e))?;
         let id = tx.last_insert_rowid();
@@ -144,21 +156,52 @@ impl Store {
                 )
                 .map_err(|e| sql(&p, e))?;
             let mut failed = None;
-            recipients(&mut |address, email, name| {
+            let mut added = 0;
+            let read = recipients(&mut |address, email, name| {
                 if failed.is_none() {
-                    if let Err(e) =
-                        add.execute(params![id, address, email, name, message_id(id, address)])
-                    {
-                        failed = Some(e);
+                    match add.execute(params![id, address, email, name, message_id(id, address)]) {
+                        Ok(n) => added += n,
+                        Err(e) => failed = Some(e),
                     }
                 }
             });
             if let Some(e) = failed {
                 return Err(sql(&p, e));
             }
+            read.map_err(StoreError::Abandoned)?;
+            if added == 0 {
+                return Err(StoreError::Abandoned(
+                    "no subscribers to send to (every list is empty or every address is suppressed); the posts stay pending".into(),
+                ));
+            }
         }
         tx.commit().map_err(|e| sql(&p, e))?;
         Ok(self.issue(id)?.expect("issue inserted above"))
+    }
+
+    /// Puts the failed deliveries of the newest issue back to `pending` (except suppressed
+    /// addresses) and reopens it; returns the issue and how many.
+    pub fn retry_failed(&self) -> Result<Option<(i64, usize)>, StoreError> {
+        let Some(issue) = self.issue_where("1 ORDER BY id DESC LIMIT 1")? else {
+            return Ok(None);
+        };
+        let n = self
+            .conn
+            .execute(
+                "UPDATE deliveries SET state = 'pending' WHERE issue_id = ?1 AND state = 'failed'
+                 AND address NOT IN (SELECT address FROM suppressions)",
+                [issue.id],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        if n > 0 {
+            self.conn
+                .execute(
+                    "UPDATE issues SET state = 'sending' WHERE id = ?1",
+                    [issue.id],
+                )
+                .map_err(|e| sql(&self.path, e))?;
+        }
+        Ok(Some((issue.id, n)))
     }
 
     /// Puts deliveries a crashed run left `sending` back to `pending`.

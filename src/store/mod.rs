@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, FixedOffset};
 use rusqlite::{Connection, OpenFlags};
 
+mod journal;
 mod ledger;
 mod outbox;
 mod posts;
 
+pub use journal::{Journal, JournalError, Journaled};
 pub use ledger::*;
 pub use outbox::*;
 pub use posts::{Change, PostRecord};
@@ -101,8 +103,11 @@ pub enum StoreError {
     },
     #[error("state store {0}: written by a newer tayori (schema version {1})")]
     TooNew(PathBuf, i64),
-    #[error("cannot create {0}: {1}")]
+    #[error("{path}: {source}", path = .0.display(), source = .1)]
     Io(PathBuf, std::io::Error),
+    /// The caller gave up a write half-way (nothing of it was kept), for this reason.
+    #[error("{0}")]
+    Abandoned(String),
 }
 
 /// An open state store.
@@ -121,11 +126,27 @@ pub fn path_in(root: &Path) -> PathBuf {
 }
 
 impl Store {
-    /// Opens the store of `root`, creating it (and `state/`) when absent.
+    /// Opens the store of `root`, creating it (and `state/`) when absent. `state/` is 0700 and
+    /// the database files 0600: they hold every subscriber's address.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         let path = path_in(root);
         let dir = root.join("state");
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Io(dir.clone(), e))?;
+        crate::render::private_dir(&dir).map_err(|e| StoreError::Io(dir.clone(), e))?;
+        // Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same.
+        let mut create = std::fs::OpenOptions::new();
+        create.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            create.mode(0o600);
+        }
+        create
+            .open(&path)
+            .map_err(|e| StoreError::Io(path.clone(), e))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let f = PathBuf::from(format!("{}{suffix}", path.display()));
+            crate::render::make_private(&f).map_err(|e| StoreError::Io(f.clone(), e))?;
+        }
         let conn = Connection::open(&path).map_err(|e| sql(&path, e))?;
         let mut store = Store {
             conn,

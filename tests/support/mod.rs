@@ -22,6 +22,57 @@ pub fn python() -> Option<String> {
     }
 }
 
+/// A child process killed (and reaped) when dropped, so a failing test never leaves it running.
+pub struct Spawned(pub Child);
+
+impl Spawned {
+    /// Starts `tayori --root ROOT ARGS…` with output discarded.
+    pub fn tayori(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Spawned {
+        Spawned(
+            Command::new(env!("CARGO_BIN_EXE_tayori"))
+                .arg("--root")
+                .arg(root)
+                .args(args)
+                .envs(env.iter().copied())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("tayori starts"),
+        )
+    }
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `tayori --root ROOT ARGS…` with extra environment variables, to the end.
+pub fn tayori_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tayori"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("tayori runs")
+}
+
 pub fn tayori(root: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tayori"))
         .arg("--root")
@@ -66,10 +117,13 @@ impl SmtpServer {
         SmtpServer { port, dir, child }
     }
 
-    /// Every message received so far.
+    /// Every message received so far. The server appends while we read: a last line without
+    /// its newline is still being written and is left for the next read.
     pub fn received(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.path().join("received.jsonl"))
-            .unwrap_or_default()
+        let all =
+            std::fs::read_to_string(self.dir.path().join("received.jsonl")).unwrap_or_default();
+        let complete = &all[..all.rfind('\n').map_or(0, |i| i + 1)];
+        complete
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
@@ -134,4 +188,103 @@ pub fn many_subscribers(root: &Path, n: usize) {
         csv.push_str(&format!("user{i:05}@example.test,読者 {i}\n"));
     }
     std::fs::write(root.join("subscribers/many.csv"), csv).unwrap();
+}
+
+/// A newsletter folder as a new office has it: config, lists, empty `posts/`, no `state/`.
+pub fn fresh_folder(smtp: Option<&str>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = std::fs::read_to_string(fixtures().join("tayori.yaml")).unwrap();
+    cfg = cfg.replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0");
+    if let Some(block) = smtp {
+        cfg.push_str(block);
+    }
+    std::fs::write(dir.path().join("tayori.yaml"), cfg).unwrap();
+    std::fs::create_dir_all(dir.path().join("posts")).unwrap();
+    std::fs::create_dir_all(dir.path().join("subscribers")).unwrap();
+    for f in ["clients.csv", "peers.yaml"] {
+        std::fs::copy(
+            fixtures().join("subscribers").join(f),
+            dir.path().join("subscribers").join(f),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// `smtp:` for a server on this port.
+pub fn smtp_block(port: u16, concurrency: u32) -> String {
+    format!("smtp:\n  url: smtp://127.0.0.1:{port}\n  concurrency: {concurrency}\n")
+}
+
+/// Every `.eml` in `outbox/`, by file name.
+pub fn outbox(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root.join("outbox"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".eml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A small tmpfs mounted at `at` (the tests run as root in CI), unmounted on drop; `None`
+/// with the reason printed where mounting is refused here.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, options: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(at)
+            .output();
+        match o {
+            Ok(o) if o.status.success() => Some(Tmpfs(at.to_path_buf())),
+            Ok(o) => refused(&format!("mount tmpfs: {}", text(&o.stderr).trim())),
+            Err(e) => refused(&format!("mount tmpfs: {e}")),
+        }
+    }
+
+    /// Fills the file system until it is full.
+    pub fn fill(&self) {
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=4k"])
+            .arg(format!("of={}", self.0.join("filler").display()))
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Frees what [`Tmpfs::fill`] took.
+    pub fn free(&self) {
+        let _ = std::fs::remove_file(self.0.join("filler"));
+    }
+}
+
+fn refused<T>(why: &str) -> Option<T> {
+    if std::env::var("TAYORI_REQUIRE_TOOLS").is_ok() {
+        panic!("{why} (the test suite runs as root: scripts/test)");
+    }
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Waits for a condition on the outside world (a file, an HTTP answer, a log line).
+pub fn wait_for(what: &str, timeout: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

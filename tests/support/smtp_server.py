@@ -3,6 +3,12 @@
 
 Usage: smtp_server.py OUT_DIR [--fail-first-451 ADDR]... [--reject-550 ADDR]...
                               [--drop-first-data ADDR]... [--delay-ms N]
+                              [--reject-mail-from REPLY] [--reject-mail-from-after N]
+                              [--tls CERT KEY] [--auth USER:PASSWORD]
+
+--reject-mail-from answers REPLY (e.g. "550 5.7.1 sender rejected") to every MAIL FROM after
+the first N messages were accepted; --tls offers STARTTLS with that certificate; --auth requires
+AUTH (only over TLS when --tls is given) with those credentials.
 
 Binds 127.0.0.1 on a free port and prints "PORT <n>" once ready. Every accepted message is
 appended to OUT_DIR/received.jsonl as {"rcpt": [...], "message_id": ..., "subject": ...,
@@ -30,12 +36,23 @@ class Faults:
         self.seen_451 = set()
         self.dropped = set()
         self.delay = args.delay_ms / 1000.0
+        self.mail_from_reply = args.reject_mail_from
+        self.mail_from_after = args.reject_mail_from_after
+        self.accepted = 0
 
 
 class Handler:
     def __init__(self, out, faults):
         self.out = out
         self.faults = faults
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        f = self.faults
+        if f.mail_from_reply and f.accepted >= f.mail_from_after:
+            return f.mail_from_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         a = address.lower()
@@ -78,6 +95,7 @@ class Handler:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        self.faults.accepted += 1
         return "250 2.0.0 OK queued"
 
 
@@ -88,7 +106,29 @@ def main():
     p.add_argument("--reject-550", action="append", default=[])
     p.add_argument("--drop-first-data", action="append", default=[])
     p.add_argument("--delay-ms", type=int, default=0)
+    p.add_argument("--reject-mail-from", default=None)
+    p.add_argument("--reject-mail-from-after", type=int, default=0)
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    p.add_argument("--auth", default=None)
     args = p.parse_args()
+    extra = {}
+    if args.tls:
+        import ssl
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.tls[0], args.tls[1])
+        extra["tls_context"] = ctx
+    if args.auth:
+        from aiosmtpd.smtp import AuthResult
+        user, password = args.auth.split(":", 1)
+
+        def check(server, session, envelope, mechanism, auth_data):
+            ok = getattr(auth_data, "login", b"") == user.encode() and \
+                getattr(auth_data, "password", b"") == password.encode()
+            return AuthResult(success=ok, handled=False)
+
+        extra["authenticator"] = check
+        extra["auth_required"] = True
+        extra["auth_require_tls"] = bool(args.tls)
     # Block the stop signals before the server thread starts, so sigwait below receives them.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     handler = Handler(args.out, Faults(args))
@@ -100,7 +140,7 @@ def main():
         port = s.getsockname()[1]
         s.close()
         controller = Controller(handler, hostname="127.0.0.1", port=port, decode_data=False,
-                                server_hostname="sink.test")
+                                server_hostname="sink.test", **extra)
         try:
             controller.start()
             break
