@@ -93,6 +93,7 @@ pub async fn run(
         schedule,
         tz,
         sending,
+        watched: folder_id(&posts_dir),
         watcher: Some(watcher),
         events,
         check_at: None,
@@ -122,6 +123,8 @@ struct Loop {
     sending: Option<std::thread::JoinHandle<()>>,
     /// `None` while `posts/` is gone: it is watched again once it is back.
     watcher: Option<notify::RecommendedWatcher>,
+    /// The folder watched (device, inode): a `posts/` made anew needs a new watch.
+    watched: Option<(u64, u64)>,
     events: tokio::sync::mpsc::UnboundedReceiver<notify::Event>,
     check_at: Option<Instant>,
     webhook_wake: Arc<Notify>,
@@ -150,10 +153,7 @@ impl Loop {
                     self.check_at = d.tracker.next_check();
                 }
                 _ = sleep_opt(wake_post) => self.publish(d).await,
-                _ = sleep_until(d.retry.map(|r| r.at)) => {
-                    self.rewatch(d);
-                    self.publish(d).await;
-                }
+                _ = sleep_until(d.retry.map(|r| r.at)) => self.publish(d).await,
                 _ = sleep_opt(wake_tick) => self.tick(d, stop).await,
             }
         }
@@ -161,6 +161,9 @@ impl Loop {
 
     async fn publish(&mut self, d: &mut Daemon) {
         d.reconcile_logged().await;
+        if folder_id(&d.root.join("posts")) != self.watched {
+            self.rewatch(d);
+        }
         self.webhook_wake.notify_one();
     }
 
@@ -169,9 +172,11 @@ impl Loop {
     fn rewatch(&mut self, d: &Daemon) {
         let dir = d.root.join("posts");
         self.watcher = None;
+        self.watched = None;
         let shown = display(&dir);
         match watch::watch(&dir) {
             Ok((w, events)) => {
+                self.watched = folder_id(&dir);
                 tracing::info!(folder = %shown.display(), "watching again");
                 self.watcher = Some(w);
                 self.events = events;
@@ -196,6 +201,12 @@ impl Loop {
             self.sending = Some(d.start_issue(stop));
         }
     }
+}
+
+/// What identifies a folder on disk (device and inode), when it is there.
+fn folder_id(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -419,3 +419,174 @@ fn a_future_dated_post_publishes_at_its_time_without_a_restart() {
     );
     assert!(d.stop().success());
 }
+
+/// The schedule of a folder made by [`fresh_folder`].
+fn set_schedule(root: &Path, schedule: &str) {
+    let cfg = root.join("tayori.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "schedule: \"0 9 * * Mon\"",
+        &format!("schedule: \"{schedule}\""),
+    );
+    std::fs::write(cfg, text).unwrap();
+}
+
+fn new_article(root: &Path, slug: &str, title: &str) {
+    atomic_write(
+        &root.join("posts").join(format!("{slug}.md")),
+        format!("---\ntitle: {title}\n---\n\n本文です。\n").as_bytes(),
+    );
+}
+
+#[test]
+fn a_fresh_folder_emails_an_article_dropped_the_moment_healthz_answers() {
+    let dir = fresh_folder(None);
+    let root = dir.path();
+    set_schedule(root, "*/2 * * * * *");
+    add_post(root); // there before the first start: the back catalogue
+    assert!(!root.join("state").exists());
+    let d = Daemon::start(root, &[]);
+    wait_for("/healthz", Duration::from_secs(10), || {
+        d.get("/healthz").0 == 200
+    });
+    new_article(root, "first-news", "事務所からの最初のお知らせ");
+    wait_for(
+        "the first issue in outbox/",
+        Duration::from_secs(20),
+        || outbox(root).len() == 5,
+    );
+    let status = text(&tayori(root, &["status"]).stdout);
+    assert!(
+        status.contains("「事務所からの最初のお知らせ」"),
+        "{status}"
+    );
+    assert!(
+        !status.contains(MENKAI),
+        "the back catalogue is never emailed: {status}"
+    );
+
+    // And so is every article dropped later in that same first run.
+    new_article(root, "second-news", "二つ目のお知らせ");
+    wait_for("the second issue", Duration::from_secs(20), || {
+        outbox(root).len() == 10
+    });
+    assert!(d.stop().success());
+}
+
+#[test]
+fn fifos_and_symlinks_out_of_posts_never_freeze_the_daemon() {
+    let dir = folder(None, "0 9 1 1 *", "");
+    let posts = dir.path().join("posts");
+    assert!(Command::new("mkfifo")
+        .arg(posts.join("fifo.md"))
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink("/dev/zero", posts.join("zero.md")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("tayori.yaml"), posts.join("cfg.txt")).unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    assert_eq!(d.get("/healthz").0, 200);
+    new_article(dir.path(), "after-fifo", "FIFOの後の記事");
+    wait_for("the next post", Duration::from_secs(5), || {
+        d.get("/posts/after-fifo.html").0 == 200
+    });
+    assert!(d.log_has("fifo.md") && d.log_has("FIFO"));
+    assert!(
+        !d.get("/feed.xml").1.contains("listen:"),
+        "the config is never published"
+    );
+    let started = std::time::Instant::now();
+    assert!(d.stop().success());
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn posts_gone_for_a_while_delete_nothing_and_are_watched_again() {
+    let dir = folder(None, "0 9 1 1 *", "");
+    let root = dir.path();
+    add_post(root);
+    let d = Daemon::start(root, &[]);
+    wait_for("the post", Duration::from_secs(5), || {
+        d.get("/posts/menkai-koryu.html").0 == 200
+    });
+    std::fs::rename(root.join("posts"), root.join("posts.away")).unwrap();
+    wait_for("the failed listing", Duration::from_secs(10), || {
+        d.log_has("publishing failed")
+    });
+    assert_eq!(d.get("/posts/menkai-koryu.html").0, 200, "nothing deleted");
+    assert!(feed_titles(&d.get("/feed.xml").1).contains(&MENKAI.to_string()));
+    // Back as a new folder (remounted, or made again by a sync client): a new watch.
+    std::fs::create_dir(root.join("posts")).unwrap();
+    for e in std::fs::read_dir(root.join("posts.away"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), root.join("posts").join(e.file_name())).unwrap();
+    }
+    wait_for("the watch again", Duration::from_secs(20), || {
+        d.log_has("watching again")
+    });
+    new_article(root, "back-again", "戻ってきたフォルダの記事");
+    wait_for("a post dropped after", Duration::from_secs(10), || {
+        d.get("/posts/back-again.html").0 == 200
+    });
+    assert!(!d.log_has("deleted"), "no post.deleted");
+    assert!(d.stop().success());
+}
+
+#[test]
+fn a_publish_that_failed_is_retried_without_another_file_event() {
+    let dir = folder(None, "0 9 1 1 *", "");
+    let root = dir.path();
+    let d = Daemon::start(root, &[]);
+    let Some(ro) = Tmpfs::mount(&root.join("public"), "size=64k,ro") else {
+        return;
+    };
+    new_article(root, "retried", "再試行される記事");
+    wait_for("the failure", Duration::from_secs(10), || {
+        d.log_has("publishing failed")
+    });
+    drop(ro);
+    wait_for("the retry", Duration::from_secs(30), || {
+        d.get("/posts/retried.html").0 == 200
+    });
+    assert!(d.stop().success());
+}
+
+#[test]
+fn slow_and_idle_clients_cannot_starve_the_server() {
+    use std::io::Read;
+    let dir = folder(None, "0 9 1 1 *", "");
+    let d = Daemon::start(dir.path(), &[]);
+    let addr = d.base.trim_start_matches("http://").to_string();
+    // More idle connections than the server serves at once.
+    let idle: Vec<std::net::TcpStream> = (0..300)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(idle.len() >= 290);
+    let started = std::time::Instant::now();
+    wait_for(
+        "an answer past the idle clients",
+        Duration::from_secs(15),
+        || d.get("/healthz").0 == 200,
+    );
+    eprintln!(
+        "/healthz answered after {:?} behind {} idle connections",
+        started.elapsed(),
+        idle.len()
+    );
+
+    // A request whose headers never end is cut.
+    let mut half = std::net::TcpStream::connect(&addr).unwrap();
+    half.write_all(b"GET /feed.xml HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    half.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = half.read_to_end(&mut buf);
+    let waited = started.elapsed();
+    eprintln!("half-sent request closed after {waited:?}");
+    assert!(waited < Duration::from_secs(12), "closed after {waited:?}");
+    drop(idle);
+    assert!(d.stop().success());
+}

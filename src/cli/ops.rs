@@ -79,6 +79,11 @@ pub fn send(
             return Ok(ExitCode::from(STOPPED));
         }
     };
+    // Checked before anything is published or sent, not when the first message is due.
+    if let Err(e) = Key::load_or_create(root) {
+        eprintln!("tayori: {e}");
+        return Ok(ExitCode::from(STOPPED));
+    }
     if retry_failed {
         match store.retry_failed()? {
             Some((id, n)) => {
