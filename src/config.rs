@@ -5,35 +5,14 @@
 //! time zone, schedule), and [`load`] does both for a newsletter folder. Defaults follow the
 //! contract: `language: ja`, `timezone: Asia/Tokyo`, no SMTP (write `outbox/`), no webhook.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::problem::Problem;
+
 /// The file name of the configuration inside a newsletter folder.
 pub const FILE_NAME: &str = "tayori.yaml";
-
-/// A problem found in a file, with the line where it is known.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
-pub struct Problem {
-    /// The file the problem is in.
-    pub path: PathBuf,
-    /// 1-based line, where known.
-    pub line: Option<u64>,
-    /// What is wrong and, where useful, what is expected.
-    pub message: String,
-}
-
-impl Problem {
-    /// A problem at `path`, optionally at `line`.
-    pub fn new(path: impl Into<PathBuf>, line: Option<u64>, message: impl Into<String>) -> Self {
-        Problem {
-            path: path.into(),
-            line,
-            message: message.into(),
-        }
-    }
-}
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -211,21 +190,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Problem> {
     serde_saphyr::from_str::<Config>(text).map_err(|e| yaml_problem(&e, path))
 }
 
-/// Turns a YAML error into a one-line [`Problem`] with its line.
+/// Turns a YAML error into a one-line [`Problem`] with its line: serde-saphyr's user-facing
+/// wording (no advice about its own options), the location given as our `path:line` prefix.
 pub(crate) fn yaml_problem(e: &serde_saphyr::Error, path: &Path) -> Problem {
+    use serde_saphyr::MessageFormatter as _;
     let line = e.location().map(|l| l.line()).filter(|l| *l > 0);
-    let text = e.without_snippet().to_string();
-    // The library appends " at line N column M"; we print the line in front instead.
-    let message = text
-        .lines()
-        .next()
-        .unwrap_or("invalid YAML")
-        .split(" at line ")
-        .next()
-        .unwrap_or("invalid YAML")
-        .trim()
-        .to_string();
-    Problem::new(path, line, message)
+    let message = serde_saphyr::UserMessageFormatter.format_message(e.without_snippet());
+    Problem::new(path, line, crate::content::one_line(&message))
 }
 
 impl Config {

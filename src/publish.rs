@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset, Utc};
 
-use crate::config::{Config, Problem};
+use crate::config::Config;
 use crate::content::{self, IngestOptions, Kind, ListError, Post};
 use crate::crosspost;
+use crate::files::{self, display};
+use crate::problem::Problem;
 use crate::render::{self, Entry};
 use crate::store::{Change, Store, StoreError};
 
@@ -60,11 +62,6 @@ impl Scan {
     }
 }
 
-/// A path as shown to the user (without a leading `./`).
-pub fn display(path: &Path) -> PathBuf {
-    path.strip_prefix(".").unwrap_or(path).to_path_buf()
-}
-
 /// The publication time of a post: its `date`, else when the store first saw it, else `now`.
 pub fn published_time(
     post: &Post,
@@ -78,6 +75,16 @@ pub fn published_time(
         .and_then(|s| s.post(&post.slug).ok().flatten())
         .map(|r| r.first_seen)
         .unwrap_or_else(|| now.fixed_offset())
+}
+
+/// When a post is published if it is due at `now` (not a draft, its time come), else `None`.
+pub fn due(
+    post: &Post,
+    store: Option<&Store>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<FixedOffset>> {
+    let published = published_time(post, store, now);
+    (!post.draft && published <= now).then_some(published)
 }
 
 /// What a build did.
@@ -142,14 +149,13 @@ pub fn publish(
         .map(|r| (r.hash.as_str(), r.announced.as_str()))
         .collect();
     for post in scan.posts {
-        if post.draft {
+        let Some(published) = due(&post, Some(store), now) else {
+            if !post.draft {
+                let at = published_time(&post, Some(store), now);
+                report.scheduled.push((post.slug.clone(), at));
+            }
             continue;
-        }
-        let published = published_time(&post, Some(store), now);
-        if published > now {
-            report.scheduled.push((post.slug.clone(), published));
-            continue;
-        }
+        };
         let (mut record, change) = store.record_post(&post, published, now)?;
         if change == Change::New {
             if let Some(announced) = vanished.get(post.hash.as_str()) {
@@ -226,7 +232,7 @@ pub fn write_public(root: &Path, config: &Config, entries: &[Entry]) -> Result<(
         if std::fs::read(&path).is_ok_and(|old| old == body.as_bytes()) {
             return Ok(());
         }
-        render::write_atomic(&path, body.as_bytes()).map_err(|e| BuildError::Write(path, e))
+        files::write_atomic(&path, body.as_bytes()).map_err(|e| BuildError::Write(path, e))
     };
     for e in entries {
         write(

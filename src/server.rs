@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::deliver::preview::Next;
+use crate::deliver::next_issue::Next;
 use crate::store::Store;
 use crate::unsubscribe::Key;
 
@@ -243,7 +243,7 @@ async fn preview(
     }
     let (root, config) = (s.root.clone(), s.config.clone());
     let next =
-        tokio::task::spawn_blocking(move || crate::deliver::preview::next_issue(&root, &config))
+        tokio::task::spawn_blocking(move || crate::deliver::next_issue::next_issue(&root, &config))
             .await;
     let rendered = match next {
         Ok(Ok(Next::New { rendered, .. } | Next::Resume { rendered, .. })) => rendered,
@@ -257,7 +257,7 @@ async fn preview(
         Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     };
-    let (email, name) = crate::deliver::preview::SAMPLE_READER;
+    let (email, name) = crate::deliver::next_issue::SAMPLE_READER;
     let url = format!("{}/unsubscribe/preview", s.config.public_base());
     let html_part = crate::render::email::personalize(&rendered.html, name, &url, true);
     let text_part = crate::render::email::personalize(&rendered.text, name, &url, false);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::config::Problem;
+use crate::problem::Problem;
 
 /// One subscriber row, borrowed from its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

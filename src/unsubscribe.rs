@@ -69,7 +69,7 @@ impl Key {
         if !create {
             return Ok(None);
         }
-        crate::render::private_dir(&root.join("state"))?;
+        crate::files::private_dir(&root.join("state"))?;
         let mut raw = [0u8; 32];
         aws_lc_rs::rand::fill(&mut raw)
             .map_err(|_| std::io::Error::other("the system random generator failed"))?;

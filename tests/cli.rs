@@ -299,6 +299,13 @@ fn init_makes_a_folder_that_checks_and_builds() {
         )
         .unwrap();
     assert_eq!(announced, "pending");
+    let ignore = std::fs::read_to_string(dir.join(".gitignore")).unwrap();
+    for private in ["state/", "outbox/", "public/"] {
+        assert!(
+            ignore.lines().any(|l| l == private),
+            "{private} kept out of git"
+        );
+    }
     // A second init refuses to overwrite.
     let again = Command::new(env!("CARGO_BIN_EXE_tayori"))
         .arg("init")
@@ -330,4 +337,48 @@ fn a_slug_used_twice_skips_the_later_file_with_a_message() {
     );
     let page = std::fs::read_to_string(dir.path().join("public/posts/same.html")).unwrap();
     assert!(page.contains("<title>A | "), "the first file wins");
+}
+
+#[test]
+fn status_into_a_reader_that_stops_early_ends_quietly() {
+    let dir = newsletter(false);
+    let mut rows = String::from("email,name\n");
+    for i in 0..5000 {
+        rows.push_str(&format!("not-an-address-{i},x\n"));
+    }
+    std::fs::write(dir.path().join("subscribers/broken.csv"), rows).unwrap();
+    assert!(tayori(dir.path(), &["build"]).status.code().is_some());
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} --root {} status | head -1",
+            env!("CARGO_BIN_EXE_tayori"),
+            dir.path().display()
+        ))
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+}
+
+#[test]
+fn help_describes_every_argument_once() {
+    let help = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_tayori"))
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let preview = help(&["preview"]);
+    assert!(preview.contains("<FILE>  The post file"), "{preview}");
+    assert_eq!(preview.matches("default").count(), 2, "{preview}");
+    assert!(help(&["init"]).contains("<DIR>  The folder to create"));
+    assert!(help(&["serve"]).contains("/preview"));
+    assert!(help(&["send"]).contains("--retry-failed"));
 }

@@ -5,24 +5,30 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+use anyhow::Context as _;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config, Problem};
+use crate::config::{self, Config};
 use crate::content::{self, IngestOptions};
+use crate::files;
 use crate::message::{self, Recipient};
+use crate::problem::Problem;
 use crate::publish;
 use crate::render::{self, Entry};
 use crate::store::Store;
 use crate::subscribers;
 
-mod ops;
+mod send;
+mod serve;
+mod status;
 
 /// tayori — newsletter from a folder of posts: email, feeds, archive.
 #[derive(Debug, Parser)]
 #[command(name = "tayori", version, about)]
 pub struct Cli {
-    /// The newsletter folder (with tayori.yaml, posts/, subscribers/).
+    /// The newsletter folder (with tayori.yaml, posts/, subscribers/); `init` takes DIR instead.
     #[arg(long, global = true, default_value = ".")]
     pub root: PathBuf,
     #[command(subcommand)]
@@ -32,15 +38,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a working newsletter folder with config, sample post and sample list.
-    Init { dir: PathBuf },
+    Init {
+        /// The folder to create (it must not hold a tayori.yaml yet).
+        dir: PathBuf,
+    },
     /// Validate config, posts and subscriber lists; one line per problem.
     Check,
     /// Ingest posts and write public/ (feeds, archive); sends nothing.
     Build,
     /// Render the email for one post file as .html, .txt and .eml.
     Preview {
+        /// The post file (.md, .markdown or .txt), in posts/ or anywhere.
         file: PathBuf,
-        /// Where to write the three files (default: the current folder).
+        /// Where to write the three files.
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
@@ -58,7 +68,8 @@ pub enum Command {
     },
     /// The daemon: watch, publish, schedule, webhook, HTTP server.
     Run,
-    /// Only the HTTP server (feeds, archive, unsubscribe).
+    /// Only the HTTP server: feeds, archive, unsubscribe, /healthz and /preview (the next
+    /// issue; to this machine only).
     Serve,
     /// Issues, deliveries, suppressed addresses, webhook queue.
     Status {
@@ -89,10 +100,10 @@ pub fn main() -> ExitCode {
             dry_run,
             test,
             retry_failed,
-        } => ops::send(&root, dry_run, test.as_deref(), retry_failed),
-        Command::Status { subscriber } => ops::status(&root, subscriber.as_deref()),
-        Command::Serve => ops::serve(&root),
-        Command::Run => ops::run(&root),
+        } => send::send(&root, dry_run, test.as_deref(), retry_failed),
+        Command::Status { subscriber } => status::status(&root, subscriber.as_deref()),
+        Command::Serve => serve::serve(&root),
+        Command::Run => serve::run(&root),
     };
     match result {
         Ok(code) => code,
@@ -100,6 +111,49 @@ pub fn main() -> ExitCode {
             eprintln!("tayori: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One thread drives every connection: the work is waiting on sockets, and keeping it on one
+/// thread saves the cross-thread wake-ups that otherwise cost more CPU than the sending.
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Cancels `stop` on SIGINT or SIGTERM.
+pub(crate) fn stop_on_signals(stop: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                },
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("stopping: finishing what is in flight");
+        stop.cancel();
+    });
+}
+
+/// Restores the default action of SIGPIPE for a command that only prints: output piped into a
+/// reader that stops early (`tayori status | head`) ends the process quietly instead of a panic
+/// with a backtrace. Never for `run` or `serve`, whose sockets must not kill the process.
+pub(crate) fn quiet_on_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called before any thread is started; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -186,7 +240,7 @@ fn build(root: &Path) -> anyhow::Result<ExitCode> {
     }
     println!(
         "built {}: {} published ({} new, {} updated), {} invalid",
-        publish::display(&root.join("public")).display(),
+        files::display(&root.join("public")).display(),
         report.entries.len(),
         report.new.len(),
         report.updated.len(),
@@ -257,31 +311,37 @@ fn preview(root: &Path, file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     ];
     for (name, bytes) in files {
         let path = out.join(name);
-        render::write_atomic(&path, &bytes)?;
-        println!("{}", publish::display(&path).display());
+        files::write_atomic(&path, &bytes)?;
+        println!("{}", files::display(&path).display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `init DIR`: a newsletter folder that passes `check` and works on the embedded default.
 fn init(dir: &Path) -> anyhow::Result<ExitCode> {
-    if dir.join(config::FILE_NAME).exists() {
-        eprintln!(
-            "{}: already exists; nothing changed",
-            dir.join(config::FILE_NAME).display()
-        );
+    let config_path = dir.join(config::FILE_NAME);
+    if config_path.exists() {
+        eprintln!("{}: already exists; nothing changed", config_path.display());
         return Ok(ExitCode::FAILURE);
     }
     for sub in ["posts/notes", "subscribers", "templates"] {
-        std::fs::create_dir_all(dir.join(sub))?;
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     }
-    std::fs::write(dir.join(config::FILE_NAME), INIT_CONFIG)?;
-    std::fs::write(dir.join("subscribers/readers.csv"), INIT_LIST)?;
-    std::fs::write(dir.join("templates/email.css"), render::DEFAULT_CSS)?;
+    let write = |rel: &str, text: &str| {
+        let path = dir.join(rel);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write(config::FILE_NAME, INIT_CONFIG)?;
+    write("subscribers/readers.csv", INIT_LIST)?;
+    write("templates/email.css", render::DEFAULT_CSS)?;
+    // What the folder makes as it runs stays out of version control: the secret and every
+    // subscriber's address are in state/ and outbox/.
+    write(".gitignore", "state/\noutbox/\npublic/\nissues.log\n")?;
     // The store is created before the sample post exists, so the sample is not back
     // catalogue: it becomes the first issue of the new folder.
     Store::open(dir)?.close_back_catalogue()?;
-    std::fs::write(dir.join("posts/welcome.md"), INIT_POST)?;
+    write("posts/welcome.md", INIT_POST)?;
     println!(
         "created {}: edit tayori.yaml, put posts in posts/, then run `tayori --root {} check`",
         dir.display(),

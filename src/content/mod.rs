@@ -184,8 +184,8 @@ impl IngestError {
     }
 
     /// The error as a `path[:line]: message` problem.
-    pub fn problem(&self, path: &Path) -> crate::config::Problem {
-        crate::config::Problem::new(path, self.line().map(|l| l as u64), self.to_string())
+    pub fn problem(&self, path: &Path) -> crate::problem::Problem {
+        crate::problem::Problem::new(path, self.line().map(|l| l as u64), self.to_string())
     }
 }
 

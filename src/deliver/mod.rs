@@ -8,9 +8,10 @@
 //! sending thread, so bookkeeping never holds up the senders. After a crash, `send` resumes the unfinished issue
 //! and repeats at most the messages that were in flight.
 
-mod ledger;
-pub mod preview;
+mod committer;
+pub mod next_issue;
 pub mod smtp;
+pub mod test_send;
 mod worker;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::files;
 use crate::message::{sender_domain, Template};
 use crate::publish;
 use crate::render::{self, email::Rendered};
@@ -254,7 +256,7 @@ pub async fn deliver_issue(
     };
     let destination = match &transport {
         worker::Transport::Smtp(t) => format!("{}:{}", t.host, t.port),
-        worker::Transport::Outbox(p) => publish::display(p).display().to_string(),
+        worker::Transport::Outbox(p) => files::display(p).display().to_string(),
     };
     let concurrency = config.smtp.as_ref().map_or(1, |s| s.concurrency.max(1)) as usize;
     let rate = config.smtp.as_ref().map_or(0, |s| s.max_per_second);

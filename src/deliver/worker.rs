@@ -13,7 +13,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::ledger::{Counts, Ledger};
+use super::committer::{Counts, Ledger};
 use super::smtp::{Connection, Target};
 use super::{DeliverError, Retry, SendError};
 use crate::message::{Recipient, Template};
@@ -291,7 +291,7 @@ impl Run {
             Transport::Outbox(dir) => {
                 let name = format!("{:05}-{}.eml", self.issue, file_safe(to));
                 let path = dir.join(&name);
-                crate::render::write_private(&path, message.as_bytes())
+                crate::files::write_private(&path, message.as_bytes())
                     .map(|_| "written".to_string())
                     .map_err(|e| SendError::Server {
                         cause: format!("cannot write outbox/{name}: {}", io_cause(&e)),

@@ -91,7 +91,9 @@ impl Template {
         h.set(header::Subject::from(crate::content::one_line(
             &rendered.subject,
         )));
-        h.set(header::Date::new(date));
+        // RFC 5322 §3.3 date in the site's zone (`+0900`), as the reader's clock shows it.
+        let local = chrono::DateTime::<chrono::Utc>::from(date).with_timezone(&config.tz());
+        raw_header(&mut h, "Date", local.to_rfc2822());
         h.set(header::MIME_VERSION_1_0);
         raw_header(&mut h, "List-Id", format!("<newsletter.{domain}>"));
         raw_header(

@@ -93,21 +93,39 @@ fn toc(entries: &[TocEntry], place: &Placement) -> Markup {
         }
         None => html! { (e.title) },
     };
+    // Headings that carry their own numbers (`1.養育費…`) go in a list without numbers, or
+    // readers would see "1. 1.養育費…".
+    let numbered = entries.iter().all(|e| carries_number(&e.title));
+    let list = |items: Markup| {
+        if numbered {
+            html! { ul class="toc-list" { (items) } }
+        } else {
+            html! { ol { (items) } }
+        }
+    };
     html! {
         div class="toc" {
             p class="toc-title" { "目次" }
-            ol {
+            (list(html! {
                 @for (e, subs) in &groups {
                     li {
                         (item(e))
                         @if !subs.is_empty() {
-                            ol { @for s in subs { li { (item(s)) } } }
+                            (list(html! { @for s in subs { li { (item(s)) } } }))
                         }
                     }
                 }
-            }
+            }))
         }
     }
+}
+
+/// Whether a heading starts with its own number: `1.`, `１．`, `(1)`, `（１）`.
+fn carries_number(title: &str) -> bool {
+    let t = title.trim_start_matches(['(', '（']);
+    t.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || ('０'..='９').contains(&c))
 }
 
 /// The editor's note as a visibly separate block.

@@ -5,7 +5,7 @@
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::components::{post, Placement};
-use super::{display_date, text, Entry};
+use super::{display_date, email_text, Entry};
 use crate::config::Config;
 use crate::content::{escape, Body, Kind};
 
@@ -92,7 +92,7 @@ pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered
             let html = inline_css(&page.into_string(), css)?;
             Ok((
                 html,
-                text::issue(config, entries, &subject, &view_url, keep),
+                email_text::issue(config, entries, &subject, &view_url, keep),
             ))
         };
     // Gmail clips messages over ~102 KB, and the unsubscribe footer would go with the clip:

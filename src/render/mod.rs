@@ -7,8 +7,8 @@
 pub mod archive;
 mod components;
 pub mod email;
+mod email_text;
 pub mod feed;
-mod text;
 
 use std::path::Path;
 
@@ -39,74 +39,4 @@ pub fn display_date(d: &DateTime<FixedOffset>, tz: &chrono_tz::Tz) -> String {
 pub fn load_css(root: &Path) -> String {
     std::fs::read_to_string(root.join("templates").join("email.css"))
         .unwrap_or_else(|_| DEFAULT_CSS.to_string())
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename,
-/// so readers (the HTTP server, feed readers) never see a half-written file. For what we
-/// publish: readable by everyone (0644).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_with_mode(path, bytes, 0o644)
-}
-
-/// [`write_atomic`] for files holding subscriber data (`outbox/*.eml`): the file is 0600 and a
-/// folder created for it 0700.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
-        private_dir(dir)?;
-    }
-    write_with_mode(path, bytes, 0o600)
-}
-
-/// Creates `dir` (and its parents) when absent, and makes it 0700: it holds subscriber data
-/// or secrets.
-pub fn private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        b.mode(0o700);
-        b.create(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-    }
-    #[cfg(not(unix))]
-    b.create(dir)
-}
-
-/// Makes an existing file 0600 (a no-op for a file that is not there).
-pub fn make_private(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
-
-fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tayori-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    // Temporary files are private (0600); what we publish is for everyone to read.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

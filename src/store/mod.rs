@@ -7,17 +7,17 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+mod deliveries;
 mod journal;
-mod ledger;
-mod outbox;
 mod posts;
+mod webhooks;
 
+pub use deliveries::*;
 pub use journal::{Journal, JournalError, Journaled};
-pub use ledger::*;
-pub use outbox::*;
 pub use posts::{Change, PostRecord};
+pub use webhooks::*;
 
 /// The store's file name inside `state/`.
 pub const FILE_NAME: &str = "tayori.sqlite3";
@@ -131,7 +131,7 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         let path = path_in(root);
         let dir = root.join("state");
-        crate::render::private_dir(&dir).map_err(|e| StoreError::Io(dir.clone(), e))?;
+        crate::files::private_dir(&dir).map_err(|e| StoreError::Io(dir.clone(), e))?;
         // Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same.
         let mut create = std::fs::OpenOptions::new();
         create.write(true).create(true).truncate(false);
@@ -145,7 +145,7 @@ impl Store {
             .map_err(|e| StoreError::Io(path.clone(), e))?;
         for suffix in ["", "-wal", "-shm"] {
             let f = PathBuf::from(format!("{}{suffix}", path.display()));
-            crate::render::make_private(&f).map_err(|e| StoreError::Io(f.clone(), e))?;
+            crate::files::make_private(&f).map_err(|e| StoreError::Io(f.clone(), e))?;
         }
         let conn = Connection::open(&path).map_err(|e| sql(&path, e))?;
         let mut store = Store {
@@ -184,7 +184,8 @@ impl Store {
         let p = self.path.clone();
         self.conn
             .execute_batch(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
+                 PRAGMA foreign_keys=ON;",
             )
             .map_err(|e| sql(&p, e))?;
         let version: i64 = self
@@ -232,6 +233,25 @@ impl Store {
             self.back_catalogue.set(false);
         }
         Ok(())
+    }
+
+    /// A daemon fact.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Sets a daemon fact.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| sql(&self.path, e))
     }
 
     /// Runs a query and collects its rows.

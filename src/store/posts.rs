@@ -97,6 +97,15 @@ impl Store {
         Ok((record, change))
     }
 
+    /// Whether the post with this slug would go into the next issue once published: a post not
+    /// yet recorded does unless it becomes back catalogue, a recorded one while `pending`.
+    pub fn waits_for_issue(&self, slug: &str) -> Result<bool, StoreError> {
+        Ok(match self.post(slug)? {
+            None => !self.recording_back_catalogue(),
+            Some(r) => r.announced == "pending" && !r.deleted,
+        })
+    }
+
     /// Sets what a post's announcement state is (a renamed file keeps its post's).
     pub fn set_announced(&self, slug: &str, announced: &str) -> Result<(), StoreError> {
         self.conn
@@ -106,5 +115,26 @@ impl Store {
             )
             .map(|_| ())
             .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Marks a post deleted; returns its record when it was published and not yet deleted.
+    pub fn mark_deleted(&self, slug: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE posts SET deleted = 1, updated_at = ?2 WHERE slug = ?1 AND deleted = 0",
+                params![slug, now.to_rfc3339()],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        Ok(n == 1)
+    }
+
+    /// Published posts not deleted: (slug, path).
+    pub fn live_posts(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.rows(
+            "SELECT slug, path FROM posts WHERE deleted = 0 ORDER BY slug",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 }

@@ -1,4 +1,4 @@
-//! The webhook outbox: events waiting to be delivered, their attempts, and daemon facts.
+//! The webhook outbox: events waiting to be delivered, and every attempt.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::{params, OptionalExtension};
@@ -124,45 +124,5 @@ impl Store {
         )
         .map_err(|e| sql(&p, e))?;
         tx.commit().map_err(|e| sql(&p, e))
-    }
-
-    /// A daemon fact.
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(|e| sql(&self.path, e))
-    }
-
-    /// Sets a daemon fact.
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
-                params![key, value],
-            )
-            .map(|_| ())
-            .map_err(|e| sql(&self.path, e))
-    }
-
-    /// Marks a post deleted; returns its record when it was published and not yet deleted.
-    pub fn mark_deleted(&self, slug: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let n = self
-            .conn
-            .execute(
-                "UPDATE posts SET deleted = 1, updated_at = ?2 WHERE slug = ?1 AND deleted = 0",
-                params![slug, now.to_rfc3339()],
-            )
-            .map_err(|e| sql(&self.path, e))?;
-        Ok(n == 1)
-    }
-
-    /// Published posts not deleted: (slug, path).
-    pub fn live_posts(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.rows(
-            "SELECT slug, path FROM posts WHERE deleted = 0 ORDER BY slug",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
     }
 }

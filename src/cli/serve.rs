@@ -1,0 +1,53 @@
+//! `tayori serve` (only the HTTP server) and `tayori run` (the daemon), until SIGINT/SIGTERM.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{load_config, runtime, stop_on_signals};
+use crate::unsubscribe::Key;
+
+/// `serve`: only the HTTP server, until SIGINT/SIGTERM.
+pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
+    let config = match load_config(root) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let key = Key::load_or_create(root)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
+        tracing::info!(listen = %listener.local_addr()?, "serving feeds, archive and unsubscribe");
+        let stop = CancellationToken::new();
+        stop_on_signals(stop.clone());
+        let state = crate::server::AppState {
+            root: root.to_path_buf(),
+            config: Arc::new(config),
+            key,
+        };
+        crate::server::serve(listener, state, stop).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run`: the daemon, until SIGINT/SIGTERM. Two runtime threads, so that the server answers
+/// while the other is busy; issues are sent on a thread of their own (see `daemon`).
+pub fn run(root: &Path) -> anyhow::Result<ExitCode> {
+    let config = match load_config(root) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
+        let stop = CancellationToken::new();
+        stop_on_signals(stop.clone());
+        crate::daemon::run(root.to_path_buf(), config, listener, stop).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,166 @@
+//! `tayori status`: issues and deliveries, posts waiting, suppressed addresses, the webhook
+//! queue and the lists' problems; with `--subscriber`, one person's record. Every time is shown
+//! in `site.timezone`, to the second.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::files;
+use crate::store::{Store, StoreError};
+use crate::subscribers;
+
+/// `status [--subscriber ADDR]`.
+pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode> {
+    // Printing into a closed pipe (`tayori status | head`) ends the command quietly.
+    super::quiet_on_broken_pipe();
+    let tz = crate::config::load(root)
+        .map(|c| c.tz())
+        .unwrap_or(chrono_tz::Asia::Tokyo);
+    let store = Store::open_read_only(root)?;
+    if let Some(addr) = subscriber {
+        subscriber_record(root, store.as_ref(), addr, &tz)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let problems = subscribers::each(&root.join("subscribers"), |_| {});
+    let Some(store) = store else {
+        println!(
+            "no state store yet: nothing has been published (run `tayori build` or `tayori send`)"
+        );
+        super::print_problems(&problems.all().cloned().collect::<Vec<_>>());
+        return Ok(ExitCode::SUCCESS);
+    };
+    issues(&store, &tz)?;
+    let waiting = store.pending_posts()?;
+    println!(
+        "posts waiting for the next issue: {}",
+        if waiting.is_empty() {
+            "none".to_string()
+        } else {
+            waiting.join(", ")
+        }
+    );
+    let suppressed = store.suppressions()?;
+    println!("suppressed addresses: {}", suppressed.len());
+    for (address, reason, at) in suppressed {
+        println!("  {address}  {}  {reason}", local(&at, &tz));
+    }
+    webhooks(&store, &tz)?;
+    for p in &problems.unreadable {
+        println!("unreadable subscriber list (no issue is made until it is fixed): {p}");
+    }
+    println!("invalid subscriber rows: {}", problems.rows.len());
+    for p in &problems.rows {
+        println!("  {p}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An RFC 3339 time from the store as a person reads it: `2026-11-23 09:00:00 +09:00`.
+fn local(rfc3339: &str, tz: &chrono_tz::Tz) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| {
+            t.with_timezone(tz)
+                .format("%Y-%m-%d %H:%M:%S %:z")
+                .to_string()
+        })
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+/// One subscriber: their rows in the lists (with the consent record), suppression, deliveries.
+fn subscriber_record(
+    root: &Path,
+    store: Option<&Store>,
+    addr: &str,
+    tz: &chrono_tz::Tz,
+) -> Result<(), StoreError> {
+    let key = subscribers::key(addr);
+    let mut found = false;
+    subscribers::each(&root.join("subscribers"), |s| {
+        if subscribers::key(s.email) == key {
+            found = true;
+            println!(
+                "{}  list {} ({}:{})  name {}  subscribed_at {}  source {}",
+                s.email,
+                s.list,
+                files::display(s.origin).display(),
+                s.line,
+                s.name,
+                s.subscribed_at.unwrap_or("-"),
+                s.source.unwrap_or("-")
+            );
+        }
+    });
+    if !found {
+        println!("{addr}: not in any list");
+    }
+    let Some(store) = store else { return Ok(()) };
+    if let Some((_, reason, at)) = store.suppressions()?.into_iter().find(|s| s.0 == key) {
+        println!("suppressed since {}: {reason}", local(&at, tz));
+    }
+    for d in store.deliveries_to(&key)? {
+        println!(
+            "issue {}: {} (attempts {}) {} {}",
+            d.issue,
+            d.state,
+            d.attempts,
+            d.updated_at.map(|t| local(&t, tz)).unwrap_or_default(),
+            d.last_reply.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Every issue with its counts, and each failed address with the server's reply.
+fn issues(store: &Store, tz: &chrono_tz::Tz) -> Result<(), StoreError> {
+    println!("issues:");
+    let issues = store.issue_counts()?;
+    if issues.is_empty() {
+        println!("  none yet");
+    }
+    for i in &issues {
+        println!(
+            "  #{} {} {:7} sent {}  pending {}  sending {}  failed {}  「{}」",
+            i.id,
+            local(&i.created_at, tz),
+            i.state,
+            i.sent,
+            i.pending,
+            i.sending,
+            i.failed,
+            i.subject
+        );
+        for (email, attempts, reply) in store.deliveries_in(i.id, "failed")? {
+            println!(
+                "    failed {email} after {attempts} attempt(s): {}",
+                reply.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The webhook queue, each event with every attempt's status.
+fn webhooks(store: &Store, tz: &chrono_tz::Tz) -> Result<(), StoreError> {
+    let events = store.webhook_events()?;
+    println!("webhook events: {}", events.len());
+    for e in events {
+        let attempts: Vec<String> = store
+            .webhook_attempts(&e.id)?
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
+        println!(
+            "  {} {} {} {}  attempts: {}",
+            local(&e.created_at.to_rfc3339(), tz),
+            e.event,
+            e.slug,
+            e.state,
+            if attempts.is_empty() {
+                "none yet".to_string()
+            } else {
+                attempts.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
