@@ -209,6 +209,7 @@ impl Connection {
         let pipelining = ehlo
             .message()
             .any(|l| l.trim().eq_ignore_ascii_case("PIPELINING"));
+        tracing::debug!(%server, pipelining, tls = conn.is_encrypted(), "connected");
         Ok(Connection {
             conn,
             pipelining,

@@ -23,7 +23,7 @@ pub use webhooks::*;
 pub const FILE_NAME: &str = "tayori.sqlite3";
 
 /// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub const MIGRATIONS: &[&str] = &[
     // 1: posts seen. `announced` is `back_catalogue` for posts there at first start (never
     // emailed), `pending` for posts waiting for the next issue, or `issue:<n>` once issued.
     "CREATE TABLE posts (

@@ -1,0 +1,259 @@
+//! Features no other test walked, each through the real binary: PIPELINING against Postfix's
+//! smtp-sink, `max_per_second`, `lists:` narrowing the audience, `send --dry-run`, a tick missed
+//! while the daemon was down, a webhook answered 410, and a store migrated from an older schema.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[test]
+#[ignore = "needs Postfix's smtp-sink: scripts/test unpacks it and runs ignored tests"]
+fn a_server_offering_pipelining_gets_the_envelope_pipelined() {
+    let sink = std::env::var("TAYORI_SMTP_SINK").expect("TAYORI_SMTP_SINK (scripts/test)");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let _sink = Spawned(
+        Command::new(&sink)
+            .args(["-u", "nobody", &format!("127.0.0.1:{port}"), "64"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("smtp-sink listening", Duration::from_secs(5), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let dir = fresh_folder(Some(&smtp_block(port, 2)));
+    assert!(tayori(dir.path(), &["build"]).status.success());
+    many_subscribers(dir.path(), 195);
+    add_post(dir.path());
+    let o = tayori_env(dir.path(), &["send"], &[("TAYORI_LOG", "tayori=debug")]);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        text(&o.stdout).contains("200 sent, 0 failed"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(err.contains("pipelining=true"), "{err}");
+}
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn max_per_second_holds_over_all_connections() {
+    let server = SmtpServer::start(&python(), &[]);
+    let dir = fresh_folder(Some(&format!(
+        "{}  max_per_second: 10\n",
+        smtp_block(server.port, 4)
+    )));
+    assert!(tayori(dir.path(), &["build"]).status.success());
+    many_subscribers(dir.path(), 25);
+    add_post(dir.path());
+    let o = tayori(dir.path(), &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut at: Vec<f64> = server
+        .received()
+        .iter()
+        .map(|m| m["at"].as_f64().unwrap())
+        .collect();
+    at.sort_by(f64::total_cmp);
+    assert_eq!(at.len(), 30);
+    // A burst of 10, then 10 a second: the last 20 take at least 1.9 s to arrive.
+    let spread = at[29] - at[9];
+    assert!(
+        spread >= 1.8,
+        "30 messages within {spread:.2}s after the burst"
+    );
+}
+
+#[test]
+fn a_post_for_some_lists_goes_only_to_them() {
+    let dir = fresh_folder(None);
+    let root = dir.path();
+    assert!(tayori(root, &["build"]).status.success());
+    std::fs::write(
+        root.join("posts/peers-only.md"),
+        "---\ntitle: 士業の皆さまへ\nlists: [peers]\n---\n本文\n",
+    )
+    .unwrap();
+    let dry = tayori(root, &["send", "--dry-run"]);
+    assert!(dry.status.success());
+    let o = tayori(root, &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let peers = std::fs::read_to_string(fixtures().join("subscribers/peers.yaml")).unwrap();
+    let sent = outbox(root);
+    assert!(!sent.is_empty());
+    for f in &sent {
+        let address = f.split_once('-').unwrap().1.trim_end_matches(".eml");
+        assert!(
+            peers.to_lowercase().contains(address),
+            "{address} is not on peers"
+        );
+    }
+}
+
+#[test]
+fn dry_run_says_what_would_go_out_and_changes_nothing() {
+    let dir = fresh_folder(None);
+    let root = dir.path();
+    assert!(tayori(root, &["build"]).status.success());
+    add_post(root);
+    let before = std::fs::read(root.join("state/tayori.sqlite3")).unwrap();
+    let o = tayori(root, &["send", "--dry-run"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        out.contains("a new issue 「面会交流のルールを決めるときに考えておきたいこと」 of 1 post(s) to 5 subscribers"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(root.join("state/tayori.sqlite3")).unwrap(),
+        before
+    );
+    assert!(outbox(root).is_empty());
+    let fresh = fresh_folder(None);
+    let o = tayori(fresh.path(), &["send", "--dry-run"]);
+    assert!(
+        text(&o.stdout).contains("first start"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(
+        !fresh.path().join("state").exists(),
+        "a dry run creates no store"
+    );
+}
+
+/// Starts `tayori run` and waits for `/healthz` (the log names the port).
+fn run_until_healthy(root: &Path, env: &[(&str, &str)]) -> (Spawned, String) {
+    use std::io::{BufRead, BufReader};
+    let mut d = Spawned::tayori(root, &["run"], env);
+    let stderr = d.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listen=").nth(1) {
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("listening");
+    (d, addr)
+}
+
+#[test]
+fn a_tick_missed_while_stopped_is_caught_up_once_at_start() {
+    let dir = fresh_folder(None);
+    let root = dir.path();
+    // Once a year: the next tick is months away, so only the catch-up can send.
+    let cfg = std::fs::read_to_string(root.join("tayori.yaml"))
+        .unwrap()
+        .replace("schedule: \"0 9 * * Mon\"", "schedule: \"0 9 1 1 *\"");
+    std::fs::write(root.join("tayori.yaml"), cfg).unwrap();
+    assert!(tayori(root, &["build"]).status.success());
+    add_post(root);
+    assert!(tayori(root, &["build"]).status.success());
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_tick', '2024-12-01T00:00:00+00:00')",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let (d, _) = run_until_healthy(root, &[]);
+    wait_for("the caught-up issue", Duration::from_secs(20), || {
+        outbox(root).len() == 5
+    });
+    drop(d);
+    // A second start has nothing to catch up.
+    let (d, _) = run_until_healthy(root, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    drop(d);
+    assert_eq!(outbox(root).len(), 5);
+    let status = text(&tayori(root, &["status"]).stdout);
+    assert_eq!(status.matches("#").count(), 1, "one issue: {status}");
+}
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn a_webhook_answered_410_is_not_retried() {
+    use std::io::{BufRead, BufReader};
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let hooks = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/webhook_receiver.py");
+    let mut receiver = Spawned(
+        Command::new(python())
+            .arg(&script)
+            .arg(hooks.path())
+            .arg(secret)
+            .arg("--gone")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(receiver.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().strip_prefix("PORT ").unwrap().to_string();
+    let dir = fresh_folder(Some(&format!(
+        "webhook:\n  url: http://127.0.0.1:{port}/hook\n  secret: {secret}\n"
+    )));
+    let root = dir.path();
+    assert!(tayori(root, &["build"]).status.success());
+    let (d, _) = run_until_healthy(root, &[("TAYORI_WEBHOOK_FIRST_RETRY_MS", "50")]);
+    add_post(root);
+    let received = || {
+        std::fs::read_to_string(hooks.path().join("hooks.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    wait_for("the first attempt", Duration::from_secs(20), || {
+        received() >= 1
+    });
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(d);
+    assert_eq!(received(), 1, "410 Gone stops the retries");
+    let status = text(&tayori(root, &["status"]).stdout);
+    assert!(
+        status.contains("gone") && status.contains("attempts: 410"),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_store_from_an_older_schema_is_migrated_and_keeps_its_rows() {
+    let dir = fresh_folder(None);
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("state")).unwrap();
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    for (i, m) in tayori::store::MIGRATIONS.iter().take(2).enumerate() {
+        db.execute_batch(m).unwrap();
+        db.pragma_update(None, "user_version", (i + 1) as i64)
+            .unwrap();
+    }
+    db.execute(
+        "INSERT INTO suppressions (address, reason, at) VALUES ('gone@example.jp', 'unsubscribed', '2026-01-01T00:00:00+00:00')",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let o = tayori(root, &["build"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version as usize, tayori::store::MIGRATIONS.len());
+    let status = text(&tayori(root, &["status"]).stdout);
+    assert!(status.contains("gone@example.jp"), "{status}");
+}
