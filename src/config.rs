@@ -241,7 +241,7 @@ impl Config {
         }
         if let Some(smtp) = &self.smtp {
             if let Err(e) = crate::deliver::smtp::Target::parse(&smtp.url, "localhost") {
-                bad(e);
+                bad(e.to_string());
             }
             if !(1..=MAX_CONCURRENCY).contains(&smtp.concurrency) {
                 bad(format!(
@@ -293,16 +293,14 @@ impl Config {
     }
 }
 
-/// `url` without trailing slashes when it is an absolute http(s) URL with a host.
+/// `url` without trailing slashes when it is an absolute http(s) URL with a host (WHATWG URL
+/// parsing, by the `url` crate); kept as written otherwise, so links stay as the user typed.
 fn url_base(url: &str) -> Option<String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let host = rest.split('/').next()?;
-    if host.is_empty() || url.chars().any(char::is_whitespace) {
-        return None;
-    }
-    Some(url.trim_end_matches('/').to_string())
+    let u = url::Url::parse(url).ok()?;
+    let web = matches!(u.scheme(), "http" | "https");
+    let host = u.host_str().is_some_and(|h| !h.is_empty());
+    (web && host && !url.chars().any(char::is_whitespace))
+        .then(|| url.trim_end_matches('/').to_string())
 }
 
 /// Reads, parses and validates `tayori.yaml` in `root`.

@@ -48,13 +48,7 @@ impl Event {
 /// The `webhook-id` of an event: `msg_` and 24 hex digits of SHA-256(post id, event, revision).
 pub fn event_id(post_id: &str, event: Event, revision: &str) -> String {
     let h = Sha256::digest(format!("{post_id}\n{}\n{revision}", event.as_str()));
-    format!(
-        "msg_{}",
-        h[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    format!("msg_{}", crate::content::hex(&h[..12]))
 }
 
 /// Queues an event for a post (no-op without `webhook:` in the config).
@@ -141,10 +135,7 @@ pub fn backoff(attempts: i64) -> Duration {
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(FIRST_BACKOFF, Duration::from_millis);
-    let exp = first
-        .saturating_mul(1 << attempts.clamp(0, 16) as u32)
-        .min(MAX_BACKOFF);
-    exp + exp.mul_f64(fastrand::f64() * 0.2)
+    crate::backoff::exponential(first, MAX_BACKOFF, attempts.clamp(0, 16) as u32, 0.2)
 }
 
 /// Delivers every due event once; returns how many were attempted.

@@ -41,7 +41,7 @@ pub async fn run(
         }
     }
     let config = Arc::new(config);
-    let schedule = schedule::parse(&config.schedule).map_err(anyhow::Error::msg)?;
+    let schedule = schedule::parse(&config.schedule)?;
     let tz = config.tz();
     let r = root.clone();
     let (store, key) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -398,7 +398,7 @@ impl Reconcile {
         let dir = self.root.join("posts");
         let opts = IngestOptions::from_config(&self.config);
         let mut scan = Scan::default();
-        let files = content::list_post_files(&dir)?;
+        let files = content::list_post_files(&dir)?; // the error names the folder
         self.cache.retain(|p, _| files.contains(p));
         self.tracker.keep_only(&files);
         for path in files {

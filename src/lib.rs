@@ -5,6 +5,7 @@
 //! [`store`]; [`subscribers`] reads the lists, [`schedule`] decides when issues go out and
 //! [`cli`] ties the commands together. `DESIGN.md` (shared with the user) is the contract.
 
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod content;

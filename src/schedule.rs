@@ -13,13 +13,21 @@ pub struct Schedule {
     cron: croner::Cron,
 }
 
+/// Why a schedule is not a crontab line. Permanent: the configuration must change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("`{expr}` has {fields} fields; expected 5 (min hour day month weekday) or 6 (with leading seconds)")]
+    Fields { expr: String, fields: usize },
+    #[error("`{expr}` is not a crontab line: {reason}")]
+    Invalid { expr: String, reason: String },
+}
+
 /// Parses a crontab line: 5 fields, or 6 with leading seconds; no year field.
-pub fn parse(expr: &str) -> Result<Schedule, String> {
+pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
     let fields = expr.split_whitespace().count();
     if !(fields == 5 || fields == 6) {
-        return Err(format!(
-            "`{expr}` has {fields} fields; expected 5 (min hour day month weekday) or 6 (with leading seconds)"
-        ));
+        let expr = expr.to_string();
+        return Err(ScheduleError::Fields { expr, fields });
     }
     let parser = CronParser::builder()
         .seconds(Seconds::Optional)
@@ -28,7 +36,10 @@ pub fn parse(expr: &str) -> Result<Schedule, String> {
     parser
         .parse(expr)
         .map(|cron| Schedule { cron })
-        .map_err(|e| format!("`{expr}` is not a crontab line: {e}"))
+        .map_err(|e| ScheduleError::Invalid {
+            expr: expr.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 impl Schedule {

@@ -175,13 +175,7 @@ async fn file(path: &Path, content_type: &'static str, req: &HeaderMap) -> Respo
         return not_found();
     };
     let digest = Sha256::digest(&bytes);
-    let etag = format!(
-        "\"{}\"",
-        digest[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let etag = format!("\"{}\"", crate::content::hex(&digest[..16]));
     let modified: Option<SystemTime> = tokio::fs::metadata(path)
         .await
         .ok()

@@ -73,7 +73,7 @@ impl Key {
         let mut raw = [0u8; 32];
         aws_lc_rs::rand::fill(&mut raw)
             .map_err(|_| std::io::Error::other("the system random generator failed"))?;
-        let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let secret = crate::content::hex(&raw);
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]

@@ -296,7 +296,7 @@ fn preview(root: &Path, file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
         ),
     };
     let eml = message::build(&config, &rendered, &to, SystemTime::now())?;
-    std::fs::create_dir_all(out)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let slug = &entry.post.slug;
     let files = [
         (
@@ -311,7 +311,8 @@ fn preview(root: &Path, file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     ];
     for (name, bytes) in files {
         let path = out.join(name);
-        files::write_atomic(&path, &bytes)?;
+        files::write_atomic(&path, &bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("{}", files::display(&path).display());
     }
     Ok(ExitCode::SUCCESS)

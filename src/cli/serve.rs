@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use super::{load_config, runtime, stop_on_signals};
@@ -15,10 +16,12 @@ pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let key = Key::load_or_create(root)?;
+    let key = Key::load_or_create(root).context("the unsubscribe key")?;
     let rt = runtime()?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
+        let listener = tokio::net::TcpListener::bind(&config.server.listen)
+            .await
+            .with_context(|| format!("listening on {} (server.listen)", config.server.listen))?;
         tracing::info!(listen = %listener.local_addr()?, "serving feeds, archive and unsubscribe");
         let stop = CancellationToken::new();
         stop_on_signals(stop.clone());
@@ -27,7 +30,8 @@ pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
             config: Arc::new(config),
             key,
         };
-        crate::server::serve(listener, state, stop).await
+        crate::server::serve(listener, state, stop).await?;
+        anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -44,7 +48,9 @@ pub fn run(root: &Path) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
+        let listener = tokio::net::TcpListener::bind(&config.server.listen)
+            .await
+            .with_context(|| format!("listening on {} (server.listen)", config.server.listen))?;
         let stop = CancellationToken::new();
         stop_on_signals(stop.clone());
         crate::daemon::run(root.to_path_buf(), config, listener, stop).await

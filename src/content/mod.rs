@@ -360,7 +360,8 @@ fn is_editors_note_heading(text: &str) -> bool {
     t == "編集後記"
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of bytes: content hashes, ETags, webhook ids, the generated key.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

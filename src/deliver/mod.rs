@@ -60,10 +60,18 @@ pub enum DeliverError {
     Render(#[from] render::email::RenderError),
     #[error(transparent)]
     Message(#[from] crate::message::MessageError),
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    SmtpUrl(#[from] smtp::SmtpUrlError),
+    #[error(transparent)]
+    Dkim(#[from] crate::message::dkim::DkimError),
     #[error("unsubscribe key: {0}")]
     Key(std::io::Error),
+    /// A `send --test` message that did not go out.
+    #[error("test message not sent: {0}")]
+    Test(String),
+    /// The sending tasks failed themselves (a bug, not a fault outside).
+    #[error("sending stopped: {0}")]
+    Internal(String),
     /// The run stopped early for a cause that is not about one recipient; what was not sent
     /// stays pending and the next run resumes it.
     #[error("{cause} — stopped after {sent} sent; {left} left pending for the next run")]
@@ -96,11 +104,7 @@ impl Default for Retry {
 impl Retry {
     /// The wait before attempt `n + 1` (n ≥ 1).
     pub fn backoff(&self, n: u32) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1 << n.saturating_sub(1).min(16))
-            .min(self.max);
-        exp + exp.mul_f64(fastrand::f64() * 0.5)
+        crate::backoff::exponential(self.base, self.max, n.saturating_sub(1), 0.5)
     }
 }
 
@@ -244,14 +248,11 @@ pub async fn deliver_issue(
     };
     let mut template = Template::new(config, &rendered, SystemTime::now())?;
     if let Some(d) = config.smtp.as_ref().and_then(|s| s.dkim.as_ref()) {
-        template = template
-            .with_dkim(crate::message::dkim::Signer::load(root, d).map_err(DeliverError::Config)?);
+        template = template.with_dkim(crate::message::dkim::Signer::load(root, d)?);
     }
     let template = Arc::new(template);
     let transport = match &config.smtp {
-        Some(s) => worker::Transport::Smtp(
-            smtp::Target::parse(&s.url, &sender_domain(config)).map_err(DeliverError::Config)?,
-        ),
+        Some(s) => worker::Transport::Smtp(smtp::Target::parse(&s.url, &sender_domain(config))?),
         None => worker::Transport::Outbox(root.join("outbox")),
     };
     let destination = match &transport {

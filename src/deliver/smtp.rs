@@ -16,6 +16,18 @@ use tokio::net::TcpStream;
 
 use super::SendError;
 
+/// Why `smtp.url` cannot be used. Permanent: the configuration must change. The URL in it
+/// never shows a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SmtpUrlError {
+    #[error("smtp.url: `{url}`: {reason}")]
+    Invalid { url: String, reason: String },
+    #[error("smtp.url: `{url}` must start with smtp:// or smtps://, not {scheme}://")]
+    Scheme { url: String, scheme: String },
+    #[error("smtp.url: `{0}` has no host")]
+    NoHost(String),
+}
+
 /// Where and how to connect, from `smtp.url`.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -32,22 +44,26 @@ pub struct Target {
 impl Target {
     /// Parses `smtp://[user@]host[:port]` (port 25; STARTTLS when offered) or `smtps://` (465).
     /// The password comes from `TAYORI_SMTP_PASSWORD` (or the URL).
-    pub fn parse(url: &str, hello: &str) -> Result<Target, String> {
+    pub fn parse(url: &str, hello: &str) -> Result<Target, SmtpUrlError> {
         let shown = redacted(url);
-        let u = url::Url::parse(url).map_err(|e| format!("smtp.url: `{shown}`: {e}"))?;
+        let u = url::Url::parse(url).map_err(|e| SmtpUrlError::Invalid {
+            url: shown.clone(),
+            reason: e.to_string(),
+        })?;
         let implicit_tls = match u.scheme() {
             "smtp" => false,
             "smtps" => true,
             s => {
-                return Err(format!(
-                    "smtp.url: `{shown}` must start with smtp:// or smtps://, not {s}://"
-                ))
+                return Err(SmtpUrlError::Scheme {
+                    url: shown,
+                    scheme: s.to_string(),
+                })
             }
         };
         let host = u
             .host_str()
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("smtp.url: `{shown}` has no host"))?
+            .ok_or_else(|| SmtpUrlError::NoHost(shown.clone()))?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();

@@ -28,8 +28,7 @@ pub async fn send_test(
     });
     let mut template = Template::new(config, rendered, SystemTime::now())?;
     if let Some(d) = config.smtp.as_ref().and_then(|s| s.dkim.as_ref()) {
-        template = template
-            .with_dkim(crate::message::dkim::Signer::load(root, d).map_err(DeliverError::Config)?);
+        template = template.with_dkim(crate::message::dkim::Signer::load(root, d)?);
     }
     let domain = sender_domain(config);
     let unsubscribe = format!("{}/unsubscribe/test", config.public_base());
@@ -45,11 +44,11 @@ pub async fn send_test(
                 .join("outbox")
                 .join(format!("test-{}.eml", key.replace(['/', '\\'], "_")));
             files::write_atomic(&path, message.as_bytes())
-                .map_err(|e| DeliverError::Config(e.to_string()))?;
+                .map_err(|e| DeliverError::Test(format!("{}: {e}", path.display())))?;
             Ok(files::display(&path).display().to_string())
         }
         Some(s) => {
-            let target = smtp::Target::parse(&s.url, &domain).map_err(DeliverError::Config)?;
+            let target = smtp::Target::parse(&s.url, &domain)?;
             let timeout = super::Retry::default().timeout;
             let mut conn = smtp::Connection::open(&target, timeout)
                 .await
@@ -65,5 +64,5 @@ pub async fn send_test(
 }
 
 fn send_error(e: SendError) -> DeliverError {
-    DeliverError::Config(format!("test message not sent: {e}"))
+    DeliverError::Test(e.to_string())
 }

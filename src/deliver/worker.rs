@@ -177,12 +177,12 @@ impl Run {
         finished.notify_one();
         let committed = committer
             .await
-            .map_err(|e| DeliverError::Config(format!("ledger task: {e}")))?;
+            .map_err(|e| DeliverError::Internal(format!("ledger task: {e}")))?;
         if let Some(pb) = progress {
             pb.finish_and_clear();
         }
         let ledger = Arc::try_unwrap(ledger)
-            .map_err(|_| DeliverError::Config("ledger still shared".into()))?;
+            .map_err(|_| DeliverError::Internal("ledger still shared".into()))?;
         let (store, counts) = ledger.finish();
         committed?;
         match failure {

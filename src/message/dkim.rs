@@ -48,20 +48,45 @@ impl std::fmt::Debug for Signer {
     }
 }
 
+/// Why the DKIM key could not be used. Permanent: the key file or configuration must change.
+#[derive(Debug, thiserror::Error)]
+pub enum DkimError {
+    #[error("DKIM key {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("DKIM key {}: {reason}", path.display())]
+    Key {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("DKIM signing: {0}")]
+    Sign(String),
+}
+
 impl Signer {
     /// Loads the PEM RSA private key (PKCS #1 or #8) named in the configuration, relative to
     /// `root`.
-    pub fn load(root: &Path, dkim: &Dkim) -> Result<Signer, String> {
+    pub fn load(root: &Path, dkim: &Dkim) -> Result<Signer, DkimError> {
         let path = root.join(&dkim.private_key_file);
-        let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bad = |reason: String| DkimError::Key {
+            path: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read(&path).map_err(|source| DkimError::Read {
+            path: path.clone(),
+            source,
+        })?;
         let der = PrivateKeyDer::from_pem_slice(&pem)
-            .map_err(|e| format!("{}: not a PEM private key: {e}", path.display()))?;
+            .map_err(|e| bad(format!("not a PEM private key: {e}")))?;
         let key = match &der {
             PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
             PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
-            _ => return Err(format!("{}: not an RSA key", path.display())),
+            _ => return Err(bad("not an RSA key".into())),
         }
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| bad(e.to_string()))?;
         Ok(Signer {
             key,
             domain: dkim.domain.clone(),
@@ -71,8 +96,9 @@ impl Signer {
     }
 
     /// The `DKIM-Signature:` header line (ending in CRLF) for a complete CRLF message.
-    pub fn sign(&self, message: &[u8], now: u64) -> Result<String, String> {
-        let split = find(message, b"\r\n\r\n").ok_or("message has no body")?;
+    pub fn sign(&self, message: &[u8], now: u64) -> Result<String, DkimError> {
+        let split = find(message, b"\r\n\r\n")
+            .ok_or_else(|| DkimError::Sign("message has no body".into()))?;
         let (head, body) = (&message[..split + 2], &message[split + 4..]);
         let headers = parse_headers(head);
         let mut names = Vec::new();
@@ -99,7 +125,7 @@ impl Signer {
         let mut sig = vec![0; self.key.public_modulus_len()];
         self.key
             .sign(&RSA_PKCS1_SHA256, &self.rng, &hashed, &mut sig)
-            .map_err(|e| format!("signing failed: {e}"))?;
+            .map_err(|e| DkimError::Sign(e.to_string()))?;
         Ok(format!("DKIM-Signature: {value}{}\r\n", B64.encode(sig)))
     }
 }

@@ -26,8 +26,8 @@ use body::EncodedPart;
 pub enum MessageError {
     #[error("invalid address `{0}`: {1}")]
     Address(String, String),
-    #[error("DKIM: {0}")]
-    Dkim(String),
+    #[error(transparent)]
+    Dkim(#[from] dkim::DkimError),
 }
 
 /// Who a message goes to, with the personal fields.
