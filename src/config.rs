@@ -1,4 +1,4 @@
-//! `tayori.yaml`: the newsletter's configuration (DESIGN.md, "Configuration").
+//! `tayori.yaml`: the newsletter's configuration (docs/configuration.md).
 //!
 //! [`parse`] turns YAML 1.2 text into a [`Config`] (unknown keys are errors, reported with the
 //! line of the key), [`Config::validate`] checks what the types cannot say (addresses, URLs,

@@ -7,6 +7,8 @@
 //! carries the same id and receivers can drop duplicates. 2xx is success; 410 Gone stops
 //! retrying; anything else (or a timeout) is retried with exponential backoff for three days.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -18,6 +20,8 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::render::{feed::content_html, Entry};
 use crate::store::{Store, StoreError};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// How long an event is retried before it is given up.
 pub const GIVE_UP_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(3);
@@ -191,6 +195,47 @@ fn retry(
     let wait =
         chrono::TimeDelta::from_std(backoff(ev.attempts)).unwrap_or(chrono::TimeDelta::hours(1));
     (status, "pending", now + wait)
+}
+
+/// Delivers due webhook events until `stop`; wakes when events are queued or come due.
+pub async fn run_outbox(
+    root: PathBuf,
+    config: Arc<Config>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    if config.webhook.is_none() {
+        return;
+    }
+    let http = match reqwest::Client::builder().build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("webhook client: {e}");
+            return;
+        }
+    };
+    let mut store = match Store::open(&root) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("webhook outbox: {e}");
+            return;
+        }
+    };
+    loop {
+        if let Err(e) = deliver_due(&config, &mut store, &http).await {
+            tracing::error!("webhook outbox: {e}");
+        }
+        let next = store.next_webhook_due().ok().flatten().map(|t| {
+            (t.with_timezone(&Utc) - Utc::now())
+                .to_std()
+                .unwrap_or_default()
+        });
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(next.unwrap_or(std::time::Duration::from_secs(3600))) => {}
+        }
+    }
 }
 
 #[cfg(test)]

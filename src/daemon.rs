@@ -80,7 +80,7 @@ pub async fn run(
         stop.clone(),
     ));
     let webhook_wake = Arc::new(Notify::new());
-    let webhooks = tokio::spawn(webhook_loop(
+    let webhooks = tokio::spawn(crate::crosspost::run_outbox(
         root.clone(),
         config.clone(),
         webhook_wake.clone(),
@@ -460,45 +460,4 @@ async fn send_issue(
     .await?;
     tracing::info!(issue = issue.id, sent = s.sent, failed = s.failed, deferred = s.deferred, to = %s.destination, "issue sent");
     Ok(())
-}
-
-/// Delivers due webhook events until `stop`; wakes when events are queued or come due.
-async fn webhook_loop(
-    root: PathBuf,
-    config: Arc<Config>,
-    wake: Arc<Notify>,
-    stop: CancellationToken,
-) {
-    if config.webhook.is_none() {
-        return;
-    }
-    let http = match reqwest::Client::builder().build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("webhook client: {e}");
-            return;
-        }
-    };
-    let mut store = match Store::open(&root) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("webhook outbox: {e}");
-            return;
-        }
-    };
-    loop {
-        if let Err(e) = crate::crosspost::deliver_due(&config, &mut store, &http).await {
-            tracing::error!("webhook outbox: {e}");
-        }
-        let next = store.next_webhook_due().ok().flatten().map(|t| {
-            (t.with_timezone(&Utc) - Utc::now())
-                .to_std()
-                .unwrap_or_default()
-        });
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = wake.notified() => {}
-            _ = sleep_opt(next.or(Some(std::time::Duration::from_secs(3600)))) => {}
-        }
-    }
 }

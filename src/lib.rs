@@ -3,7 +3,7 @@
 //! The pipeline, one module per stage: [`config`] → [`content`] (ingest) → [`publish`] →
 //! [`render`] (email, feeds, archive) → [`message`] (MIME) → delivery, with durable state in
 //! [`store`]; [`subscribers`] reads the lists, [`schedule`] decides when issues go out and
-//! [`cli`] ties the commands together. `DESIGN.md` (shared with the user) is the contract.
+//! [`cli`] ties the commands together. `docs/` describes the whole; `docs/architecture.md` maps these modules.
 
 pub mod backoff;
 pub mod cli;

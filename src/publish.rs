@@ -12,7 +12,7 @@ use crate::crosspost;
 use crate::files::{self, display};
 use crate::problem::Problem;
 use crate::render::{self, Entry};
-use crate::store::{Change, Store, StoreError};
+use crate::store::{Change, PostRecord, Store, StoreError};
 
 /// Every post file parsed, and a problem for each that could not be.
 #[derive(Debug, Default)]
@@ -128,23 +128,10 @@ pub fn publish(
         problems: scan.problems,
         ..Report::default()
     };
-    let present: Vec<String> = scan.posts.iter().map(|p| p.slug.clone()).collect();
-    // Published posts whose file is gone and whose slug no file carries: deleted — unless a
-    // file that is still there is merely invalid (the attorney is probably mid-edit). A new
-    // file with the same content as one of them is that post renamed, and is not emailed again.
-    let mut gone = Vec::new();
-    for (slug, path) in store.live_posts()? {
-        if present.contains(&slug) {
-            continue;
-        }
-        let exists = Path::new(&path)
-            .try_exists()
-            .map_err(|e| BuildError::Read(PathBuf::from(&path), e))?;
-        if !exists {
-            gone.extend(store.post(&slug)?);
-        }
-    }
-    let vanished: std::collections::HashMap<&str, &str> = gone
+    let gone = gone_posts(store, &scan.posts)?;
+    // A new file with the same content as a post that is gone is that post renamed: it keeps
+    // its announcement state, so it is not emailed again.
+    let vanished: HashMap<&str, &str> = gone
         .iter()
         .map(|r| (r.hash.as_str(), r.announced.as_str()))
         .collect();
@@ -156,57 +143,102 @@ pub fn publish(
             }
             continue;
         };
-        let (mut record, change) = store.record_post(&post, published, now)?;
-        if change == Change::New {
-            if let Some(announced) = vanished.get(post.hash.as_str()) {
-                store.set_announced(&post.slug, announced)?;
-                record.announced = announced.to_string();
-            }
-        }
-        let entry = Entry {
-            published: record.published_at,
-            updated: record.updated_at,
-            post,
-        };
-        let back_catalogue = record.announced == "back_catalogue";
-        match change {
-            Change::New if !back_catalogue => {
-                let file = display(&entry.post.source);
-                tracing::info!(slug = %entry.post.slug, file = %file.display(), "published");
-                crosspost::queue(config, store, crosspost::Event::Published, &entry, now)?;
-                report.new.push(entry.post.slug.clone());
-            }
-            Change::New => report.new.push(entry.post.slug.clone()),
-            Change::Updated => {
-                tracing::info!(slug = %entry.post.slug, "updated");
-                crosspost::queue(config, store, crosspost::Event::Updated, &entry, now)?;
-                report.updated.push(entry.post.slug.clone());
-            }
-            Change::Unchanged => {}
-        }
-        report.entries.push(entry);
+        record(config, store, post, published, &vanished, now, &mut report)?;
     }
     for r in &gone {
-        if store.mark_deleted(&r.slug, now)? {
-            tracing::info!(slug = %r.slug, file = %r.path, "deleted");
-            let kind = if r.kind == "note" {
-                Kind::Note
-            } else {
-                Kind::Article
-            };
-            let entry = Entry {
-                post: Post::tombstone(&r.slug, kind, &r.title, &r.hash, Path::new(&r.path)),
-                published: r.published_at,
-                updated: now.fixed_offset(),
-            };
-            crosspost::queue(config, store, crosspost::Event::Deleted, &entry, now)?;
-            report.deleted.push(r.slug.clone());
-        }
+        delete(config, store, r, now, &mut report)?;
     }
     write_public(root, config, &report.entries)?;
     // What `posts/` held when the store was created is recorded: from now on a file is new.
     store.close_back_catalogue()?;
     Ok(report)
+}
+
+/// Published posts whose file is gone and whose slug no file carries: deleted — unless a file
+/// that is still there is merely invalid (the attorney is probably mid-edit).
+fn gone_posts(store: &Store, present: &[Post]) -> Result<Vec<PostRecord>, BuildError> {
+    let mut gone = Vec::new();
+    for (slug, path) in store.live_posts()? {
+        if present.iter().any(|p| p.slug == slug) {
+            continue;
+        }
+        let exists = Path::new(&path)
+            .try_exists()
+            .map_err(|e| BuildError::Read(PathBuf::from(&path), e))?;
+        if !exists {
+            gone.extend(store.post(&slug)?);
+        }
+    }
+    Ok(gone)
+}
+
+/// Records one due post and queues its webhook event (never for the back catalogue).
+fn record(
+    config: &Config,
+    store: &Store,
+    post: Post,
+    published: DateTime<FixedOffset>,
+    vanished: &HashMap<&str, &str>,
+    now: DateTime<Utc>,
+    report: &mut Report,
+) -> Result<(), BuildError> {
+    let (mut record, change) = store.record_post(&post, published, now)?;
+    if change == Change::New {
+        if let Some(announced) = vanished.get(post.hash.as_str()) {
+            store.set_announced(&post.slug, announced)?;
+            record.announced = announced.to_string();
+        }
+    }
+    let entry = Entry {
+        published: record.published_at,
+        updated: record.updated_at,
+        post,
+    };
+    let back_catalogue = record.announced == "back_catalogue";
+    match change {
+        Change::New if !back_catalogue => {
+            let file = display(&entry.post.source);
+            tracing::info!(slug = %entry.post.slug, file = %file.display(), "published");
+            crosspost::queue(config, store, crosspost::Event::Published, &entry, now)?;
+            report.new.push(entry.post.slug.clone());
+        }
+        Change::New => report.new.push(entry.post.slug.clone()),
+        Change::Updated => {
+            tracing::info!(slug = %entry.post.slug, "updated");
+            crosspost::queue(config, store, crosspost::Event::Updated, &entry, now)?;
+            report.updated.push(entry.post.slug.clone());
+        }
+        Change::Unchanged => {}
+    }
+    report.entries.push(entry);
+    Ok(())
+}
+
+/// Marks a post whose file is gone deleted and queues `post.deleted`.
+fn delete(
+    config: &Config,
+    store: &Store,
+    r: &PostRecord,
+    now: DateTime<Utc>,
+    report: &mut Report,
+) -> Result<(), BuildError> {
+    if !store.mark_deleted(&r.slug, now)? {
+        return Ok(());
+    }
+    tracing::info!(slug = %r.slug, file = %r.path, "deleted");
+    let kind = if r.kind == "note" {
+        Kind::Note
+    } else {
+        Kind::Article
+    };
+    let entry = Entry {
+        post: Post::tombstone(&r.slug, kind, &r.title, &r.hash, Path::new(&r.path)),
+        published: r.published_at,
+        updated: now.fixed_offset(),
+    };
+    crosspost::queue(config, store, crosspost::Event::Deleted, &entry, now)?;
+    report.deleted.push(r.slug.clone());
+    Ok(())
 }
 
 /// Why a build failed as a whole (not a single post).

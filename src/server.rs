@@ -38,7 +38,7 @@ pub struct AppState {
     pub key: Key,
 }
 
-/// The routes (DESIGN.md, "HTTP server").
+/// The routes (docs/http-and-webhook.md).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

@@ -1,4 +1,4 @@
-//! The `tayori` command line (DESIGN.md, "Command line").
+//! The `tayori` command line (README.md, "Commands").
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::IngestError;
 
-/// The largest post file read (DESIGN.md, "Posts"): 2 MiB of text is a small book.
+/// The largest post file read (docs/configuration.md, "Posts"): 2 MiB of text is a small book.
 pub const MAX_POST_BYTES: u64 = 2 * 1024 * 1024;
 
 /// `posts/` (or a folder in it) could not be listed. Nothing may be decided from a listing
@@ -25,7 +25,7 @@ pub struct ListError {
     pub source: std::io::Error,
 }
 
-/// Whether `path` names a post file (DESIGN.md, "Ignored"): `.md`, `.markdown` or `.txt`,
+/// Whether `path` names a post file (docs/configuration.md, "Posts"): `.md`, `.markdown` or `.txt`,
 /// and not hidden, an editor's backup (`*~`), swap (`*.swp`), lock (`.#*`, `~$*`) or temp file.
 pub fn is_post_file(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {

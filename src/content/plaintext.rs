@@ -1,4 +1,4 @@
-//! The attorney's plain text, as copied from the blog page (DESIGN.md, "Posts", `.txt`).
+//! The attorney's plain text, as copied from the blog page (docs/configuration.md, "Posts", `.txt`).
 //!
 //! Line rules: `posts.strip_lines` are dropped; lines of only spaces (ASCII, U+3000, U+00A0)
 //! are blank; the first line left is the title; `<目次>` opens the table of contents; `1.見出し`
