@@ -56,7 +56,9 @@ pub async fn run(
         .with_context(|| format!("creating {}", display(&posts_dir).display()))?;
     let (watcher, events) = watch::watch(&posts_dir)
         .with_context(|| format!("watching {}", display(&posts_dir).display()))?;
+    let (issue_tx, issue_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut d = Daemon {
+        issue_done: issue_tx,
         root: root.clone(),
         config: config.clone(),
         store: Some(store),
@@ -94,6 +96,9 @@ pub async fn run(
         schedule,
         tz,
         sending,
+        issue_done: issue_rx,
+        issue_retry_at: None,
+        issue_retry_wait: None,
         watched: folder_id(&posts_dir),
         watcher: Some(watcher),
         events,
@@ -122,6 +127,13 @@ struct Loop {
     next_tick: Option<DateTime<Utc>>,
     /// The issue being sent, on its own thread.
     sending: Option<std::thread::JoinHandle<()>>,
+    /// Whether each issue thread got its issue out (or had nothing to send).
+    issue_done: tokio::sync::mpsc::UnboundedReceiver<bool>,
+    /// An issue stopped early (server down, lists unreadable) is tried again by itself at this
+    /// time, instead of waiting for the next tick — which may be a week away.
+    issue_retry_at: Option<Instant>,
+    /// The last wait before such a try; it doubles while the issue keeps stopping.
+    issue_retry_wait: Option<Duration>,
     /// `None` while `posts/` is gone: it is watched again once it is back.
     watcher: Option<notify::RecommendedWatcher>,
     /// The folder watched (device, inode): a `posts/` made anew needs a new watch.
@@ -156,8 +168,30 @@ impl Loop {
                 _ = sleep_opt(wake_post) => self.publish(d).await,
                 _ = sleep_until(d.retry.map(|r| r.at)) => self.publish(d).await,
                 _ = sleep_opt(wake_tick) => self.tick(d, stop).await,
+                Some(ok) = self.issue_done.recv() => self.issue_finished(ok),
+                _ = sleep_until(self.issue_retry_at) => {
+                    self.issue_retry_at = None;
+                    if !self.sending.as_ref().is_some_and(|h| !h.is_finished()) {
+                        tracing::info!("trying the pending issue again");
+                        self.sending = Some(d.start_issue(stop));
+                    }
+                }
             }
         }
+    }
+
+    /// After an issue thread: schedules a retry when the issue did not get out.
+    fn issue_finished(&mut self, ok: bool) {
+        if ok {
+            self.issue_retry_wait = None;
+            return;
+        }
+        let wait = self
+            .issue_retry_wait
+            .map_or_else(first_issue_retry, |w| (w * 2).min(MAX_ISSUE_RETRY));
+        tracing::info!("the pending issue is tried again in {}s", wait.as_secs());
+        self.issue_retry_wait = Some(wait);
+        self.issue_retry_at = Some(Instant::now() + wait);
     }
 
     async fn publish(&mut self, d: &mut Daemon) {
@@ -231,6 +265,8 @@ fn next_tick(schedule: &Schedule, tz: &chrono_tz::Tz, now: DateTime<Utc>) -> Opt
 }
 
 struct Daemon {
+    /// Told by each issue thread whether its issue got out.
+    issue_done: tokio::sync::mpsc::UnboundedSender<bool>,
     root: PathBuf,
     config: Arc<Config>,
     /// Lent to a blocking thread while it publishes; always back between calls.
@@ -255,6 +291,17 @@ struct Retry {
 
 const FIRST_RETRY: Duration = Duration::from_secs(2);
 const MAX_RETRY: Duration = Duration::from_secs(60);
+/// Longest wait between tries of an issue that stopped early.
+const MAX_ISSUE_RETRY: Duration = Duration::from_secs(30 * 60);
+
+/// The first wait before an issue that stopped early is tried again: a minute, or
+/// `TAYORI_ISSUE_RETRY_MS` (tests, or an impatient operator).
+fn first_issue_retry() -> Duration {
+    std::env::var("TAYORI_ISSUE_RETRY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(60), Duration::from_millis)
+}
 
 impl Daemon {
     /// Reads the ready files (keeping the last good version of the others) and publishes, on a
@@ -362,23 +409,23 @@ impl Daemon {
     /// single-threaded runtime — the same path as `tayori send` — so that issue creation,
     /// list reads and ledger commits never hold up the server.
     fn start_issue(&self, stop: &CancellationToken) -> std::thread::JoinHandle<()> {
-        let (root, config, entries, stop) = (
+        let (root, config, entries, stop, done) = (
             self.root.clone(),
             self.config.clone(),
             self.entries.clone(),
             stop.clone(),
+            self.issue_done.clone(),
         );
         std::thread::spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
+            let sent = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => return tracing::error!("issue not sent: cannot start a runtime: {e}"),
-            };
-            if let Err(e) = rt.block_on(send_issue(&root, &config, &entries, stop)) {
-                tracing::error!("issue not sent; it stays pending for the next tick: {e:#}");
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(send_issue(&root, &config, &entries, stop)));
+            if let Err(e) = &sent {
+                tracing::error!("issue not sent; it stays pending: {e:#}");
             }
+            let _ = done.send(sent.is_ok());
         })
     }
 }

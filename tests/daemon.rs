@@ -594,3 +594,36 @@ fn slow_and_idle_clients_cannot_starve_the_server() {
     drop(idle);
     assert!(d.stop().success());
 }
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn an_issue_stopped_by_a_server_that_is_down_goes_out_once_it_is_back_without_a_tick() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // Once a year: only the catch-up at start ticks, so only a retry can send it later.
+    let dir = folder(Some(port), "0 9 1 1 *", "");
+    let root = dir.path();
+    add_post(root);
+    assert!(tayori(root, &["build"]).status.success());
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_tick', '2024-12-01T00:00:00+00:00')",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let d = Daemon::start(root, &[("TAYORI_ISSUE_RETRY_MS", "300")]);
+    wait_for("the stopped issue", Duration::from_secs(20), || {
+        d.log_has("cannot connect") && d.log_has("tried again")
+    });
+    let server = SmtpServer::start(&python(), &["--port", &port.to_string()]);
+    wait_for(
+        "the issue once the server is back",
+        Duration::from_secs(30),
+        || server.per_recipient().len() == 5,
+    );
+    assert!(server.per_recipient().values().all(|n| *n == 1));
+    assert!(d.stop().success());
+}

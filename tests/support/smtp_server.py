@@ -110,6 +110,7 @@ def main():
     p.add_argument("--reject-mail-from-after", type=int, default=0)
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     p.add_argument("--auth", default=None)
+    p.add_argument("--port", type=int, default=0, help="this port instead of a free one")
     args = p.parse_args()
     extra = {}
     if args.tls:
@@ -136,7 +137,7 @@ def main():
     # so try again with a new one when that happens.
     for attempt in range(20):
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
+        s.bind(("127.0.0.1", args.port))
         port = s.getsockname()[1]
         s.close()
         controller = Controller(handler, hostname="127.0.0.1", port=port, decode_data=False,
