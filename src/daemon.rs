@@ -171,7 +171,7 @@ impl Loop {
                 Some(ok) = self.issue_done.recv() => self.issue_finished(ok),
                 _ = sleep_until(self.issue_retry_at) => {
                     self.issue_retry_at = None;
-                    if !self.sending.as_ref().is_some_and(|h| !h.is_finished()) {
+                    if self.sending.as_ref().is_none_or(|h| h.is_finished()) {
                         tracing::info!("trying the pending issue again");
                         self.sending = Some(d.start_issue(stop));
                     }
