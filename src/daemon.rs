@@ -57,37 +57,21 @@ pub async fn run(
     let (watcher, events) = watch::watch(&posts_dir)
         .with_context(|| format!("watching {}", display(&posts_dir).display()))?;
     let (issue_tx, issue_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut d = Daemon {
-        issue_done: issue_tx,
-        root: root.clone(),
-        config: config.clone(),
-        store: Some(store),
-        tracker: Tracker::default(),
-        cache: HashMap::new(),
-        rejected: HashMap::new(),
-        entries: Vec::new(),
-        next_post_due: None,
-        retry: None,
-    };
+    let mut d = Daemon::new(&root, config.clone(), store, issue_tx);
     d.reconcile().await?;
 
+    // Only now that posts/ is read and watched does the server (and /healthz) answer.
     tracing::info!(listen = %listener.local_addr()?, "serving feeds, archive and unsubscribe");
-    let server = tokio::spawn(crate::server::serve(
-        listener,
-        crate::server::AppState {
-            root: root.clone(),
-            config: config.clone(),
-            key,
-        },
-        stop.clone(),
-    ));
+    let state = crate::server::AppState {
+        root: root.clone(),
+        config: config.clone(),
+        key,
+    };
+    let server = tokio::spawn(crate::server::serve(listener, state, stop.clone()));
     let webhook_wake = Arc::new(Notify::new());
-    let webhooks = tokio::spawn(crate::crosspost::run_outbox(
-        root.clone(),
-        config.clone(),
-        webhook_wake.clone(),
-        stop.clone(),
-    ));
+    let outbox =
+        crate::crosspost::run_outbox(root, config.clone(), webhook_wake.clone(), stop.clone());
+    let webhooks = tokio::spawn(outbox);
     webhook_wake.notify_one();
 
     let sending = d.catch_up(&schedule, &tz, &stop).await?;
@@ -304,6 +288,26 @@ fn first_issue_retry() -> Duration {
 }
 
 impl Daemon {
+    fn new(
+        root: &Path,
+        config: Arc<Config>,
+        store: Store,
+        issue_done: tokio::sync::mpsc::UnboundedSender<bool>,
+    ) -> Daemon {
+        Daemon {
+            issue_done,
+            root: root.to_path_buf(),
+            config,
+            store: Some(store),
+            tracker: Tracker::default(),
+            cache: HashMap::new(),
+            rejected: HashMap::new(),
+            entries: Vec::new(),
+            next_post_due: None,
+            retry: None,
+        }
+    }
+
     /// Reads the ready files (keeping the last good version of the others) and publishes, on a
     /// blocking thread: the server keeps answering meanwhile.
     async fn reconcile(&mut self) -> anyhow::Result<()> {

@@ -18,10 +18,16 @@ pub struct Problem {
 impl Problem {
     /// A problem at `path`, optionally at `line`.
     pub fn new(path: impl Into<PathBuf>, line: Option<u64>, message: impl Into<String>) -> Self {
+        // One line per problem, whatever the message quotes (a CSV value, a file's text).
+        let message: String = message
+            .into()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         Problem {
             path: path.into(),
             line,
-            message: message.into(),
+            message,
         }
     }
 }
