@@ -262,6 +262,38 @@ fn starttls_and_auth_work_and_a_wrong_password_stops_the_run() {
     assert!(status_of(dir.path()).contains("failed 0"));
 }
 
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn smtps_with_a_login_delivers_every_message_once() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(certs.path());
+    let server = SmtpServer::start(
+        &python(),
+        &[
+            "--tls",
+            &cert,
+            &key,
+            "--implicit-tls",
+            "--auth",
+            "office:right",
+        ],
+    );
+    let block = format!(
+        "smtp:\n  url: smtps://office@127.0.0.1:{}\n  concurrency: 2\n",
+        server.port
+    );
+    let dir = folder_with_post(Some(&block));
+    let env = [
+        ("SSL_CERT_FILE", ca.as_str()),
+        ("TAYORI_SMTP_PASSWORD", "right"),
+    ];
+    let o = tayori_env(dir.path(), &["send"], &env);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let per = server.per_recipient();
+    assert_eq!(per.len(), FIVE);
+    assert!(per.values().all(|n| *n == 1));
+}
+
 fn add_second_post(root: &Path) {
     std::fs::write(
         root.join("posts/second.md"),

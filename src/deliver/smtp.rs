@@ -210,10 +210,15 @@ impl Connection {
             )
             .await
             .map_err(|e| {
-                server_fault(
-                    format!("the SMTP server {server} refused the login of `{user}`"),
-                    &e,
-                )
+                let what = format!("the SMTP server {server} refused the login of `{user}`");
+                match server_fault(what, &e) {
+                    // No mechanism in common, or a 5xx: no retry mends that; a 454 might pass.
+                    SendError::Server { cause, .. } if !e.is_transient() => SendError::Server {
+                        cause,
+                        permanent: true,
+                    },
+                    other => other,
+                }
             })?;
         }
         // lettre does not keep the PIPELINING keyword: ask again (a repeated EHLO is allowed,

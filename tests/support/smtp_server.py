@@ -109,6 +109,7 @@ def main():
     p.add_argument("--reject-mail-from", default=None)
     p.add_argument("--reject-mail-from-after", type=int, default=0)
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    p.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (smtps)")
     p.add_argument("--auth", default=None)
     p.add_argument("--port", type=int, default=0, help="this port instead of a free one")
     args = p.parse_args()
@@ -117,7 +118,10 @@ def main():
         import ssl
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(args.tls[0], args.tls[1])
-        extra["tls_context"] = ctx
+        if args.implicit_tls:
+            extra["ssl_context"] = ctx
+        else:
+            extra["tls_context"] = ctx
     if args.auth:
         from aiosmtpd.smtp import AuthResult
         user, password = args.auth.split(":", 1)
@@ -129,7 +133,8 @@ def main():
 
         extra["authenticator"] = check
         extra["auth_required"] = True
-        extra["auth_require_tls"] = bool(args.tls)
+        # aiosmtpd offers AUTH over STARTTLS only; over implicit TLS it must be told TLS is there.
+        extra["auth_require_tls"] = bool(args.tls) and not args.implicit_tls
     # Block the stop signals before the server thread starts, so sigwait below receives them.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     handler = Handler(args.out, Faults(args))
