@@ -290,25 +290,9 @@ fn ticks_send_issues_and_one_click_unsubscribe_holds_for_the_next() {
 #[test]
 #[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
 fn webhooks_are_signed_retried_with_one_id_and_recover() {
-    let py = python();
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let hooks = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/webhook_receiver.py");
-    let mut receiver = Spawned(
-        Command::new(&py)
-            .arg(&script)
-            .arg(hooks.path())
-            .arg(secret)
-            .args(["--fail-first", "2"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(receiver.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().strip_prefix("PORT ").unwrap().to_string();
+    let receiver = WebhookReceiver::start(secret, &["--fail-first", "2"]);
+    let port = receiver.port;
     let dir = folder(
         None,
         "0 9 1 1 *",
@@ -319,7 +303,7 @@ fn webhooks_are_signed_retried_with_one_id_and_recover() {
         &dir.path().join("posts/2026-11-09-menkai-koryu.md"),
         &std::fs::read(fixtures().join("posts/2026-11-09-menkai-koryu.md")).unwrap(),
     );
-    let hooks_file = hooks.path().join("hooks.jsonl");
+    let hooks_file = receiver.dir.path().join("hooks.jsonl");
     let read = || -> Vec<serde_json::Value> {
         std::fs::read_to_string(&hooks_file)
             .unwrap_or_default()
@@ -607,13 +591,7 @@ fn an_issue_stopped_by_a_server_that_is_down_goes_out_once_it_is_back_without_a_
     let root = dir.path();
     add_post(root);
     assert!(tayori(root, &["build"]).status.success());
-    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
-    db.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_tick', '2024-12-01T00:00:00+00:00')",
-        [],
-    )
-    .unwrap();
-    drop(db);
+    last_tick_long_ago(root);
     let d = Daemon::start(root, &[("TAYORI_ISSUE_RETRY_MS", "300")]);
     wait_for("the stopped issue", Duration::from_secs(20), || {
         d.log_has("cannot connect") && d.log_has("tried again")

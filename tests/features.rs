@@ -158,13 +158,7 @@ fn a_tick_missed_while_stopped_is_caught_up_once_at_start() {
     assert!(tayori(root, &["build"]).status.success());
     add_post(root);
     assert!(tayori(root, &["build"]).status.success());
-    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
-    db.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_tick', '2024-12-01T00:00:00+00:00')",
-        [],
-    )
-    .unwrap();
-    drop(db);
+    last_tick_long_ago(root);
     let (d, _) = run_until_healthy(root, &[]);
     wait_for("the caught-up issue", Duration::from_secs(20), || {
         outbox(root).len() == 5
@@ -182,25 +176,9 @@ fn a_tick_missed_while_stopped_is_caught_up_once_at_start() {
 #[test]
 #[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
 fn a_webhook_answered_410_is_not_retried() {
-    use std::io::{BufRead, BufReader};
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let hooks = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/webhook_receiver.py");
-    let mut receiver = Spawned(
-        Command::new(python())
-            .arg(&script)
-            .arg(hooks.path())
-            .arg(secret)
-            .arg("--gone")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(receiver.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().strip_prefix("PORT ").unwrap().to_string();
+    let receiver = WebhookReceiver::start(secret, &["--gone"]);
+    let port = receiver.port;
     let dir = fresh_folder(Some(&format!(
         "webhook:\n  url: http://127.0.0.1:{port}/hook\n  secret: {secret}\n"
     )));
@@ -209,7 +187,7 @@ fn a_webhook_answered_410_is_not_retried() {
     let (d, _) = run_until_healthy(root, &[("TAYORI_WEBHOOK_FIRST_RETRY_MS", "50")]);
     add_post(root);
     let received = || {
-        std::fs::read_to_string(hooks.path().join("hooks.jsonl"))
+        std::fs::read_to_string(receiver.dir.path().join("hooks.jsonl"))
             .unwrap_or_default()
             .lines()
             .count()

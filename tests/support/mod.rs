@@ -147,23 +147,7 @@ impl Drop for SmtpServer {
 
 /// A newsletter folder whose store exists (so new posts become an issue), pointing at `smtp`.
 pub fn newsletter_with_smtp(port: Option<u16>, concurrency: u32) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = std::fs::read_to_string(fixtures().join("tayori.yaml")).unwrap();
-    if let Some(port) = port {
-        cfg.push_str(&format!(
-            "smtp:\n  url: smtp://127.0.0.1:{port}\n  concurrency: {concurrency}\n"
-        ));
-    }
-    std::fs::write(dir.path().join("tayori.yaml"), cfg).unwrap();
-    std::fs::create_dir_all(dir.path().join("posts")).unwrap();
-    std::fs::create_dir_all(dir.path().join("subscribers")).unwrap();
-    for f in ["clients.csv", "peers.yaml"] {
-        std::fs::copy(
-            fixtures().join("subscribers").join(f),
-            dir.path().join("subscribers").join(f),
-        )
-        .unwrap();
-    }
+    let dir = fresh_folder(port.map(|p| smtp_block(p, concurrency)).as_deref());
     let o = tayori(dir.path(), &["build"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     dir
@@ -283,5 +267,51 @@ pub fn wait_for(what: &str, timeout: std::time::Duration, mut cond: impl FnMut()
             "timed out waiting for {what}"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Records the last schedule tick as long ago, as if the daemon had been down since.
+pub fn last_tick_long_ago(root: &Path) {
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_tick', '2024-12-01T00:00:00+00:00')",
+        [],
+    )
+    .unwrap();
+}
+
+/// The webhook receiver (checking signatures with the `standardwebhooks` package), killed on
+/// drop; its records are in `dir/hooks.jsonl`.
+pub struct WebhookReceiver {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    _child: Spawned,
+}
+
+impl WebhookReceiver {
+    pub fn start(secret: &str, args: &[&str]) -> WebhookReceiver {
+        let dir = tempfile::tempdir().unwrap();
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/webhook_receiver.py");
+        let mut child = Spawned(
+            Command::new(python())
+                .arg(&script)
+                .arg(dir.path())
+                .arg(secret)
+                .args(args)
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("the webhook receiver starts"),
+        );
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
+        WebhookReceiver {
+            port,
+            dir,
+            _child: child,
+        }
     }
 }
