@@ -3,10 +3,12 @@
 //!
 //! A body is split at its placeholders. Each static stretch is encoded ahead of time up to a
 //! multiple of 3 bytes (the 0–2 bytes left over are carried into the next personal field), and
-//! each personal field is padded with trailing spaces to a multiple of 3 bytes, so the encoded
-//! stretches join without `=` padding in between. Spaces are harmless where the fields stand:
-//! after the greeting, and after the URL in a text line or inside an `href` (HTML strips
-//! surrounding spaces from URLs). Lines are at most 76 characters, each a multiple of 4.
+//! each personal field is padded to a multiple of 3 bytes, so the encoded stretches join
+//! without `=` padding in between. The padding is invisible where the fields stand: an empty
+//! HTML comment after the greeting in the HTML part (a comment of 7 or 8 bytes gives 1 or 2
+//! modulo 3), and trailing spaces after the greeting's text line and after the URL in a text
+//! line or inside an `href` (HTML strips surrounding spaces from URLs). Lines are at most 76
+//! characters, each a multiple of 4.
 
 use base64::Engine;
 
@@ -102,9 +104,16 @@ impl EncodedPart {
                         Field::Greeting => &greeting,
                         Field::Unsubscribe => &url,
                     };
-                    let mut bytes = Vec::with_capacity(carry.len() + value.len() + 2);
+                    let mut bytes = Vec::with_capacity(carry.len() + value.len() + 8);
                     bytes.extend_from_slice(carry);
                     bytes.extend_from_slice(value.as_bytes());
+                    if self.html && matches!(field, Field::Greeting) {
+                        match bytes.len() % 3 {
+                            1 => bytes.extend_from_slice(b"<!-- -->"), // 8 bytes: 2 mod 3
+                            2 => bytes.extend_from_slice(b"<!---->"),  // 7 bytes: 1 mod 3
+                            _ => {}
+                        }
+                    }
                     while bytes.len() % 3 != 0 {
                         bytes.push(b' ');
                     }
@@ -161,13 +170,22 @@ mod tests {
                     let (g, u) = personal_fields(name, "https://n.example.jp/u/t?a=1&b=2", html);
                     let want = body.replace(GREETING, &g).replace(UNSUBSCRIBE_URL, &u);
                     let got = decode(&out);
-                    // Only spaces are added, and only right after a field.
-                    assert_eq!(
-                        got.replace(' ', ""),
-                        want.replace(' ', ""),
-                        "{prefix:?} {name:?}"
-                    );
+                    // Only spaces (and, after the HTML greeting, an empty comment) are added,
+                    // and only right after a field.
+                    let strip = |s: &str| {
+                        s.replace("<!-- -->", "")
+                            .replace("<!---->", "")
+                            .replace(' ', "")
+                    };
+                    assert_eq!(strip(&got), strip(&want), "{prefix:?} {name:?}");
                     assert!(got.starts_with(&format!("{prefix}{g}")));
+                    if html {
+                        let after = &got[prefix.len() + g.len()..];
+                        assert!(
+                            after.starts_with("<!--") || after.starts_with("\r\n"),
+                            "{after:?}"
+                        );
+                    }
                 }
             }
         }
