@@ -37,6 +37,44 @@ pub struct Config {
     /// The HTTP server for feeds, archive and unsubscribe.
     #[serde(default)]
     pub server: Server,
+    /// The public sign-up form (double opt-in); absent means no form.
+    #[serde(default)]
+    pub subscribe: Option<Subscribe>,
+}
+
+/// `subscribe:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscribe {
+    /// The list confirmed sign-ups join.
+    #[serde(default = "default_signup_list")]
+    pub list: String,
+    /// Shown beside the address field, and kept with each sign-up (特定電子メール法).
+    #[serde(default)]
+    pub consent_text: Option<String>,
+    /// Send a welcome email once an address is confirmed.
+    #[serde(default)]
+    pub welcome: bool,
+    /// Keep the client's IP address in the consent record.
+    #[serde(default)]
+    pub keep_ip: bool,
+}
+
+impl Subscribe {
+    /// The consent text shown: `consent_text`, else one naming the sender.
+    pub fn consent(&self, config: &Config) -> String {
+        self.consent_text.clone().unwrap_or_else(|| {
+            let (name, _) = crate::render::email::sender_parts(config);
+            format!(
+                "{name}から、ニュースレター「{}」（広告・宣伝を含みます）をメールでお送りします。配信はいつでも、各メールの末尾のリンクから停止できます。",
+                config.site.title
+            )
+        })
+    }
+}
+
+fn default_signup_list() -> String {
+    "web".into()
 }
 
 /// `site:`
@@ -134,6 +172,9 @@ pub struct Server {
     /// Base of unsubscribe and "view in browser" links; no trailing `/` after validation.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// The reverse proxy in front (its IP address): only from it is `X-Forwarded-For` believed.
+    #[serde(default)]
+    pub trusted_proxy: Option<std::net::IpAddr>,
 }
 
 impl Default for Server {
@@ -141,6 +182,7 @@ impl Default for Server {
         Server {
             listen: default_listen(),
             public_url: None,
+            trusted_proxy: None,
         }
     }
 }
@@ -256,6 +298,27 @@ impl Config {
             }
             if let Err(e) = crate::crosspost::secret(self) {
                 bad(e);
+            }
+        }
+        if let Some(s) = &self.subscribe {
+            let ok = !s.list.is_empty()
+                && s.list
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                bad(format!(
+                    "subscribe.list: `{}` must be letters, digits, `-` or `_` (a list name)",
+                    s.list
+                ));
+            }
+            if s.consent_text
+                .as_deref()
+                .is_some_and(|t| t.trim().is_empty())
+            {
+                bad(
+                    "subscribe.consent_text: must not be empty (leave it out for the default)"
+                        .into(),
+                );
             }
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {

@@ -62,11 +62,7 @@ pub async fn run(
 
     // Only now that posts/ is read and watched does the server (and /healthz) answer.
     tracing::info!(listen = %listener.local_addr()?, "serving feeds, archive and unsubscribe");
-    let state = crate::server::AppState {
-        root: root.clone(),
-        config: config.clone(),
-        key,
-    };
+    let state = crate::server::AppState::new(&root, config.clone(), key);
     let server = tokio::spawn(crate::server::serve(listener, state, stop.clone()));
     let webhook_wake = Arc::new(Notify::new());
     let outbox =

@@ -19,6 +19,7 @@ pub mod publish;
 pub mod render;
 pub mod schedule;
 pub mod server;
+pub mod signup;
 pub mod store;
 pub mod subscribers;
 pub mod unsubscribe;

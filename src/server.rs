@@ -36,6 +36,19 @@ pub struct AppState {
     pub root: PathBuf,
     pub config: Arc<Config>,
     pub key: Key,
+    /// The sign-up form's per-client limit.
+    pub signup: Arc<crate::signup::Limits>,
+}
+
+impl AppState {
+    pub fn new(root: &Path, config: Arc<Config>, key: Key) -> AppState {
+        AppState {
+            root: root.to_path_buf(),
+            config,
+            key,
+            signup: crate::signup::limits(),
+        }
+    }
 }
 
 /// The routes (docs/http-and-webhook.md).
@@ -51,6 +64,14 @@ pub fn router(state: AppState) -> Router {
             get(unsubscribe_page).post(unsubscribe_now),
         )
         .route("/preview", get(preview))
+        .route(
+            "/subscribe",
+            get(crate::signup::form_page).post(crate::signup::request),
+        )
+        .route(
+            "/subscribe/confirm/{token}",
+            get(crate::signup::confirm_page).post(crate::signup::confirm),
+        )
         .with_state(state)
 }
 
@@ -215,7 +236,8 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
-fn page(config: &Config, title: &str, body: maud::Markup) -> Html<String> {
+/// A page in the archive's look.
+pub(crate) fn page(config: &Config, title: &str, body: maud::Markup) -> Html<String> {
     let title = format!("{title} | {}", config.site.title);
     Html(crate::render::archive::page(
         config,
@@ -293,8 +315,11 @@ async fn unsubscribe_now(State(s): State<AppState>, UrlPath(token): UrlPath<Stri
     let root = s.root.clone();
     let addr = address.clone();
     let stored = tokio::task::spawn_blocking(move || {
-        Store::open(&root)
-            .and_then(|store| store.suppress(&addr, "unsubscribed (one-click)", chrono::Utc::now()))
+        Store::open(&root).and_then(|store| {
+            let now = chrono::Utc::now();
+            store.unsubscribe_signup(&addr, now)?;
+            store.suppress(&addr, "unsubscribed (one-click)", now)
+        })
     })
     .await;
     match stored {

@@ -24,6 +24,11 @@ pub struct Subscriber<'a> {
     pub name: &'a str,
     pub subscribed_at: Option<&'a str>,
     pub source: Option<&'a str>,
+    /// The consent record, when the list keeps it: how (`consent_method`), when
+    /// (`consent_at`) and a note (`consent_note`).
+    pub consent_method: Option<&'a str>,
+    pub consent_at: Option<&'a str>,
+    pub consent_note: Option<&'a str>,
     /// The list (file stem).
     pub list: &'a str,
     /// The file and line the row is on.
@@ -46,6 +51,24 @@ struct CsvRow<'a> {
     subscribed_at: Option<&'a str>,
     #[serde(default)]
     source: Option<&'a str>,
+    #[serde(default)]
+    consent_method: Option<&'a str>,
+    #[serde(default)]
+    consent_at: Option<&'a str>,
+    #[serde(default)]
+    consent_note: Option<&'a str>,
+}
+
+impl<'a> CsvRow<'a> {
+    fn optional(&self) -> [Option<&'a str>; 5] {
+        [
+            self.subscribed_at,
+            self.source,
+            self.consent_method,
+            self.consent_at,
+            self.consent_note,
+        ]
+    }
 }
 
 #[derive(Deserialize)]
@@ -58,6 +81,24 @@ struct YamlRow {
     subscribed_at: Option<String>,
     #[serde(default)]
     source: Option<String>,
+    #[serde(default)]
+    consent_method: Option<String>,
+    #[serde(default)]
+    consent_at: Option<String>,
+    #[serde(default)]
+    consent_note: Option<String>,
+}
+
+impl YamlRow {
+    fn optional(&self) -> [Option<&str>; 5] {
+        [
+            self.subscribed_at.as_deref(),
+            self.source.as_deref(),
+            self.consent_method.as_deref(),
+            self.consent_at.as_deref(),
+            self.consent_note.as_deref(),
+        ]
+    }
 }
 
 /// Whether `email` is an address we can send to (RFC 5321 syntax via lettre's parser).
@@ -141,55 +182,54 @@ pub fn each(dir: &Path, mut f: impl FnMut(Subscriber<'_>)) -> ListProblems {
             }
         };
         let mut bad_rows = Vec::new();
-        let mut emit =
-            |line: u64, email: &str, name: &str, at: Option<&str>, source: Option<&str>| {
-                let email = email.trim();
-                let fields = [email, name, at.unwrap_or(""), source.unwrap_or("")];
-                if fields.iter().any(|v| v.chars().any(char::is_control)) {
-                    bad_rows.push(Problem::new(
+        // `optional`: subscribed_at, source, consent_method, consent_at, consent_note.
+        let mut emit = |line: u64, email: &str, name: &str, optional: [Option<&str>; 5]| {
+            let email = email.trim();
+            let control = |v: &str| v.chars().any(char::is_control);
+            if control(email) || control(name) || optional.iter().flatten().any(|v| control(v)) {
+                bad_rows.push(Problem::new(
                     &file,
                     Some(line),
                     "a control character (line break, tab or the like) inside a value; row skipped",
                 ));
-                    return;
-                }
-                if !valid_address(email) {
-                    bad_rows.push(Problem::new(
-                        &file,
-                        Some(line),
-                        format!("`{email}` is not a valid email address; row skipped"),
-                    ));
-                    return;
-                }
-                f(Subscriber {
-                    email,
-                    name: name.trim(),
-                    subscribed_at: nonempty(at),
-                    source: nonempty(source),
-                    list,
-                    origin: &file,
-                    line,
-                });
-            };
+                return;
+            }
+            if !valid_address(email) {
+                bad_rows.push(Problem::new(
+                    &file,
+                    Some(line),
+                    format!("`{email}` is not a valid email address; row skipped"),
+                ));
+                return;
+            }
+            let [subscribed_at, source, consent_method, consent_at, consent_note] =
+                optional.map(nonempty);
+            f(Subscriber {
+                email,
+                name: name.trim(),
+                subscribed_at,
+                source,
+                consent_method,
+                consent_at,
+                consent_note,
+                list,
+                origin: &file,
+                line,
+            });
+        };
         let read = if file
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
         {
             csv_rows(&text, &file, |line, r| {
-                emit(line, r.email, r.name, r.subscribed_at, r.source)
+                emit(line, r.email, r.name, r.optional())
             })
         } else {
             match yaml_rows(&text) {
                 Ok(rows) => {
                     for r in &rows {
                         let line = r.email.referenced.line();
-                        emit(
-                            line,
-                            &r.email.value,
-                            &r.name,
-                            r.subscribed_at.as_deref(),
-                            r.source.as_deref(),
-                        );
+                        emit(line, &r.email.value, &r.name, r.optional());
                     }
                     Ok(Vec::new())
                 }

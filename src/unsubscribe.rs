@@ -97,10 +97,37 @@ impl Key {
     }
 
     fn mac(&self, address: &str) -> Hmac<Sha256> {
+        self.mac_for(b"tayori-unsubscribe:", address)
+    }
+
+    fn mac_for(&self, purpose: &[u8], data: &str) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(b"tayori-unsubscribe:");
-        mac.update(address.as_bytes());
+        mac.update(purpose);
+        mac.update(data.as_bytes());
         mac
+    }
+
+    /// A stamp of when a sign-up form was shown (`<unix seconds>.<MAC>`), so that the form
+    /// posted back tells how long the person had it.
+    pub fn form_stamp(&self, now: i64) -> String {
+        let tag = self
+            .mac_for(b"tayori-form:", &now.to_string())
+            .finalize()
+            .into_bytes();
+        format!("{now}.{}", B64.encode(&tag[..MAC_BYTES]))
+    }
+
+    /// Seconds since a genuine [`Key::form_stamp`] was made; `None` for a forged one.
+    pub fn form_age(&self, stamp: &str, now: i64) -> Option<i64> {
+        let (at, tag) = stamp.split_once('.')?;
+        let tag = B64.decode(tag).ok()?;
+        if tag.len() != MAC_BYTES {
+            return None;
+        }
+        self.mac_for(b"tayori-form:", at)
+            .verify_truncated_left(&tag)
+            .ok()?;
+        Some(now - at.parse::<i64>().ok()?)
     }
 
     /// The token for an address (compared lower-cased).

@@ -23,11 +23,7 @@ async fn start(root: &std::path::Path, key: Key) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
-    let state = AppState {
-        root: root.to_path_buf(),
-        config: Arc::new(config),
-        key,
-    };
+    let state = AppState::new(root, Arc::new(config), key);
     let task = tokio::spawn(serve(listener, state, stop.clone()));
     Running { base, stop, task }
 }
@@ -246,11 +242,11 @@ async fn preview_is_refused_to_clients_off_the_loopback_interface() {
     use tower_service::Service;
     let dir = newsletter_with_smtp(None, 1);
     add_post(dir.path());
-    let state = AppState {
-        root: dir.path().to_path_buf(),
-        config: Arc::new(tayori::config::load(dir.path()).unwrap()),
-        key: Key::new(b"k".to_vec()),
-    };
+    let state = AppState::new(
+        dir.path(),
+        Arc::new(tayori::config::load(dir.path()).unwrap()),
+        Key::new(b"k".to_vec()),
+    );
     let mut app = tayori::server::router(state);
     let ask = |peer: &str| {
         let mut req = axum::http::Request::get("/preview")

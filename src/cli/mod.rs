@@ -23,6 +23,7 @@ use crate::subscribers;
 mod send;
 mod serve;
 mod status;
+mod subscribers_cmd;
 
 /// tayori — newsletter from a folder of posts: email, feeds, archive.
 #[derive(Debug, Parser)]
@@ -77,6 +78,13 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         subscriber: Option<String>,
     },
+    /// Subscribers: export every record as CSV, list them, add or remove one by hand.
+    Subscribers {
+        #[command(subcommand)]
+        action: subscribers_cmd::Action,
+    },
+    /// Print an HTML sign-up form for the blog, posting to <public_url>/subscribe.
+    SubscribeSnippet,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -102,6 +110,14 @@ pub fn main() -> ExitCode {
             retry_failed,
         } => send::send(&root, dry_run, test.as_deref(), retry_failed),
         Command::Status { subscriber } => status::status(&root, subscriber.as_deref()),
+        Command::Subscribers { action } => subscribers_cmd::run(&root, action),
+        Command::SubscribeSnippet => match load_config(&root) {
+            Ok(c) => {
+                println!("{}", crate::signup::snippet(&c));
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(code) => Ok(code),
+        },
         Command::Serve => serve::serve(&root),
         Command::Run => serve::run(&root),
     };

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{load_config, runtime, stop_on_signals};
 use crate::deliver::next_issue::{self, Next};
-use crate::deliver::test_send;
+use crate::deliver::single;
 use crate::deliver::{self, Retry};
 use crate::store::Store;
 use crate::subscribers;
@@ -173,7 +173,7 @@ fn send_test(
         }
     };
     let rt = runtime()?;
-    let to = rt.block_on(test_send::send_test(root, config, address, &rendered))?;
+    let to = rt.block_on(single::send_test(root, config, address, &rendered))?;
     println!("test of 「{}」 sent to {address} → {to}", rendered.subject);
     Ok(ExitCode::SUCCESS)
 }

@@ -25,11 +25,7 @@ pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
         tracing::info!(listen = %listener.local_addr()?, "serving feeds, archive and unsubscribe");
         let stop = CancellationToken::new();
         stop_on_signals(stop.clone());
-        let state = crate::server::AppState {
-            root: root.to_path_buf(),
-            config: Arc::new(config),
-            key,
-        };
+        let state = crate::server::AppState::new(root, Arc::new(config), key);
         crate::server::serve(listener, state, stop).await?;
         anyhow::Ok(())
     })?;

@@ -88,12 +88,53 @@ fn subscriber_record(
                 s.subscribed_at.unwrap_or("-"),
                 s.source.unwrap_or("-")
             );
+            if s.consent_method
+                .or(s.consent_at)
+                .or(s.consent_note)
+                .is_some()
+            {
+                println!(
+                    "  consent: {} at {}  {}",
+                    s.consent_method.unwrap_or("-"),
+                    s.consent_at.unwrap_or("-"),
+                    s.consent_note.unwrap_or("")
+                );
+            }
         }
     });
-    if !found {
-        println!("{addr}: not in any list");
+    let Some(store) = store else {
+        if !found {
+            println!("{addr}: not in any list");
+        }
+        return Ok(());
+    };
+    match store.signup(&key)? {
+        Some(s) => {
+            println!(
+                "{}  list {} (sign-up by {})  name {}  state {}",
+                s.email, s.list, s.method, s.name, s.state
+            );
+            let t = |v: &Option<String>| v.as_deref().map_or("-".into(), |v| local(v, tz));
+            println!(
+                "  requested {}  confirmed {}  unsubscribed {}  client {}",
+                local(&s.requested_at, tz),
+                t(&s.confirmed_at),
+                t(&s.unsubscribed_at),
+                s.client_ip.as_deref().unwrap_or("-")
+            );
+            if let Some(text) = &s.consent_text {
+                println!("  consent text shown: {text}");
+            }
+            if let Some(note) = &s.consent_note {
+                println!("  consent note: {note}");
+            }
+        }
+        None if !found => println!("{addr}: not in any list"),
+        None => {}
     }
-    let Some(store) = store else { return Ok(()) };
+    if let Some(at) = store.last_sent(&key)? {
+        println!("last sent: {}", local(&at, tz));
+    }
     if let Some((_, reason, at)) = store.suppressions()?.into_iter().find(|s| s.0 == key) {
         println!("suppressed since {}: {reason}", local(&at, tz));
     }

@@ -10,8 +10,8 @@
 
 mod committer;
 pub mod next_issue;
+pub mod single;
 pub mod smtp;
-pub mod test_send;
 mod worker;
 
 use std::path::Path;
@@ -66,9 +66,9 @@ pub enum DeliverError {
     Dkim(#[from] crate::message::dkim::DkimError),
     #[error("unsubscribe key: {0}")]
     Key(std::io::Error),
-    /// A `send --test` message that did not go out.
-    #[error("test message not sent: {0}")]
-    Test(String),
+    /// A single message (`send --test`, a sign-up confirmation) that did not go out.
+    #[error("message not sent: {0}")]
+    One(String),
     /// The sending tasks failed themselves (a bug, not a fault outside).
     #[error("sending stopped: {0}")]
     Internal(String),
@@ -151,8 +151,9 @@ pub fn issue_to_send(
 }
 
 /// Makes the pending issue, if any posts wait for one: rendered once and stored with its
-/// deliveries (the audience minus suppressed addresses) in one transaction. An audience that
-/// cannot be read in full, or is empty, makes no issue: the posts stay pending.
+/// deliveries (the lists and the confirmed sign-ups, minus suppressed addresses) in one
+/// transaction. An audience that cannot be read in full, or is empty, makes no issue: the posts
+/// stay pending.
 pub fn make_issue(
     root: &Path,
     config: &Config,
@@ -178,6 +179,12 @@ pub fn make_issue(
     let domain = sender_domain(config);
     let slugs: Vec<String> = posts.iter().map(|e| e.post.slug.clone()).collect();
     let dir = root.join("subscribers");
+    // Confirmed sign-ups join the lists' audience (an address on both gets one copy).
+    let signups: Vec<_> = store
+        .signups()?
+        .into_iter()
+        .filter(|s| s.state == "subscribed" && (lists.is_empty() || lists.contains(&s.list)))
+        .collect();
     let issue = store.create_issue(
         first_id,
         Utc::now(),
@@ -189,6 +196,9 @@ pub fn make_issue(
                     add(&subscribers::key(s.email), s.email, s.name);
                 }
             });
+            for s in &signups {
+                add(&s.address, &s.email, &s.name);
+            }
             for p in &problems.rows {
                 tracing::warn!(file = %p.path.display(), "{p}");
             }

@@ -128,6 +128,61 @@ pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered
     })
 }
 
+/// The confirmation email of a sign-up (subject with 登録の確認): the link that confirms, in the
+/// issue's layout with the same legal footer. The link opens a page whose button confirms.
+pub fn confirmation(
+    config: &Config,
+    confirm_url: &str,
+    css: &str,
+) -> Result<Rendered, RenderError> {
+    let site = &config.site.title;
+    let subject = format!("【{site}】配信登録の確認");
+    let body = html! {
+        h1 { "配信登録の確認" }
+        p { "「" (site) "」のメール配信へのお申し込みを受け付けました。" }
+        p { "下のリンクを開き、表示されるページのボタンを押すと登録が完了します（リンクの有効期限は72時間です）。" }
+        p class="read-more" { a href=(confirm_url) { "登録を確定するページを開く" } }
+        p { "お心当たりのない場合は、このメールを破棄してください。登録は行われず、今後メールが届くこともありません。" }
+    };
+    let text = format!(
+        "{site}\n\n{GREETING}\n\n「{site}」のメール配信へのお申し込みを受け付けました。\n次のリンクを開き、表示されるページのボタンを押すと登録が完了します（リンクの有効期限は72時間です）。\n\n{confirm_url}\n\nお心当たりのない場合は、このメールを破棄してください。登録は行われず、今後メールが届くこともありません。\n\n{}",
+        email_text::footer(config)
+    );
+    single(config, subject, body, text, css)
+}
+
+/// The welcome email after a sign-up is confirmed (`subscribe.welcome: true`).
+pub fn welcome(config: &Config, css: &str) -> Result<Rendered, RenderError> {
+    let site = &config.site.title;
+    let subject = format!("【{site}】ご登録ありがとうございます");
+    let body = html! {
+        h1 { "ご登録ありがとうございます" }
+        p { "「" (site) "」の配信登録が完了しました。次号からお届けします。" }
+    };
+    let text = format!(
+        "{site}\n\n{GREETING}\n\n「{site}」の配信登録が完了しました。次号からお届けします。\n\n{}",
+        email_text::footer(config)
+    );
+    single(config, subject, body, text, css)
+}
+
+fn single(
+    config: &Config,
+    subject: String,
+    body: Markup,
+    text: String,
+    css: &str,
+) -> Result<Rendered, RenderError> {
+    let view = format!("{}/", config.public_base());
+    let page = layout(config, &subject, &subject, &view, body);
+    Ok(Rendered {
+        html: inline_css(&page.into_string(), css)?,
+        text,
+        preheader: subject.clone(),
+        subject,
+    })
+}
+
 /// A post cut to about `budget` characters of text: its lead and sections become the first
 /// paragraphs that fit (as plain paragraphs), then a link to the whole post on the web; the
 /// editor's note stays, cut the same way only when it alone is longer than the budget.

@@ -78,7 +78,8 @@ fn push_block(out: &mut String, text: &str) {
     }
 }
 
-fn footer(config: &Config) -> String {
+/// The legal footer (text): sender, postal address, contact, how to unsubscribe.
+pub(super) fn footer(config: &Config) -> String {
     let s = &config.sender;
     let (name, address) = sender_parts(config);
     let mut f = format!(

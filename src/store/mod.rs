@@ -12,11 +12,13 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 mod deliveries;
 mod journal;
 mod posts;
+pub mod signups;
 mod webhooks;
 
 pub use deliveries::*;
 pub use journal::{Journal, JournalError, Journaled};
 pub use posts::{Change, PostRecord};
+pub use signups::{Signup, SignupRequest};
 pub use webhooks::*;
 
 /// The store's file name inside `state/`.
@@ -90,6 +92,31 @@ pub const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+    // 4: sign-ups through the web form (double opt-in) or by the office, with the consent
+    // record 特定電子メール法 asks for; each consent text shown is kept once, by its hash.
+    "CREATE TABLE consent_texts (
+        hash TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
+        first_used TEXT NOT NULL
+    );
+    CREATE TABLE signups (
+        address TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        name TEXT NOT NULL,
+        list TEXT NOT NULL,
+        state TEXT NOT NULL,
+        method TEXT NOT NULL,
+        consent_hash TEXT REFERENCES consent_texts(hash),
+        consent_note TEXT,
+        requested_at TEXT NOT NULL,
+        confirmed_at TEXT,
+        unsubscribed_at TEXT,
+        client_ip TEXT,
+        token_hash TEXT,
+        token_expires TEXT,
+        confirmation_sent_at TEXT
+    );
+    CREATE INDEX signups_by_token ON signups(token_hash);",
 ];
 
 /// Why the store failed. Database errors are worth a retry only when the file was busy.

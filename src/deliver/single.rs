@@ -1,5 +1,6 @@
-//! `send --test ADDR`: the next issue to one address through the configured transport, the
-//! ledger untouched.
+//! One message to one address, outside the ledger: `send --test ADDR` and the sign-up
+//! confirmation and welcome emails. Same message builder, DKIM and transport (SMTP or
+//! `outbox/`) as issues.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -10,6 +11,16 @@ use crate::files;
 use crate::message::{sender_domain, Recipient, Template};
 use crate::render::email::Rendered;
 use crate::subscribers;
+
+/// Who a single message goes to.
+#[derive(Debug, Clone, Copy)]
+pub struct One<'a> {
+    pub to: &'a str,
+    pub name: &'a str,
+    pub unsubscribe_url: &'a str,
+    /// What it is (`test`, `confirm`, `welcome`): the Message-ID's and outbox file's prefix.
+    pub kind: &'a str,
+}
 
 /// `send --test ADDR`: the next issue to one address, through the configured transport,
 /// without touching the ledger. Returns where it went.
@@ -26,25 +37,44 @@ pub async fn send_test(
             name = s.name.to_string();
         }
     });
+    let unsubscribe = format!("{}/unsubscribe/test", config.public_base());
+    let one = One {
+        to: address,
+        name: &name,
+        unsubscribe_url: &unsubscribe,
+        kind: "test",
+    };
+    send_one(root, config, rendered, one).await
+}
+
+/// Sends `rendered` to one address; returns where it went.
+pub async fn send_one(
+    root: &Path,
+    config: &Config,
+    rendered: &Rendered,
+    one: One<'_>,
+) -> Result<String, DeliverError> {
     let mut template = Template::new(config, rendered, SystemTime::now())?;
     if let Some(d) = config.smtp.as_ref().and_then(|s| s.dkim.as_ref()) {
         template = template.with_dkim(crate::message::dkim::Signer::load(root, d)?);
     }
     let domain = sender_domain(config);
-    let unsubscribe = format!("{}/unsubscribe/test", config.public_base());
     let message = template.render(&Recipient {
-        email: address,
-        name: &name,
-        unsubscribe_url: &unsubscribe,
-        message_id: format!("<test.{:016x}@{domain}>", fastrand::u64(..)),
+        email: one.to,
+        name: one.name,
+        unsubscribe_url: one.unsubscribe_url,
+        message_id: format!("<{}.{:016x}@{domain}>", one.kind, fastrand::u64(..)),
     })?;
     match &config.smtp {
         None => {
-            let path = root
-                .join("outbox")
-                .join(format!("test-{}.eml", key.replace(['/', '\\'], "_")));
-            files::write_atomic(&path, message.as_bytes())
-                .map_err(|e| DeliverError::Test(format!("{}: {e}", path.display())))?;
+            let key = subscribers::key(one.to);
+            let path = root.join("outbox").join(format!(
+                "{}-{}.eml",
+                one.kind,
+                key.replace(['/', '\\'], "_")
+            ));
+            files::write_private(&path, message.as_bytes())
+                .map_err(|e| DeliverError::One(format!("{}: {e}", path.display())))?;
             Ok(files::display(&path).display().to_string())
         }
         Some(s) => {
@@ -54,7 +84,7 @@ pub async fn send_test(
                 .await
                 .map_err(send_error)?;
             let reply = conn
-                .send(&template.envelope_from, address, &message)
+                .send(&template.envelope_from, one.to, &message)
                 .await
                 .map_err(send_error)?;
             conn.close().await;
@@ -64,5 +94,5 @@ pub async fn send_test(
 }
 
 fn send_error(e: SendError) -> DeliverError {
-    DeliverError::Test(e.to_string())
+    DeliverError::One(e.to_string())
 }

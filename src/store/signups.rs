@@ -1,0 +1,275 @@
+//! Sign-ups: people who subscribed themselves through the web form (double opt-in) or whom the
+//! office added, each with the consent record 特定電子メール法 (Art. 3) asks the sender to keep:
+//! how and when consent was given and the exact text shown, kept once per version by its hash.
+//!
+//! A sign-up goes `pending → subscribed → unsubscribed`; an unsubscribed address that signs up
+//! again is `pending` until it confirms anew. Confirmation tokens are stored only as hashes.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+use super::{sql, Store, StoreError};
+
+/// A sign-up as stored, with its consent record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signup {
+    pub address: String,
+    pub email: String,
+    pub name: String,
+    pub list: String,
+    /// `pending`, `subscribed` or `unsubscribed`.
+    pub state: String,
+    /// `web form` or `office`.
+    pub method: String,
+    /// The consent text shown (web form) when it was given.
+    pub consent_text: Option<String>,
+    /// What the office noted (how and when consent was given by phone, say).
+    pub consent_note: Option<String>,
+    pub requested_at: String,
+    pub confirmed_at: Option<String>,
+    pub unsubscribed_at: Option<String>,
+    /// The client's address, when `subscribe.keep_ip` is set.
+    pub client_ip: Option<String>,
+}
+
+/// A request from the web form.
+#[derive(Debug, Clone)]
+pub struct SignupRequest<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub list: &'a str,
+    pub consent_text: &'a str,
+    pub client_ip: Option<&'a str>,
+    /// SHA-256 (hex) of the confirmation token sent by email.
+    pub token_hash: &'a str,
+    pub expires: DateTime<Utc>,
+}
+
+/// The SHA-256 (hex) a token or a consent text is stored under.
+pub fn digest(text: &str) -> String {
+    crate::content::hex(&Sha256::digest(text.as_bytes()))
+}
+
+const COLUMNS: &str =
+    "s.address, s.email, s.name, s.list, s.state, s.method, c.text, s.consent_note,
+     s.requested_at, s.confirmed_at, s.unsubscribed_at, s.client_ip
+     FROM signups s LEFT JOIN consent_texts c ON c.hash = s.consent_hash";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Signup> {
+    Ok(Signup {
+        address: r.get(0)?,
+        email: r.get(1)?,
+        name: r.get(2)?,
+        list: r.get(3)?,
+        state: r.get(4)?,
+        method: r.get(5)?,
+        consent_text: r.get(6)?,
+        consent_note: r.get(7)?,
+        requested_at: r.get(8)?,
+        confirmed_at: r.get(9)?,
+        unsubscribed_at: r.get(10)?,
+        client_ip: r.get(11)?,
+    })
+}
+
+impl Store {
+    /// Keeps a consent text once; returns its hash.
+    fn consent(&self, text: &str, now: &str) -> Result<String, StoreError> {
+        let hash = digest(text);
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO consent_texts (hash, text, first_used) VALUES (?1, ?2, ?3)",
+                params![hash, text, now],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        Ok(hash)
+    }
+
+    /// Records a request from the web form. Returns whether a confirmation email is to be sent:
+    /// not for an address already subscribed, and not twice within `pause` for one address.
+    pub fn request_signup(
+        &self,
+        req: &SignupRequest<'_>,
+        pause: chrono::TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let address = crate::subscribers::key(req.email);
+        let now_s = now.to_rfc3339();
+        if let Some(s) = self.signup(&address)? {
+            if s.state == "subscribed" && !self.is_suppressed(&address)? {
+                return Ok(false);
+            }
+            let sent: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT confirmation_sent_at FROM signups WHERE address = ?1",
+                    [&address],
+                    |r| r.get(0),
+                )
+                .map_err(|e| sql(&self.path, e))?;
+            let recent = sent
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .is_some_and(|t| now.signed_duration_since(t) < pause);
+            if recent {
+                return Ok(false);
+            }
+        }
+        let consent = self.consent(req.consent_text, &now_s)?;
+        self.conn
+            .execute(
+                "INSERT INTO signups (address, email, name, list, state, method, consent_hash,
+                     requested_at, client_ip, token_hash, token_expires, confirmation_sent_at)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', 'web form', ?5, ?6, ?7, ?8, ?9, ?6)
+                 ON CONFLICT(address) DO UPDATE SET email = ?2, name = ?3, list = ?4,
+                     state = 'pending', method = 'web form', consent_hash = ?5,
+                     requested_at = ?6, confirmed_at = NULL, client_ip = ?7, token_hash = ?8,
+                     token_expires = ?9, confirmation_sent_at = ?6",
+                params![
+                    address,
+                    req.email.trim(),
+                    req.name.trim(),
+                    req.list,
+                    consent,
+                    now_s,
+                    req.client_ip,
+                    req.token_hash,
+                    req.expires.to_rfc3339()
+                ],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        Ok(true)
+    }
+
+    /// The sign-up a confirmation token (by hash) belongs to, while the token is valid.
+    pub fn signup_by_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Signup>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} WHERE s.token_hash = ?1 AND s.token_expires > ?2"),
+                params![token_hash, now.to_rfc3339()],
+                row,
+            )
+            .optional()
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Confirms the sign-up of a valid token: the address is subscribed (again) and any
+    /// suppression of it is lifted — the person asked for the mail themselves. Confirming twice
+    /// changes nothing. Returns the sign-up, or `None` for an unknown or expired token.
+    pub fn confirm_signup(
+        &mut self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Signup>, StoreError> {
+        let Some(s) = self.signup_by_token(token_hash, now)? else {
+            return Ok(None);
+        };
+        if s.state != "subscribed" {
+            let p = self.path.clone();
+            let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
+            tx.execute(
+                "UPDATE signups SET state = 'subscribed', confirmed_at = ?2, unsubscribed_at = NULL
+                 WHERE address = ?1",
+                params![s.address, now.to_rfc3339()],
+            )
+            .map_err(|e| sql(&p, e))?;
+            tx.execute("DELETE FROM suppressions WHERE address = ?1", [&s.address])
+                .map_err(|e| sql(&p, e))?;
+            tx.commit().map_err(|e| sql(&p, e))?;
+        }
+        self.signup(&s.address)
+    }
+
+    /// Adds an address on the office's word (a request by phone): subscribed at once, with the
+    /// office's note of how consent was given; lifts a suppression of it.
+    pub fn add_signup(
+        &self,
+        email: &str,
+        name: &str,
+        list: &str,
+        consent_note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let address = crate::subscribers::key(email);
+        let now_s = now.to_rfc3339();
+        self.conn
+            .execute(
+                "INSERT INTO signups (address, email, name, list, state, method, consent_note,
+                     requested_at, confirmed_at)
+                 VALUES (?1, ?2, ?3, ?4, 'subscribed', 'office', ?5, ?6, ?6)
+                 ON CONFLICT(address) DO UPDATE SET email = ?2, name = ?3, list = ?4,
+                     state = 'subscribed', method = 'office', consent_note = ?5,
+                     confirmed_at = ?6, unsubscribed_at = NULL, token_hash = NULL",
+                params![
+                    address,
+                    email.trim(),
+                    name.trim(),
+                    list,
+                    consent_note,
+                    now_s
+                ],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        self.conn
+            .execute("DELETE FROM suppressions WHERE address = ?1", [&address])
+            .map_err(|e| sql(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Marks a sign-up unsubscribed (the address is suppressed separately).
+    pub fn unsubscribe_signup(&self, address: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE signups SET state = 'unsubscribed', unsubscribed_at = ?2, token_hash = NULL
+                 WHERE address = ?1 AND state != 'unsubscribed'",
+                params![crate::subscribers::key(address), now.to_rfc3339()],
+            )
+            .map(|_| ())
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// One sign-up, by address.
+    pub fn signup(&self, address: &str) -> Result<Option<Signup>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} WHERE s.address = ?1"),
+                [crate::subscribers::key(address)],
+                row,
+            )
+            .optional()
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Every sign-up, by address.
+    pub fn signups(&self) -> Result<Vec<Signup>, StoreError> {
+        self.rows(&format!("SELECT {COLUMNS} ORDER BY s.address"), [], row)
+    }
+
+    /// Whether an address is suppressed.
+    pub fn is_suppressed(&self, address: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM suppressions WHERE address = ?1",
+                [crate::subscribers::key(address)],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// When mail last went to an address (a delivery acknowledged by the server).
+    pub fn last_sent(&self, address: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT max(updated_at) FROM deliveries WHERE address = ?1 AND state = 'sent'",
+                [crate::subscribers::key(address)],
+                |r| r.get(0),
+            )
+            .map_err(|e| sql(&self.path, e))
+    }
+}
