@@ -90,12 +90,12 @@ pub async fn form_page(State(s): State<AppState>) -> Response {
         form method="post" action="/subscribe" {
             p {
                 label for="email" { "メールアドレス（必須）" } br;
-                input type="email" id="email" name="email" required autocomplete="email" aria-describedby="consent" style="width: 100%; max-width: 24em; font-size: 16px; padding: 6px;";
+                input type="email" id="email" name="email" required autocomplete="email" aria-describedby="consent" style="box-sizing: border-box; width: 100%; max-width: 24em; font-size: 16px; padding: 6px;";
             }
-            p id="consent" class="consent" style="font-size: 14px; background-color: #f7f3ee; padding: 8px 10px;" { (consent) }
+            p id="consent" class="consent" { (consent) }
             p {
                 label for="name" { "お名前（任意）" } br;
-                input type="text" id="name" name="name" autocomplete="name" style="width: 100%; max-width: 24em; font-size: 16px; padding: 6px;";
+                input type="text" id="name" name="name" autocomplete="name" style="box-sizing: border-box; width: 100%; max-width: 24em; font-size: 16px; padding: 6px;";
             }
             div style="position: absolute; left: -10000px; width: 1px; height: 1px; overflow: hidden;" {
                 label for="website" { "この欄には何も入力しないでください" }

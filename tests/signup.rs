@@ -423,3 +423,72 @@ fn sign_up_pages_pass_the_nu_checker_and_the_confirmation_is_not_spam() {
     eprintln!("confirmation email: SpamAssassin score {score}");
     assert!(score <= 1.0, "score {score}:\n{out}");
 }
+
+#[test]
+#[ignore = "needs Chromium, playwright-core and aiosmtpd: scripts/test installs them and runs ignored tests"]
+fn a_reader_signs_up_in_a_real_browser_and_gets_the_next_issue() {
+    let tools = std::env::var("TAYORI_NODE_TOOLS").expect("TAYORI_NODE_TOOLS (scripts/test)");
+    let server = SmtpServer::start(&python(), &[]);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = fresh_folder(Some(&format!(
+        "{}subscribe:\n  list: web\n  welcome: true\n",
+        smtp_block(server.port, 2)
+    )));
+    let root = dir.path();
+    // The browser follows the links, so they point at this server.
+    let cfg = std::fs::read_to_string(root.join("tayori.yaml"))
+        .unwrap()
+        .replace("schedule: \"0 9 * * Mon\"", "schedule: \"*/2 * * * * *\"")
+        .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
+        .replace(
+            "public_url: http://127.0.0.1:8080",
+            &format!("public_url: http://127.0.0.1:{port}"),
+        );
+    std::fs::write(root.join("tayori.yaml"), cfg).unwrap();
+    assert!(tayori(root, &["build"]).status.success());
+    let _d = start(root);
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/signup-browser.mjs");
+    let copy = Path::new(&tools).join("signup-browser.mjs");
+    std::fs::copy(&script, &copy).unwrap();
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    let reader = "browser.reader@example.jp";
+    let o = std::process::Command::new("node")
+        .arg(&copy)
+        .arg(&out)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg(reader)
+        .arg(server.dir.path().join("received.jsonl"))
+        .output()
+        .expect("node runs");
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "the browser found:\n{report}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for page in ["form", "sent", "confirm", "done"] {
+        for scheme in ["light", "dark"] {
+            assert!(out.join(format!("signup-{page}-375-{scheme}.png")).exists());
+        }
+    }
+    wait_for("the welcome email", Duration::from_secs(10), || {
+        server.received().iter().any(|m| {
+            m["rcpt"][0] == reader && m["subject"].as_str().unwrap().contains("ありがとう")
+        })
+    });
+    add_post(root);
+    wait_for(
+        "the next issue to the new reader",
+        Duration::from_secs(20),
+        || {
+            server.received().iter().any(|m| {
+                m["rcpt"][0] == reader
+                    && m["subject"] == "面会交流のルールを決めるときに考えておきたいこと"
+            })
+        },
+    );
+}

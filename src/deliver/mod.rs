@@ -161,6 +161,13 @@ pub fn make_issue(
     entries: &[render::Entry],
     first_id: i64,
 ) -> Result<Option<IssueRecord>, DeliverError> {
+    let purged = store.purge_old_records(Utc::now())?;
+    if purged > 0 {
+        tracing::info!(
+            purged,
+            "records of unsubscribed addresses purged (kept as hashes)"
+        );
+    }
     let pending = store.pending_posts()?;
     let posts: Vec<&render::Entry> = entries
         .iter()

@@ -152,14 +152,17 @@ impl Store {
                 .prepare(
                     "INSERT OR IGNORE INTO deliveries (issue_id, address, email, name, state, message_id)
                      SELECT ?1, ?2, ?3, ?4, 'pending', ?5
-                     WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?2)",
+                     WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE address IN (?2, ?6))",
                 )
                 .map_err(|e| sql(&p, e))?;
             let mut failed = None;
             let mut added = 0;
             let read = recipients(&mut |address, email, name| {
                 if failed.is_none() {
-                    match add.execute(params![id, address, email, name, message_id(id, address)]) {
+                    // A suppression purged of its address is kept as the address's hash.
+                    let hashed = super::signups::hashed_address(address);
+                    let mid = message_id(id, address);
+                    match add.execute(params![id, address, email, name, mid, hashed]) {
                         Ok(n) => added += n,
                         Err(e) => failed = Some(e),
                     }

@@ -46,6 +46,16 @@ pub struct SignupRequest<'a> {
     pub expires: DateTime<Utc>,
 }
 
+/// How long a consent record is kept after the last mail to an address that unsubscribed:
+/// 特定電子メール法's ordinance asks for one month.
+pub const KEEP_AFTER_LAST_MAIL: chrono::TimeDelta = chrono::TimeDelta::days(31);
+
+/// What a suppressed address becomes once its records are purged: enough to keep it
+/// suppressed, nothing to read it back.
+pub fn hashed_address(address: &str) -> String {
+    format!("sha256:{}", digest(&crate::subscribers::key(address)))
+}
+
 /// The SHA-256 (hex) a token or a consent text is stored under.
 pub fn digest(text: &str) -> String {
     crate::content::hex(&Sha256::digest(text.as_bytes()))
@@ -177,8 +187,11 @@ impl Store {
                 params![s.address, now.to_rfc3339()],
             )
             .map_err(|e| sql(&p, e))?;
-            tx.execute("DELETE FROM suppressions WHERE address = ?1", [&s.address])
-                .map_err(|e| sql(&p, e))?;
+            tx.execute(
+                "DELETE FROM suppressions WHERE address IN (?1, ?2)",
+                [&s.address, &hashed_address(&s.address)],
+            )
+            .map_err(|e| sql(&p, e))?;
             tx.commit().map_err(|e| sql(&p, e))?;
         }
         self.signup(&s.address)
@@ -215,7 +228,10 @@ impl Store {
             )
             .map_err(|e| sql(&self.path, e))?;
         self.conn
-            .execute("DELETE FROM suppressions WHERE address = ?1", [&address])
+            .execute(
+                "DELETE FROM suppressions WHERE address IN (?1, ?2)",
+                [&address, &hashed_address(&address)],
+            )
             .map_err(|e| sql(&self.path, e))?;
         Ok(())
     }
@@ -249,12 +265,44 @@ impl Store {
         self.rows(&format!("SELECT {COLUMNS} ORDER BY s.address"), [], row)
     }
 
-    /// Whether an address is suppressed.
+    /// Purges the records of addresses that unsubscribed (or were suppressed) and were last
+    /// mailed, or unsubscribed, more than [`KEEP_AFTER_LAST_MAIL`] ago: the sign-up and its
+    /// consent record go, the deliveries forget the name and address, and the suppression is
+    /// kept as a hash. Returns how many addresses were purged.
+    pub fn purge_old_records(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let cutoff = (now - KEEP_AFTER_LAST_MAIL).to_rfc3339();
+        let old: Vec<String> = self.rows(
+            "SELECT s.address FROM suppressions s
+             WHERE s.address NOT LIKE 'sha256:%' AND s.at < ?1
+               AND coalesce((SELECT max(updated_at) FROM deliveries d
+                             WHERE d.address = s.address AND d.state = 'sent'), '') < ?1",
+            [&cutoff],
+            |r| r.get(0),
+        )?;
+        let p = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
+        for address in &old {
+            let hashed = hashed_address(address);
+            tx.execute("DELETE FROM signups WHERE address = ?1", [address])
+                .map_err(|e| sql(&p, e))?;
+            for q in [
+                "UPDATE deliveries SET address = ?2, email = '', name = '' WHERE address = ?1",
+                "UPDATE OR REPLACE suppressions SET address = ?2 WHERE address = ?1",
+            ] {
+                tx.execute(q, params![address, hashed])
+                    .map_err(|e| sql(&p, e))?;
+            }
+        }
+        tx.commit().map_err(|e| sql(&p, e))?;
+        Ok(old.len())
+    }
+
+    /// Whether an address is suppressed (as itself, or as its hash once purged).
     pub fn is_suppressed(&self, address: &str) -> Result<bool, StoreError> {
         self.conn
             .query_row(
-                "SELECT 1 FROM suppressions WHERE address = ?1",
-                [crate::subscribers::key(address)],
+                "SELECT 1 FROM suppressions WHERE address IN (?1, ?2)",
+                [crate::subscribers::key(address), hashed_address(address)],
                 |_| Ok(()),
             )
             .optional()
@@ -271,5 +319,82 @@ impl Store {
                 |r| r.get(0),
             )
             .map_err(|e| sql(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn records_of_addresses_gone_for_a_month_are_purged_to_a_hash_that_still_suppresses() {
+        let (_dir, mut store) = store();
+        let now = Utc::now();
+        let long_ago = now - chrono::TimeDelta::days(60);
+        store
+            .add_signup("Old@Example.JP", "旧", "web", "電話で同意", long_ago)
+            .unwrap();
+        store
+            .unsubscribe_signup("old@example.jp", long_ago)
+            .unwrap();
+        store
+            .suppress("old@example.jp", "unsubscribed", long_ago)
+            .unwrap();
+        store
+            .add_signup("recent@example.jp", "新", "web", "電話で同意", now)
+            .unwrap();
+        store
+            .suppress("recent@example.jp", "unsubscribed", now)
+            .unwrap();
+
+        assert_eq!(store.purge_old_records(now).unwrap(), 1);
+        assert!(
+            store.signup("old@example.jp").unwrap().is_none(),
+            "record gone"
+        );
+        assert!(
+            store.is_suppressed("OLD@example.jp").unwrap(),
+            "still suppressed"
+        );
+        let kept: Vec<String> = store
+            .suppressions()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
+        assert!(kept.iter().all(|a| a != "old@example.jp"), "{kept:?}");
+        assert!(kept.contains(&hashed_address("old@example.jp")));
+        assert!(
+            store.signup("recent@example.jp").unwrap().is_some(),
+            "a month not yet over"
+        );
+
+        // The hash keeps the address out of an issue.
+        let issue = store.create_issue(
+            1,
+            now,
+            ("s", "h", "t"),
+            &[],
+            |add| {
+                add("old@example.jp", "old@example.jp", "旧");
+                add("new@example.jp", "new@example.jp", "");
+                Ok(())
+            },
+            |id, a| format!("<{id}.{a}>"),
+        );
+        let issue = issue.unwrap();
+        assert_eq!(store.count_in(issue.id, "pending").unwrap(), 1);
+
+        // Signing up again and confirming lifts even a hashed suppression.
+        store
+            .add_signup("old@example.jp", "旧", "web", "再登録", now)
+            .unwrap();
+        assert!(!store.is_suppressed("old@example.jp").unwrap());
     }
 }
