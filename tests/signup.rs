@@ -25,6 +25,8 @@ fn start(root: &Path) -> Running {
             if let Some(addr) = line.split("listen=").nth(1) {
                 let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
             }
+            // The daemon's log, shown with the test's output when it fails.
+            eprintln!("{line}");
         }
     });
     let addr = rx.recv_timeout(Duration::from_secs(30)).expect("listening");
@@ -116,6 +118,7 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
         assert!(form.contains(needle), "{needle} in the form");
     }
 
+    let asked = std::time::Instant::now();
     let (status, page) = post(
         &srv.base,
         "/subscribe",
@@ -126,11 +129,16 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
             ("website", ""),
         ],
     );
+    let answered = asked.elapsed();
     assert_eq!(status, 200);
     assert!(page.contains(SAME_PAGE));
     wait_for("the confirmation email", Duration::from_secs(10), || {
         outbox(root).contains(&"confirm-yoko.kato@example.jp.eml".to_string())
     });
+    eprintln!(
+        "sign-up: page answered in {answered:?}, confirmation written after {:?}",
+        asked.elapsed()
+    );
     let mail = text_part(root, "confirm-yoko.kato@example.jp.eml");
     assert!(mail.contains("加藤 陽子 様"), "{mail}");
     assert!(
@@ -153,7 +161,9 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
     let record = text(&tayori(root, &["status", "--subscriber", "yoko.kato@example.jp"]).stdout);
     assert!(record.contains("state pending"), "{record}");
 
+    let confirming = std::time::Instant::now();
     let (status, page) = post(&srv.base, path, "198.51.100.1", &[]);
+    eprintln!("confirm: answered in {:?}", confirming.elapsed());
     assert_eq!(status, 200);
     assert!(page.contains("登録が完了しました"));
     let (status, _) = post(&srv.base, path, "198.51.100.1", &[]);
@@ -170,9 +180,42 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
         404
     );
 
+    // An expired link: 404, and it confirms nobody.
+    post(
+        &srv.base,
+        "/subscribe",
+        "198.51.100.2",
+        &[("email", "late@example.jp")],
+    );
+    wait_for("the second confirmation", Duration::from_secs(10), || {
+        outbox(root).contains(&"confirm-late@example.jp.eml".to_string())
+    });
+    let late = text_part(root, "confirm-late@example.jp.eml");
+    let late_path = late
+        .split_whitespace()
+        .find(|w| w.starts_with("https://news.example.jp/subscribe/confirm/"))
+        .unwrap()
+        .trim_start_matches("https://news.example.jp")
+        .to_string();
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    db.execute(
+        "UPDATE signups SET token_expires = '2026-01-01T00:00:00+00:00' WHERE address = 'late@example.jp'",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    assert_eq!(get(&srv.base, &late_path).0, 404);
+    assert_eq!(post(&srv.base, &late_path, "198.51.100.2", &[]).0, 404);
+    let record = text(&tayori(root, &["status", "--subscriber", "late@example.jp"]).stdout);
+    assert!(record.contains("state pending"), "{record}");
+
     // The next issue reaches the new reader, and the list readers as before.
     add_post(root);
+    let waited = std::time::Instant::now();
     wait_for("the issue", Duration::from_secs(20), || {
+        if waited.elapsed() > Duration::from_secs(19) {
+            eprintln!("outbox: {:?}", outbox(root));
+        }
         outbox(root)
             .iter()
             .filter(|f| f.starts_with("00001-"))

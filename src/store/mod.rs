@@ -160,16 +160,20 @@ impl Store {
         let dir = root.join("state");
         crate::files::private_dir(&dir).map_err(|e| StoreError::Io(dir.clone(), e))?;
         // Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same.
+        // Only when absent: opening and closing a descriptor of a database that another
+        // connection in this process uses would drop that connection's POSIX locks.
         let mut create = std::fs::OpenOptions::new();
-        create.write(true).create(true).truncate(false);
+        create.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             create.mode(0o600);
         }
-        create
-            .open(&path)
-            .map_err(|e| StoreError::Io(path.clone(), e))?;
+        match create.open(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::Io(path.clone(), e)),
+        }
         for suffix in ["", "-wal", "-shm"] {
             let f = PathBuf::from(format!("{}{suffix}", path.display()));
             crate::files::make_private(&f).map_err(|e| StoreError::Io(f.clone(), e))?;
