@@ -1,13 +1,13 @@
 // A reader signs up in a real browser: headless Chromium (Debian's, driven by playwright-core)
 // at 375 px opens the form, fills it in, submits; the confirmation email is read from the SMTP
 // server's record (aiosmtpd's received.jsonl); the browser opens its link and presses the
-// button. Every page is saved light and dark and checked as the email is: nothing wider than
-// the screen, and text at a contrast of at least 4.5:1 against what is really behind it.
+// button. Every page is saved light and dark and checked as the email is (page-checks.mjs).
 //
 //   node signup-browser.mjs OUT_DIR BASE_URL EMAIL RECEIVED_JSONL      exit 1 on any finding
 import { chromium } from "playwright-core";
 import fs from "node:fs";
 import path from "node:path";
+import { checkPage } from "./page-checks.mjs";
 
 const [outDir, base, email, received] = process.argv.slice(2);
 fs.mkdirSync(outDir, { recursive: true });
@@ -25,31 +25,8 @@ async function look(name, expect) {
   for (const scheme of ["light", "dark"]) {
     await page.emulateMedia({ colorScheme: scheme });
     await page.screenshot({ path: path.join(outDir, `signup-${name}-375-${scheme}.png`), fullPage: true });
-    const result = await page.evaluate(() => {
-      const rgb = (s) => (s.match(/[\d.]+/g) || []).map(Number);
-      const lum = ([r, g, b]) => {
-        const c = [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
-        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
-      };
-      const background = (el) => {
-        for (let e = el; e; e = e.parentElement) {
-          const c = rgb(getComputedStyle(e).backgroundColor);
-          if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
-        }
-        return [255, 255, 255];
-      };
-      const low = [];
-      for (const el of document.querySelectorAll(".content h1, .content p, .content label, .content button, .footer p, .footer a")) {
-        if (!el.textContent.trim() || el.closest("[style*='-10000px']")) continue;
-        const fg = lum(rgb(getComputedStyle(el).color));
-        const bg = lum(background(el));
-        const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
-        if (ratio < 4.5) low.push(`${el.tagName}: ${ratio.toFixed(2)} "${el.textContent.trim().slice(0, 20)}"`);
-      }
-      return { scrollWidth: document.documentElement.scrollWidth, low };
-    });
-    if (result.scrollWidth > 375) findings.push(`${name}-${scheme}: ${result.scrollWidth}px wide on a 375px screen`);
-    for (const l of result.low) findings.push(`${name}-${scheme}: contrast ${l}`);
+    const selectors = ".content h1, .content p, .content label, .content button, .footer p, .footer a";
+    for (const f of await checkPage(page, selectors, 375)) findings.push(`${name}-${scheme}: ${f}`);
   }
   await page.emulateMedia({ colorScheme: "light" });
 }

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -129,23 +128,6 @@ fn dry_run_says_what_would_go_out_and_changes_nothing() {
     );
 }
 
-/// Starts `tayori run` and waits for `/healthz` (the log names the port).
-fn run_until_healthy(root: &Path, env: &[(&str, &str)]) -> (Spawned, String) {
-    use std::io::{BufRead, BufReader};
-    let mut d = Spawned::tayori(root, &["run"], env);
-    let stderr = d.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("listen=").nth(1) {
-                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("listening");
-    (d, addr)
-}
-
 #[test]
 fn a_tick_missed_while_stopped_is_caught_up_once_at_start() {
     let dir = fresh_folder(None);
@@ -159,13 +141,13 @@ fn a_tick_missed_while_stopped_is_caught_up_once_at_start() {
     add_post(root);
     assert!(tayori(root, &["build"]).status.success());
     last_tick_long_ago(root);
-    let (d, _) = run_until_healthy(root, &[]);
+    let (d, _) = run_daemon(root, &[]);
     wait_for("the caught-up issue", Duration::from_secs(20), || {
         outbox(root).len() == 5
     });
     drop(d);
     // A second start has nothing to catch up.
-    let (d, _) = run_until_healthy(root, &[]);
+    let (d, _) = run_daemon(root, &[]);
     std::thread::sleep(Duration::from_millis(500));
     drop(d);
     assert_eq!(outbox(root).len(), 5);
@@ -184,7 +166,7 @@ fn a_webhook_answered_410_is_not_retried() {
     )));
     let root = dir.path();
     assert!(tayori(root, &["build"]).status.success());
-    let (d, _) = run_until_healthy(root, &[("TAYORI_WEBHOOK_FIRST_RETRY_MS", "50")]);
+    let (d, _) = run_daemon(root, &[("TAYORI_WEBHOOK_FIRST_RETRY_MS", "50")]);
     add_post(root);
     let received = || {
         std::fs::read_to_string(receiver.dir.path().join("hooks.jsonl"))

@@ -16,23 +16,10 @@ struct Running {
 }
 
 fn start(root: &Path) -> Running {
-    use std::io::{BufRead, BufReader};
-    let mut d = Spawned::tayori(root, &["run"], &[]);
-    let stderr = d.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("listen=").nth(1) {
-                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
-            }
-            // The daemon's log, shown with the test's output when it fails.
-            eprintln!("{line}");
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("listening");
+    let (daemon, base) = run_daemon(root, &[]);
     Running {
-        _daemon: d,
-        base: format!("http://{addr}"),
+        _daemon: daemon,
+        base,
     }
 }
 
@@ -71,17 +58,8 @@ fn get(base: &str, path: &str) -> (u16, String) {
 
 /// The text part of an `.eml` in `outbox/`, decoded.
 fn text_part(root: &Path, file: &str) -> String {
-    use base64::Engine;
     let eml = std::fs::read_to_string(root.join("outbox").join(file)).unwrap();
-    let part = eml.split("Content-Type: text/plain").nth(1).unwrap();
-    let body = part.split("\r\n\r\n").nth(1).unwrap();
-    let b64: String = body.lines().take_while(|l| !l.starts_with("--")).collect();
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .unwrap(),
-    )
-    .unwrap()
+    eml_part(&eml, "text/plain")
 }
 
 fn folder() -> tempfile::TempDir {
@@ -436,18 +414,8 @@ fn sign_up_pages_pass_the_nu_checker_and_the_confirmation_is_not_spam() {
         .flatten()
         .map(|e| e.path())
         .collect();
-    let o = std::process::Command::new("java")
-        .arg("-jar")
-        .arg(&jar)
-        .arg("--errors-only")
-        .args(&files)
-        .output()
-        .expect("java runs");
-    let report = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success() && report.trim().is_empty(),
-        "Nu HTML Checker:\n{report}"
-    );
+    let report = nu_errors(&jar, &files);
+    assert!(report.is_empty(), "Nu HTML Checker:\n{report}");
 
     let eml = root.join("outbox/confirm-nu@example.jp.eml");
     let o = std::process::Command::new(&sa)
@@ -494,9 +462,7 @@ fn a_reader_signs_up_in_a_real_browser_and_gets_the_next_issue() {
     assert!(tayori(root, &["build"]).status.success());
     let _d = start(root);
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/signup-browser.mjs");
-    let copy = Path::new(&tools).join("signup-browser.mjs");
-    std::fs::copy(&script, &copy).unwrap();
+    let copy = browser_script(&tools, "signup-browser.mjs");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     let reader = "browser.reader@example.jp";
     let o = std::process::Command::new("node")

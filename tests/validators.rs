@@ -1,17 +1,16 @@
 //! Tools we did not write judge our output: the Nu HTML Checker (vnu.jar) for every sample's
 //! email and archive pages, and Python's feedparser for the feeds.
 //!
-//! `scripts/test` installs both and sets `TAYORI_VNU_JAR`, `TAYORI_PYTHON` and
-//! `TAYORI_REQUIRE_TOOLS=1`; a plain `cargo test` without them skips these two tests loudly.
+//! `scripts/test` installs them and sets `TAYORI_VNU_JAR`, `TAYORI_PYTHON`, … ; these tests are
+//! `#[ignore]`d with the reason, so a plain `cargo test` lists them as not run.
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
+use support::fixtures;
 
-/// The tool named by `var`, or `None` (skipping) when it is not installed and not required.
 /// A tool scripts/test installs (tests that need one are `#[ignore]`d with the reason).
 fn tool(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -86,18 +85,8 @@ fn every_email_and_archive_page_passes_the_nu_html_checker() {
     let emails = files.len();
     html_files(&dir.path().join("public"), &mut files);
     assert_eq!(emails, 6, "one email per sample");
-    let o = Command::new("java")
-        .arg("-jar")
-        .arg(&jar)
-        .arg("--errors-only")
-        .args(&files)
-        .output()
-        .expect("java runs");
-    let report = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success() && report.trim().is_empty(),
-        "Nu HTML Checker errors:\n{report}"
-    );
+    let report = support::nu_errors(&jar, &files);
+    assert!(report.is_empty(), "Nu HTML Checker errors:\n{report}");
 }
 
 #[derive(serde::Deserialize)]
@@ -251,9 +240,7 @@ fn emails_render_in_chromium_without_overflow_or_low_contrast() {
     let dir = built_samples();
     let mut files = Vec::new();
     html_files(&dir.path().join("preview"), &mut files);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/screenshots.mjs");
-    let copy = Path::new(&tools).join("screenshots.mjs");
-    std::fs::copy(&script, &copy).unwrap();
+    let copy = support::browser_script(&tools, "screenshots.mjs");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     let o = Command::new("node")
         .arg(&copy)

@@ -315,3 +315,65 @@ impl WebhookReceiver {
         }
     }
 }
+
+/// A browser script of `scripts/` copied beside playwright-core in `tools` (so that node finds
+/// it there), with the page checks it imports; returns the copy's path.
+pub fn browser_script(tools: &str, name: &str) -> PathBuf {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    for f in [name, "page-checks.mjs"] {
+        std::fs::copy(scripts.join(f), Path::new(tools).join(f)).unwrap();
+    }
+    Path::new(tools).join(name)
+}
+
+/// One part of a message (`text/plain` or `text/html`), base64-decoded.
+pub fn eml_part(eml: &str, content_type: &str) -> String {
+    use base64::Engine;
+    let part = eml
+        .split(&format!("Content-Type: {content_type}"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {content_type} part"));
+    let body = part.split("\r\n\r\n").nth(1).unwrap();
+    let b64: String = body.lines().take_while(|l| !l.starts_with("--")).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// `tayori run` on `root`, once it listens: the process and `http://ADDR`. Its log goes to the
+/// test's output.
+pub fn run_daemon(root: &Path, env: &[(&str, &str)]) -> (Spawned, String) {
+    let mut d = Spawned::tayori(root, &["run"], env);
+    let stderr = d.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listen=").nth(1) {
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+            }
+            eprintln!("{line}");
+        }
+    });
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the daemon listens");
+    (d, format!("http://{addr}"))
+}
+
+/// What the Nu HTML Checker finds in `files` (errors only; empty when none).
+pub fn nu_errors(jar: &str, files: &[PathBuf]) -> String {
+    let o = Command::new("java")
+        .arg("-jar")
+        .arg(jar)
+        .arg("--errors-only")
+        .args(files)
+        .output()
+        .expect("java runs");
+    let report = String::from_utf8_lossy(&o.stderr).trim().to_string();
+    if o.status.success() || !report.is_empty() {
+        report
+    } else {
+        format!("the checker failed: {}", o.status)
+    }
+}
