@@ -6,6 +6,7 @@
 //! [`cli`] ties the commands together. `docs/` describes the whole; `docs/architecture.md` maps these modules.
 
 pub mod backoff;
+pub mod bounces;
 pub mod cli;
 pub mod config;
 pub mod content;
