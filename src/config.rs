@@ -40,6 +40,53 @@ pub struct Config {
     /// The public sign-up form (double opt-in); absent means no form.
     #[serde(default)]
     pub subscribe: Option<Subscribe>,
+    /// Where bounce reports arrive, and the envelope sender they go back to.
+    #[serde(default)]
+    pub bounces: Option<Bounces>,
+}
+
+/// `bounces:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounces {
+    /// `maildir:///path/to/Maildir` (IMAP and POP3 are not read yet).
+    #[serde(default)]
+    pub mailbox: Option<String>,
+    /// The envelope sender; messages go out as `local+<tag>@domain` (VERP).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// How often the daemon reads the mailbox, e.g. `5m`, `30s`.
+    #[serde(default = "default_poll")]
+    pub poll: String,
+}
+
+fn default_poll() -> String {
+    "5m".into()
+}
+
+impl Bounces {
+    /// The Maildir folder, when `mailbox` names one.
+    pub fn maildir(&self) -> Option<std::path::PathBuf> {
+        let m = self.mailbox.as_deref()?;
+        url::Url::parse(m)
+            .ok()
+            .filter(|u| u.scheme() == "maildir")
+            .map(|u| std::path::PathBuf::from(u.path()))
+    }
+
+    /// `poll` as a duration (`90s`, `5m`, `1h`; a bare number is seconds).
+    pub fn poll_every(&self) -> Option<std::time::Duration> {
+        let p = self.poll.trim();
+        let (n, unit) = p.split_at(p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len()));
+        let n: u64 = n.parse().ok()?;
+        let secs = match unit {
+            "" | "s" => n,
+            "m" => n * 60,
+            "h" => n * 3600,
+            _ => return None,
+        };
+        (secs > 0).then(|| std::time::Duration::from_secs(secs))
+    }
 }
 
 /// `subscribe:`
@@ -319,6 +366,27 @@ impl Config {
                     "subscribe.consent_text: must not be empty (leave it out for the default)"
                         .into(),
                 );
+            }
+        }
+        if let Some(b) = &self.bounces {
+            if let Some(m) = &b.mailbox {
+                if b.maildir().is_none() {
+                    bad(format!(
+                        "bounces.mailbox: `{}` is not read by this version (only maildir:///path/to/Maildir; IMAP and POP3 are not yet)",
+                        crate::deliver::smtp::redacted(m)
+                    ));
+                }
+            }
+            if let Some(a) = &b.address {
+                if a.parse::<lettre::Address>().is_err() {
+                    bad(format!("bounces.address: `{a}` is not an email address"));
+                }
+            }
+            if b.poll_every().is_none() {
+                bad(format!(
+                    "bounces.poll: `{}` is not a duration (e.g. 5m, 30s)",
+                    b.poll
+                ));
             }
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {

@@ -79,6 +79,11 @@ pub async fn run(
         issue_done: issue_rx,
         issue_retry_at: None,
         issue_retry_wait: None,
+        bounces_at: config
+            .bounces
+            .as_ref()
+            .and_then(|b| b.poll_every())
+            .map(|_| Instant::now()),
         watched: folder_id(&posts_dir),
         watcher: Some(watcher),
         events,
@@ -114,6 +119,8 @@ struct Loop {
     issue_retry_at: Option<Instant>,
     /// The last wait before such a try; it doubles while the issue keeps stopping.
     issue_retry_wait: Option<Duration>,
+    /// When the bounce mailbox is read next (`bounces.poll`).
+    bounces_at: Option<Instant>,
     /// `None` while `posts/` is gone: it is watched again once it is back.
     watcher: Option<notify::RecommendedWatcher>,
     /// The folder watched (device, inode): a `posts/` made anew needs a new watch.
@@ -149,6 +156,7 @@ impl Loop {
                 _ = sleep_until(d.retry.map(|r| r.at)) => self.publish(d).await,
                 _ = sleep_opt(wake_tick) => self.tick(d, stop).await,
                 Some(ok) = self.issue_done.recv() => self.issue_finished(ok),
+                _ = sleep_until(self.bounces_at) => self.read_bounces(d).await,
                 _ = sleep_until(self.issue_retry_at) => {
                     self.issue_retry_at = None;
                     if self.sending.as_ref().is_none_or(|h| h.is_finished()) {
@@ -157,6 +165,22 @@ impl Loop {
                     }
                 }
             }
+        }
+    }
+
+    /// Reads the bounce mailbox on a blocking thread, then waits `bounces.poll`.
+    async fn read_bounces(&mut self, d: &mut Daemon) {
+        let every = d.config.bounces.as_ref().and_then(|b| b.poll_every());
+        self.bounces_at = every.map(|e| Instant::now() + e);
+        let (root, config) = (d.root.clone(), d.config.clone());
+        let read = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut store = Store::open(&root)?;
+            deliver::read_bounces(&root, &config, &mut store);
+            Ok(())
+        })
+        .await;
+        if let Ok(Err(e)) = read {
+            tracing::warn!("bounce reports not read: {e:#}");
         }
     }
 

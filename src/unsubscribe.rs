@@ -107,6 +107,25 @@ impl Key {
         mac
     }
 
+    /// The VERP tag of a delivery (RFC 5321 local-part safe): `<issue>x<16 hex digits of
+    /// HMAC(key, address)>`. It names the delivery without showing the address and cannot be
+    /// made without the key; it survives restarts because the key does.
+    pub fn verp_tag(&self, issue: i64, address: &str) -> String {
+        let address = address.trim().to_lowercase();
+        let mac = self
+            .mac_for(b"tayori-verp:", &address)
+            .finalize()
+            .into_bytes();
+        format!("{issue}x{}", crate::content::hex(&mac[..8]))
+    }
+
+    /// The issue and the address-part of a tag made by [`Key::verp_tag`].
+    pub fn verp_matches(&self, tag: &str, address: &str) -> bool {
+        tag.split_once('x')
+            .and_then(|(issue, _)| issue.parse::<i64>().ok())
+            .is_some_and(|issue| self.verp_tag(issue, address) == tag)
+    }
+
     /// A stamp of when a sign-up form was shown (`<unix seconds>.<MAC>`), so that the form
     /// posted back tells how long the person had it.
     pub fn form_stamp(&self, now: i64) -> String {

@@ -145,6 +145,12 @@ fn marks_550_failed_with_the_reply_and_delivers_the_rest() {
         "{status}"
     );
     assert!(status.contains("user unknown"), "{status}");
+    // An address that does not exist (5.1.1, "user unknown") is suppressed at once.
+    assert!(status.contains("suppressed addresses: 1"), "{status}");
+    assert!(
+        status.contains("zeirishi.yamada@example.net") && status.contains("bounced: 550 5.1.1"),
+        "{status}"
+    );
     // Failed is final: the next send does not try again.
     assert!(text(&tayori(dir.path(), &["send"]).stdout).contains("nothing to send"));
 }

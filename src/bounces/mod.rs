@@ -3,11 +3,12 @@
 //! non-standard reports real servers still write), and what tayori does about each recipient
 //! in it — decided by *why* it bounced, not by the status class alone (DESIGN.md, "Bounces").
 //!
-//! This is the reading and deciding half of bounce handling; reading a mailbox and acting on
-//! the decisions come on top of it.
+//! [`mailbox`] reads a Maildir and acts on each report once; a 5xx at RCPT goes through the
+//! same [`classify`].
 
 mod classify;
+pub mod mailbox;
 mod report;
 
 pub use classify::{classify, Cause};
-pub use report::{parse, Failure, Report};
+pub use report::{enhanced_status, parse, Failure, Report};

@@ -49,6 +49,21 @@ pub struct Report {
     pub auto_reply: bool,
     /// The Message-ID of the returned message, when quoted: it names the delivery.
     pub original_message_id: Option<String>,
+    /// The report's own Message-ID: it is read once.
+    pub message_id: Option<String>,
+    /// Where the report was addressed (`To`, `Delivered-To`, `X-Original-To`…): a VERP
+    /// address `local+<tag>@domain` names the delivery.
+    pub envelope_to: Vec<String>,
+}
+
+impl Report {
+    /// The VERP tag the report was sent back to, if any.
+    pub fn verp_tag(&self) -> Option<&str> {
+        self.envelope_to.iter().find_map(|a| {
+            let local = a.split('@').next()?;
+            local.split_once('+').map(|(_, tag)| tag)
+        })
+    }
 }
 
 /// Reads a report; `None` when the bytes are not a message at all.
@@ -56,6 +71,21 @@ pub fn parse(bytes: &[u8]) -> Option<Report> {
     let msg = MessageParser::default().parse(bytes)?;
     let mut report = Report {
         auto_reply: is_auto_reply(&msg),
+        message_id: msg.message_id().map(|m| format!("<{m}>")),
+        envelope_to: msg
+            .headers_raw()
+            .filter(|(k, _)| {
+                [
+                    "to",
+                    "delivered-to",
+                    "x-original-to",
+                    "envelope-to",
+                    "x-envelope-to",
+                ]
+                .contains(&k.to_ascii_lowercase().as_str())
+            })
+            .flat_map(|(_, v)| v.split(',').filter_map(address_in).collect::<Vec<_>>())
+            .collect(),
         ..Report::default()
     };
     let text = all_text(&msg);
@@ -180,7 +210,7 @@ fn delivery_status(body: &[u8]) -> Vec<Failure> {
 
 /// The first enhanced status code (`5.1.1`) in a text: class, subject and detail standing
 /// alone (not inside a version number or an IP address).
-fn enhanced_status(text: &str) -> Option<String> {
+pub fn enhanced_status(text: &str) -> Option<String> {
     let b = text.as_bytes();
     let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
     (0..b.len()).find_map(|i| {
@@ -203,15 +233,15 @@ fn enhanced_status(text: &str) -> Option<String> {
     })
 }
 
-/// The address in `rfc822; a@b`, `<a@b>` or a bare `a@b`, lower-cased.
+/// The address in `rfc822; a@b`, `Name <a@b>` or a bare `a@b`, lower-cased.
 fn address_in(value: &str) -> Option<String> {
     let v = value.rsplit(';').next().unwrap_or(value);
-    let v = v
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim();
-    v.contains('@').then(|| v.to_lowercase())
+    let v = match (v.find('<'), v.rfind('>')) {
+        (Some(a), Some(b)) if b > a => &v[a + 1..b],
+        _ => v,
+    };
+    let v = v.trim();
+    (v.contains('@') && !v.contains(char::is_whitespace)).then(|| v.to_lowercase())
 }
 
 /// The lines of `prose` around the first mention of `address` (where servers put the reason).

@@ -45,6 +45,7 @@ pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode>
         println!("  {address}  {}  {reason}", local(&at, &tz));
     }
     webhooks(&store, &tz)?;
+    bounces(&store)?;
     for p in &problems.unreadable {
         println!("unreadable subscriber list (no issue is made until it is fixed): {p}");
     }
@@ -135,6 +136,9 @@ fn subscriber_record(
     if let Some(at) = store.last_sent(&key)? {
         println!("last sent: {}", local(&at, tz));
     }
+    for (at, cause, status, diagnostic) in store.bounces_of(&key)? {
+        println!("bounce {}: {cause} {status} {diagnostic}", local(&at, tz));
+    }
     if let Some((_, reason, at)) = store.suppressions()?.into_iter().find(|s| s.0 == key) {
         println!("suppressed since {}: {reason}", local(&at, tz));
     }
@@ -175,6 +179,31 @@ fn issues(store: &Store, tz: &chrono_tz::Tz) -> Result<(), StoreError> {
                 "    failed {email} after {attempts} attempt(s): {}",
                 reply.unwrap_or_default()
             );
+        }
+    }
+    Ok(())
+}
+
+/// Each issue's bounce rate (warned above 2 %: carriers block senders near 4–5 %), and the
+/// reports kept in the mailbox because they matched no subscriber.
+fn bounces(store: &Store) -> Result<(), StoreError> {
+    for (issue, bounced, sent) in store.bounce_rates()? {
+        if bounced == 0 || sent == 0 {
+            continue;
+        }
+        let rate = 100.0 * bounced as f64 / sent as f64;
+        let warn = if rate > 2.0 {
+            "  WARNING: above 2 %; carriers block senders near 4–5 %"
+        } else {
+            ""
+        };
+        println!("bounces of issue #{issue}: {bounced} of {sent} sent ({rate:.1} %){warn}");
+    }
+    let kept = store.kept_reports()?;
+    if !kept.is_empty() {
+        println!("bounce reports kept in the mailbox: {}", kept.len());
+        for (id, why) in kept {
+            println!("  {id}  {why}");
         }
     }
     Ok(())

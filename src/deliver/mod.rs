@@ -227,6 +227,30 @@ pub fn make_issue(
     Ok(Some(issue))
 }
 
+/// Reads the bounce mailbox (`bounces.mailbox`) before an issue, so that its suppressions
+/// hold for it. A mailbox that cannot be read decides nothing: it is said, and sending goes on.
+pub fn read_bounces(root: &Path, config: &Config, store: &mut Store) {
+    let Some(dir) = config.bounces.as_ref().and_then(|b| b.maildir()) else {
+        return;
+    };
+    let read = Key::load_or_create(root)
+        .map_err(|e| e.to_string())
+        .and_then(|key| {
+            crate::bounces::mailbox::read_maildir(&dir, store, &key).map_err(|e| e.to_string())
+        });
+    match read {
+        Ok(r) if r.reports > 0 => tracing::info!(
+            reports = r.reports,
+            matched = r.matched,
+            kept = r.kept,
+            suppressed = r.suppressed.len(),
+            "bounce reports read"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("bounce reports not read: {e}"),
+    }
+}
+
 /// `tayori send`: publishes what is due, then sends (or resumes) one issue.
 pub async fn send(
     root: &Path,
@@ -236,6 +260,7 @@ pub async fn send(
     progress: bool,
     stop: CancellationToken,
 ) -> Result<Summary, DeliverError> {
+    read_bounces(root, config, &mut store);
     let report = publish::build(root, config, &store, Utc::now())?;
     for p in &report.problems {
         tracing::warn!(file = %p.path.display(), "{p}; skipped");
@@ -290,6 +315,12 @@ pub async fn deliver_issue(
         concurrency,
         rate,
         progress,
+        verp: config
+            .bounces
+            .as_ref()
+            .and_then(|b| b.address.as_deref())
+            .and_then(|a| a.split_once('@'))
+            .map(|(l, d)| (l.to_string(), d.to_string())),
     };
     let (store, counts, stopped) = run.execute(store, stop.clone()).await?;
     store.requeue_in_flight(issue.id)?;

@@ -40,6 +40,8 @@ pub struct Run {
     /// Messages per second over all workers; 0 = unlimited.
     pub rate: u32,
     pub progress: bool,
+    /// `bounces.address` split at `@`: messages go out from `local+<tag>@domain` (VERP).
+    pub verp: Option<(String, String)>,
 }
 
 /// Deliveries claimed from the ledger at a time, per worker.
@@ -305,7 +307,16 @@ impl Run {
                         *conn = Some(Connection::open(target, t).await?);
                     }
                     match conn.as_mut() {
-                        Some(c) => c.send(&self.template.envelope_from, to, message).await,
+                        Some(c) => {
+                            let from = match &self.verp {
+                                Some((local, domain)) => {
+                                    let tag = self.key.verp_tag(self.issue, to);
+                                    format!("{local}+{tag}@{domain}")
+                                }
+                                None => self.template.envelope_from.clone(),
+                            };
+                            c.send(&from, to, message).await
+                        }
                         None => Err(SendError::Transient("no connection".into())),
                     }
                 };

@@ -271,6 +271,19 @@ impl Store {
                 )
                 .map_err(|e| sql(&p, e))?;
             for (address, attempts, outcome) in outcomes {
+                // A 5xx at RCPT or DATA is read like a bounce report: an address that does
+                // not exist is suppressed at once; a refusal about us never is.
+                if let Outcome::Failed { reply } = outcome {
+                    let status = crate::bounces::enhanced_status(reply).unwrap_or_default();
+                    let cause = crate::bounces::classify(address, "failed", &status, reply);
+                    if cause.suppresses() {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO suppressions (address, reason, at) VALUES (?1, ?2, ?3)",
+                            params![address, format!("bounced: {reply}"), now],
+                        )
+                        .map_err(|e| sql(&p, e))?;
+                    }
+                }
                 let (state, reply) = match outcome {
                     Outcome::Sent { reply } => ("sent", reply),
                     Outcome::Failed { reply } => ("failed", reply),

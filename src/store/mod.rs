@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, FixedOffset};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+mod bounces;
 mod deliveries;
 mod journal;
 mod posts;
 pub mod signups;
 mod webhooks;
 
+pub use bounces::BounceRecord;
 pub use deliveries::*;
 pub use journal::{Journal, JournalError, Journaled};
 pub use posts::{Change, PostRecord};
@@ -117,6 +119,23 @@ pub const MIGRATIONS: &[&str] = &[
         confirmation_sent_at TEXT
     );
     CREATE INDEX signups_by_token ON signups(token_hash);",
+    // 5: bounce reports read from the mailbox (each once, by its Message-ID or file name) and
+    // what each said about an address.
+    "CREATE TABLE bounce_reports (
+        id TEXT PRIMARY KEY,
+        read_at TEXT NOT NULL,
+        outcome TEXT NOT NULL
+    );
+    CREATE TABLE bounces (
+        address TEXT NOT NULL,
+        at TEXT NOT NULL,
+        issue_id INTEGER,
+        cause TEXT NOT NULL,
+        status TEXT NOT NULL,
+        diagnostic TEXT NOT NULL,
+        report TEXT NOT NULL
+    );
+    CREATE INDEX bounces_by_address ON bounces(address);",
 ];
 
 /// Why the store failed. Database errors are worth a retry only when the file was busy.

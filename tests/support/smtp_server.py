@@ -32,6 +32,7 @@ class Faults:
     def __init__(self, args):
         self.first_451 = {a.lower() for a in args.fail_first_451}
         self.reject = {a.lower() for a in args.reject_550}
+        self.policy = {a.lower() for a in args.reject_policy}
         self.drop_first = {a.lower() for a in args.drop_first_data}
         self.seen_451 = set()
         self.dropped = set()
@@ -58,6 +59,8 @@ class Handler:
         a = address.lower()
         if a in self.faults.reject:
             return "550 5.1.1 <%s>: user unknown" % address
+        if a in self.faults.policy:
+            return "550 5.7.1 <%s>: recipient rejected by local policy" % address
         if a in self.faults.first_451 and a not in self.faults.seen_451:
             self.faults.seen_451.add(a)
             return "451 4.3.0 try again later"
@@ -104,6 +107,7 @@ def main():
     p.add_argument("out")
     p.add_argument("--fail-first-451", action="append", default=[])
     p.add_argument("--reject-550", action="append", default=[])
+    p.add_argument("--reject-policy", action="append", default=[])
     p.add_argument("--drop-first-data", action="append", default=[])
     p.add_argument("--delay-ms", type=int, default=0)
     p.add_argument("--reject-mail-from", default=None)
