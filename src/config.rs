@@ -43,6 +43,22 @@ pub struct Config {
     /// Where bounce reports arrive, and the envelope sender they go back to.
     #[serde(default)]
     pub bounces: Option<Bounces>,
+    /// Pacing per destination domain (or several, comma-separated, paced together); the
+    /// Japanese carriers are paced by default (see `deliver::pacing`).
+    #[serde(default)]
+    pub pacing: std::collections::BTreeMap<String, PaceLimits>,
+}
+
+/// One `pacing:` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaceLimits {
+    /// Connections at once for this group.
+    pub connections: u32,
+    /// Messages a minute, spread evenly; 0 = no limit.
+    pub per_minute: u32,
+    /// Messages on one connection before a new one is opened.
+    pub per_connection: u32,
 }
 
 /// `bounces:`
@@ -386,6 +402,13 @@ impl Config {
                 bad(format!(
                     "bounces.poll: `{}` is not a duration (e.g. 5m, 30s)",
                     b.poll
+                ));
+            }
+        }
+        for (key, p) in &self.pacing {
+            if p.connections == 0 || p.connections > MAX_CONCURRENCY || p.per_connection == 0 {
+                bad(format!(
+                    "pacing.{key}: connections must be 1 to {MAX_CONCURRENCY} and per_connection at least 1"
                 ));
             }
         }

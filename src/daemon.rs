@@ -161,7 +161,7 @@ impl Loop {
                     self.issue_retry_at = None;
                     if self.sending.as_ref().is_none_or(|h| h.is_finished()) {
                         tracing::info!("trying the pending issue again");
-                        self.sending = Some(d.start_issue(stop));
+                        self.sending = Some(d.start_issue(stop, Duration::ZERO));
                     }
                 }
             }
@@ -237,7 +237,16 @@ impl Loop {
         if self.sending.as_ref().is_some_and(|h| !h.is_finished()) {
             tracing::info!("tick while an issue is still being sent; the next tick picks up");
         } else {
-            self.sending = Some(d.start_issue(stop));
+            // Spread only real schedules (ticks an hour or more apart), not test ones.
+            let hourly = self
+                .next_tick
+                .is_some_and(|n| n - tick >= chrono::TimeDelta::hours(1));
+            let spread = if hourly {
+                Duration::from_millis(fastrand::u64(0..=MAX_SPREAD.as_millis() as u64))
+            } else {
+                Duration::ZERO
+            };
+            self.sending = Some(d.start_issue(stop, spread));
         }
     }
 }
@@ -294,6 +303,8 @@ struct Retry {
 }
 
 const FIRST_RETRY: Duration = Duration::from_secs(2);
+/// At most this random wait before a scheduled issue's first message.
+const MAX_SPREAD: Duration = Duration::from_secs(30);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 /// Longest wait between tries of an issue that stopped early.
 const MAX_ISSUE_RETRY: Duration = Duration::from_secs(30 * 60);
@@ -420,11 +431,11 @@ impl Daemon {
         }
         if missed {
             tracing::info!(last_tick = ?last, "catching up a tick missed while stopped");
-            return Ok(Some(self.start_issue(stop)));
+            return Ok(Some(self.start_issue(stop, Duration::ZERO)));
         }
         if unfinished {
             tracing::info!("resuming the unfinished issue");
-            return Ok(Some(self.start_issue(stop)));
+            return Ok(Some(self.start_issue(stop, Duration::ZERO)));
         }
         Ok(None)
     }
@@ -432,7 +443,11 @@ impl Daemon {
     /// Makes (or resumes) an issue and sends it on a thread of its own, with its own
     /// single-threaded runtime — the same path as `tayori send` — so that issue creation,
     /// list reads and ledger commits never hold up the server.
-    fn start_issue(&self, stop: &CancellationToken) -> std::thread::JoinHandle<()> {
+    fn start_issue(
+        &self,
+        stop: &CancellationToken,
+        spread: Duration,
+    ) -> std::thread::JoinHandle<()> {
         let (root, config, entries, stop, done) = (
             self.root.clone(),
             self.config.clone(),
@@ -445,7 +460,16 @@ impl Daemon {
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(send_issue(&root, &config, &entries, stop)));
+                .and_then(|rt| {
+                    rt.block_on(async {
+                        // A weekly issue's first messages do not all leave at :00.
+                        tokio::select! {
+                            _ = tokio::time::sleep(spread) => {}
+                            _ = stop.cancelled() => return Ok(()),
+                        }
+                        send_issue(&root, &config, &entries, stop).await
+                    })
+                });
             if let Err(e) = &sent {
                 tracing::error!("issue not sent; it stays pending: {e:#}");
             }

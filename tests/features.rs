@@ -217,3 +217,89 @@ fn a_store_from_an_older_schema_is_migrated_and_keeps_its_rows() {
     let status = text(&tayori(root, &["status"]).stdout);
     assert!(status.contains("gone@example.jp"), "{status}");
 }
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn carriers_are_paced_on_lanes_of_their_own_and_the_rest_is_not_slowed() {
+    let server = SmtpServer::start(&python(), &[]);
+    // Faster than the built-in defaults (60 a minute), so that the test takes seconds.
+    let pacing = "pacing:\n  docomo.ne.jp: { connections: 1, per_minute: 600, per_connection: 40 }\n  \"ezweb.ne.jp, au.com\": { connections: 1, per_minute: 600, per_connection: 40 }\n";
+    let dir = fresh_folder(Some(&format!("{}{pacing}", smtp_block(server.port, 4))));
+    let root = dir.path();
+    assert!(tayori(root, &["build"]).status.success());
+    let mut csv = String::from("email,name\n");
+    for i in 0..1700 {
+        csv.push_str(&format!("reader{i}@example.test,\n"));
+    }
+    for i in 0..100 {
+        csv.push_str(&format!("d{i}@docomo.ne.jp,\n"));
+        let au = if i % 2 == 0 { "ezweb.ne.jp" } else { "au.com" };
+        csv.push_str(&format!("a{i}@{au},\n"));
+    }
+    std::fs::write(root.join("subscribers/many.csv"), csv).unwrap();
+    add_post(root);
+    let o = tayori(root, &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("1905 sent, 0 failed"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    let received = server.received();
+    let group = |m: &serde_json::Value| {
+        let rcpt = m["rcpt"][0].as_str().unwrap().to_string();
+        if rcpt.ends_with("@docomo.ne.jp") {
+            "docomo"
+        } else if rcpt.ends_with("@ezweb.ne.jp") || rcpt.ends_with("@au.com") {
+            "au"
+        } else {
+            "other"
+        }
+    };
+    let times = |g: &str| -> Vec<f64> {
+        let mut t: Vec<f64> = received
+            .iter()
+            .filter(|m| group(m) == g)
+            .map(|m| m["at"].as_f64().unwrap())
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t
+    };
+    for g in ["docomo", "au"] {
+        let t = times(g);
+        assert_eq!(t.len(), 100, "{g}");
+        let span = t[99] - t[0];
+        // 600 a minute, one at a time: at least 99 gaps of 0.1 s.
+        assert!(span >= 9.0, "{g}: 100 messages within {span:.1}s");
+        // One connection at a time, a new one every 40 messages.
+        let mut conns: std::collections::BTreeMap<u64, (f64, f64)> = Default::default();
+        for m in received.iter().filter(|m| group(m) == g) {
+            let port = m["peer"][1].as_u64().unwrap();
+            let at = m["at"].as_f64().unwrap();
+            let e = conns.entry(port).or_insert((at, at));
+            e.0 = e.0.min(at);
+            e.1 = e.1.max(at);
+        }
+        assert_eq!(conns.len(), 3, "{g}: connections {conns:?}");
+        let mut spans: Vec<(f64, f64)> = conns.values().copied().collect();
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(
+            spans.windows(2).all(|w| w[0].1 <= w[1].0),
+            "{g}: overlapping connections {spans:?}"
+        );
+    }
+    let other = times("other");
+    assert_eq!(other.len(), 1705);
+    let docomo = times("docomo");
+    eprintln!(
+        "other domains done {:.1}s after the first message; docomo took {:.1}s",
+        other[other.len() - 1] - other[0],
+        docomo[99] - docomo[0]
+    );
+    // Not held up by the carriers: no stall, and far faster than any carrier lane.
+    let stall = other.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(stall < 1.0, "the other domains stalled for {stall:.2}s");
+    let rate = (other.len() - 1) as f64 / (other[other.len() - 1] - other[0]);
+    assert!(rate >= 50.0, "other domains at {rate:.0} a second");
+}

@@ -13,9 +13,8 @@ use crate::subscribers;
 pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode> {
     // Printing into a closed pipe (`tayori status | head`) ends the command quietly.
     super::quiet_on_broken_pipe();
-    let tz = crate::config::load(root)
-        .map(|c| c.tz())
-        .unwrap_or(chrono_tz::Asia::Tokyo);
+    let config = crate::config::load(root).ok();
+    let tz = config.as_ref().map_or(chrono_tz::Asia::Tokyo, |c| c.tz());
     let store = Store::open_read_only(root)?;
     if let Some(addr) = subscriber {
         subscriber_record(root, store.as_ref(), addr, &tz)?;
@@ -30,6 +29,9 @@ pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     };
     issues(&store, &tz)?;
+    if let Some(c) = &config {
+        progress(&store, c)?;
+    }
     let waiting = store.pending_posts()?;
     println!(
         "posts waiting for the next issue: {}",
@@ -180,6 +182,27 @@ fn issues(store: &Store, tz: &chrono_tz::Tz) -> Result<(), StoreError> {
                 reply.unwrap_or_default()
             );
         }
+    }
+    Ok(())
+}
+
+/// The unfinished issue's progress per paced group (the carriers) and for every other domain.
+fn progress(store: &Store, config: &crate::config::Config) -> Result<(), StoreError> {
+    let Some(issue) = store.unfinished_issue()? else {
+        return Ok(());
+    };
+    let groups = crate::deliver::pacing::groups(config);
+    let mut by_group: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+    for (domain, sent, open) in store.progress_by_domain(issue.id)? {
+        let name = crate::deliver::pacing::group_of(&groups, &format!("x@{domain}"))
+            .map_or("other domains".to_string(), |g| groups[g].name.clone());
+        let e = by_group.entry(name).or_default();
+        e.0 += sent;
+        e.1 += open;
+    }
+    println!("issue #{} in progress:", issue.id);
+    for (name, (sent, open)) in by_group {
+        println!("  {name}: {sent} sent, {open} to go");
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 
 mod committer;
 pub mod next_issue;
+pub mod pacing;
 pub mod single;
 pub mod smtp;
 mod worker;
@@ -321,6 +322,11 @@ pub async fn deliver_issue(
             .and_then(|b| b.address.as_deref())
             .and_then(|a| a.split_once('@'))
             .map(|(l, d)| (l.to_string(), d.to_string())),
+        // Pacing is for SMTP; `.eml` files in outbox/ go at disk speed.
+        pacing: match &config.smtp {
+            Some(_) => pacing::groups(config),
+            None => Vec::new(),
+        },
     };
     let (store, counts, stopped) = run.execute(store, stop.clone()).await?;
     store.requeue_in_flight(issue.id)?;

@@ -42,7 +42,19 @@ pub struct Run {
     pub progress: bool,
     /// `bounces.address` split at `@`: messages go out from `local+<tag>@domain` (VERP).
     pub verp: Option<(String, String)>,
+    /// Paced destination groups (SMTP only): each has a lane of its own.
+    pub pacing: Vec<super::pacing::Group>,
 }
+
+/// What a paced lane's workers share: its steady rate, and how many messages one connection
+/// carries.
+#[derive(Clone, Default)]
+struct Lane {
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    per_connection: Option<u32>,
+}
+
+type Jobs = Arc<Mutex<tokio::sync::mpsc::Receiver<DeliveryJob>>>;
 
 /// Deliveries claimed from the ledger at a time, per worker.
 const CLAIM_PER_WORKER: usize = 64;
@@ -141,17 +153,38 @@ impl Run {
         let limiter =
             NonZeroU32::new(this.rate).map(|r| Arc::new(RateLimiter::direct(Quota::per_second(r))));
         let mut workers = Vec::new();
-        for _ in 0..this.concurrency {
-            let (this, rx, ledger, limiter, breaker) = (
+        let mut spawn = |rx: Jobs, lane: Lane| {
+            let (this, ledger, limiter, breaker) = (
                 this.clone(),
-                job_rx.clone(),
                 ledger.clone(),
                 limiter.clone(),
                 breaker.clone(),
             );
             workers.push(tokio::spawn(async move {
-                this.worker(rx, ledger, limiter, &breaker).await
+                this.worker(rx, ledger, limiter, lane, &breaker).await
             }));
+        };
+        for _ in 0..this.concurrency {
+            spawn(job_rx.clone(), Lane::default());
+        }
+        // A lane per paced group, fed without bound so that a slow carrier never holds up the
+        // other domains: they finish first, and the carriers' queues keep flowing.
+        let mut lanes = Vec::new();
+        for g in &this.pacing {
+            let (tx, rx) = tokio::sync::mpsc::channel::<DeliveryJob>(1 << 20);
+            let rx = Arc::new(Mutex::new(rx));
+            let limiter = g.gap().and_then(|gap| {
+                Quota::with_period(gap)
+                    .map(|q| Arc::new(RateLimiter::direct(q.allow_burst(NonZeroU32::MIN))))
+            });
+            let lane = Lane {
+                limiter,
+                per_connection: Some(g.limits.per_connection),
+            };
+            for _ in 0..g.limits.connections.max(1) {
+                spawn(rx.clone(), lane.clone());
+            }
+            lanes.push(tx);
         }
 
         // Dispatcher: claim a batch, queue it, until nothing is pending or we are told to stop.
@@ -166,13 +199,16 @@ impl Run {
                 }
             };
             for job in jobs {
+                let lane = super::pacing::group_of(&this.pacing, &job.email)
+                    .map_or(&job_tx, |g| &lanes[g]);
                 tokio::select! {
-                    r = job_tx.send(job) => if r.is_err() { break 'claims },
+                    r = lane.send(job) => if r.is_err() { break 'claims },
                     _ = stop.cancelled() => break 'claims,
                 }
             }
         }
         drop(job_tx);
+        drop(lanes);
         for w in workers {
             let _ = w.await;
         }
@@ -195,13 +231,15 @@ impl Run {
 
     async fn worker(
         &self,
-        jobs: Arc<Mutex<tokio::sync::mpsc::Receiver<DeliveryJob>>>,
+        jobs: Jobs,
         ledger: Arc<Ledger>,
         limiter: Option<Arc<DefaultDirectRateLimiter>>,
+        lane: Lane,
         breaker: &Breaker,
     ) {
         let stop = &breaker.run;
         let mut conn: Option<Connection> = None;
+        let mut on_connection = 0u32;
         loop {
             // After a stop, jobs still queued stay `sending` and are requeued by the caller.
             if stop.is_cancelled() {
@@ -235,9 +273,23 @@ impl Run {
                     if let Some(l) = &limiter {
                         l.until_ready().await;
                     }
+                    if let Some(l) = &lane.limiter {
+                        l.until_ready().await;
+                    }
+                    // A paced lane opens a new connection every `per_connection` messages.
+                    if lane.per_connection.is_some_and(|n| on_connection >= n) {
+                        if let Some(c) = conn.take() {
+                            c.close().await;
+                        }
+                        on_connection = 0;
+                    }
+                    if conn.is_none() {
+                        on_connection = 0;
+                    }
                     match self.attempt(&mut conn, &job.email, &message).await {
                         Ok(reply) => {
                             breaker.healthy();
+                            on_connection += 1;
                             break Outcome::Sent { reply };
                         }
                         Err(SendError::Permanent(reply)) => {

@@ -148,6 +148,17 @@ impl Store {
         )
     }
 
+    /// Deliveries of an issue by the domain they go to: (domain, sent, not yet sent).
+    pub fn progress_by_domain(&self, issue: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        self.rows(
+            "SELECT substr(address, instr(address, '@') + 1) AS domain,
+                    sum(state = 'sent'), sum(state IN ('pending', 'sending'))
+             FROM deliveries WHERE issue_id = ?1 GROUP BY domain",
+            [issue],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
     /// The addresses of an issue's deliveries (to find a VERP tag's address).
     pub fn addresses_of(&self, issue: i64) -> Result<Vec<String>, StoreError> {
         self.rows(

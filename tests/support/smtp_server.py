@@ -89,6 +89,7 @@ class Handler:
             "text": text.get_content() if text else None,
             "html": html.get_content() if html else None,
             "at": time.time(),
+            "peer": list(session.peer) if session.peer else None,
         }
         raw_dir = os.path.join(self.out, "raw")
         os.makedirs(raw_dir, exist_ok=True)
