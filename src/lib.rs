@@ -13,6 +13,7 @@ pub mod content;
 pub mod crosspost;
 pub mod daemon;
 pub mod deliver;
+pub mod doctor;
 pub mod files;
 pub mod message;
 pub mod problem;

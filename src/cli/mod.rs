@@ -85,6 +85,12 @@ pub enum Command {
     },
     /// Print an HTML sign-up form for the blog, posting to <public_url>/subscribe.
     SubscribeSnippet,
+    /// Check the sender's domain: SPF, DKIM key, DMARC and alignment, the bounce domain's MX.
+    Doctor {
+        /// Ask this DNS server (IP:PORT) instead of the system's.
+        #[arg(long, value_name = "IP:PORT")]
+        resolver: Option<std::net::SocketAddr>,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -118,6 +124,7 @@ pub fn main() -> ExitCode {
             }
             Err(code) => Ok(code),
         },
+        Command::Doctor { resolver } => doctor(&root, resolver),
         Command::Serve => serve::serve(&root),
         Command::Run => serve::run(&root),
     };
@@ -332,6 +339,26 @@ fn preview(root: &Path, file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
         println!("{}", files::display(&path).display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `doctor`: one line per finding; exit 1 if anything would hurt delivery.
+fn doctor(root: &Path, server: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
+    let config = match load_config(root) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let findings = runtime()?.block_on(async {
+        let resolver = crate::doctor::resolver(server)?;
+        anyhow::Ok(crate::doctor::check(root, &config, &resolver).await)
+    })?;
+    for f in &findings {
+        println!("{f}");
+    }
+    Ok(if findings.iter().any(|f| f.hurts) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `init DIR`: a newsletter folder that passes `check` and works on the embedded default.

@@ -95,6 +95,12 @@ impl Signer {
         })
     }
 
+    /// Our public key, DER (PKCS #1 `RSAPublicKey`): what `<selector>._domainkey` must carry.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        use aws_lc_rs::signature::KeyPair;
+        self.key.public_key().as_ref().to_vec()
+    }
+
     /// The `DKIM-Signature:` header line (ending in CRLF) for a complete CRLF message.
     pub fn sign(&self, message: &[u8], now: u64) -> Result<String, DkimError> {
         let split = find(message, b"\r\n\r\n")
