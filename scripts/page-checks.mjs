@@ -3,6 +3,7 @@
 // against what is really behind it (which is how dark-on-dark would show in dark mode).
 //
 // checkPage(page, selectors, width) → list of findings (strings)
+// launch(chromium) → Debian's Chromium, headless, with nothing reaching out to the network
 export async function checkPage(page, selectors, width) {
   const result = await page.evaluate((selectors) => {
     const rgb = (s) => (s.match(/[\d.]+/g) || []).map(Number);
@@ -32,4 +33,12 @@ export async function checkPage(page, selectors, width) {
   if (result.scrollWidth > width) findings.push(`${result.scrollWidth}px wide on a ${width}px screen`);
   for (const l of result.low) findings.push(`contrast ${l}`);
   return findings;
+}
+
+export function launch(chromium) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
 }

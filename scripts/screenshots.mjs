@@ -7,15 +7,11 @@
 import { chromium } from "playwright-core";
 import path from "node:path";
 import fs from "node:fs";
-import { checkPage } from "./page-checks.mjs";
+import { checkPage, launch } from "./page-checks.mjs";
 
 const [outDir, ...files] = process.argv.slice(2);
 fs.mkdirSync(outDir, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch(chromium);
 const findings = [];
 for (const file of files) {
   for (const width of [375, 600]) {

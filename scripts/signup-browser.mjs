@@ -7,15 +7,11 @@
 import { chromium } from "playwright-core";
 import fs from "node:fs";
 import path from "node:path";
-import { checkPage } from "./page-checks.mjs";
+import { checkPage, launch } from "./page-checks.mjs";
 
 const [outDir, base, email, received] = process.argv.slice(2);
 fs.mkdirSync(outDir, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch(chromium);
 const findings = [];
 const page = await browser.newPage({ viewport: { width: 375, height: 800 }, colorScheme: "light" });
 

@@ -218,27 +218,7 @@ fn dkim_signatures_verify_with_dkimpy() {
     let py = python();
     let server = SmtpServer::start(&py, &[]);
     let dir = newsletter_with_smtp(Some(server.port), 2);
-    let key = dir.path().join("dkim.pem");
-    let ok = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&key)
-        .status()
-        .expect("openssl runs");
-    assert!(ok.success());
-    let der = Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    use base64::Engine;
-    let public = base64::engine::general_purpose::STANDARD.encode(&der.stdout);
+    let (_, public) = rsa_key(dir.path(), "dkim");
     let cfg = dir.path().join("tayori.yaml");
     let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
     text_cfg.push_str(

@@ -9,29 +9,8 @@ use std::time::Duration;
 
 use support::*;
 
-/// A key pair made by openssl: (private key path, public key as base64 SubjectPublicKeyInfo).
 fn key(dir: &Path, name: &str) -> (String, String) {
-    let pem = dir.join(format!("{name}.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&pem)
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
-    let der = Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(&pem)
-        .output()
-        .unwrap();
-    use base64::Engine;
-    let public = base64::engine::general_purpose::STANDARD.encode(&der.stdout);
+    let (pem, public) = rsa_key(dir, name);
     (pem.display().to_string(), public)
 }
 

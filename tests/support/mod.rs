@@ -377,3 +377,32 @@ pub fn nu_errors(jar: &str, files: &[PathBuf]) -> String {
         format!("the checker failed: {}", o.status)
     }
 }
+
+/// An RSA key pair made by openssl in `dir`: the private key's path (PEM) and the public key
+/// as base64 SubjectPublicKeyInfo (what a DKIM record's `p=` carries).
+pub fn rsa_key(dir: &Path, name: &str) -> (PathBuf, String) {
+    use base64::Engine;
+    let pem = dir.join(format!("{name}.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&pem)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let der = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&pem)
+        .output()
+        .unwrap();
+    (
+        pem,
+        base64::engine::general_purpose::STANDARD.encode(&der.stdout),
+    )
+}
