@@ -278,6 +278,7 @@ pub fn write_public(root: &Path, config: &Config, entries: &[Entry]) -> Result<(
     )?;
     write("feed.xml", render::feed::rss(config, entries))?;
     write("atom.xml", render::feed::atom(config, entries))?;
+    write("feed.json", render::feed::json(config, entries))?;
     if let Ok(rd) = std::fs::read_dir(public.join("posts")) {
         for f in rd.flatten() {
             let p = f.path();

@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/feed.xml", get(rss))
         .route("/atom.xml", get(atom))
+        .route("/feed.json", get(json_feed))
         .route("/", get(index))
         .route("/posts/{file}", get(post_page))
         .route(
@@ -153,6 +154,15 @@ async fn atom(State(s): State<AppState>, headers: HeaderMap) -> Response {
     file(
         &s.root.join("public/atom.xml"),
         "application/atom+xml; charset=utf-8",
+        &headers,
+    )
+    .await
+}
+
+async fn json_feed(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    file(
+        &s.root.join("public/feed.json"),
+        "application/feed+json; charset=utf-8",
         &headers,
     )
     .await

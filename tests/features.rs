@@ -303,3 +303,50 @@ fn carriers_are_paced_on_lanes_of_their_own_and_the_rest_is_not_slowed() {
     let rate = (other.len() - 1) as f64 / (other[other.len() - 1] - other[0]);
     assert!(rate >= 50.0, "other domains at {rate:.0} a second");
 }
+
+#[test]
+fn the_json_feed_has_what_json_feed_1_1_requires_and_the_same_ids_as_rss() {
+    let dir = fresh_folder(None);
+    let root = dir.path();
+    add_post(root);
+    std::fs::write(
+        root.join("posts/second.md"),
+        "---\ntitle: 二つ目\ntags: [離婚]\nsummary: \"<b>太字</b>ではない要約\"\n---\n本文\n",
+    )
+    .unwrap();
+    assert!(tayori(root, &["build"]).status.success());
+    let text_json = std::fs::read_to_string(root.join("public/feed.json")).unwrap();
+    let feed: serde_json::Value = serde_json::from_str(&text_json).unwrap();
+    // Required by the spec: version, title, and per item an id and content.
+    assert_eq!(feed["version"], "https://jsonfeed.org/version/1.1");
+    assert_eq!(feed["title"], "ワーキングマザー離婚相談室");
+    assert!(feed["feed_url"].as_str().unwrap().ends_with("/feed.json"));
+    let items = feed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for item in items {
+        assert!(
+            item["id"].is_string() && item["content_html"].is_string(),
+            "{item}"
+        );
+        chrono::DateTime::parse_from_rfc3339(item["date_published"].as_str().unwrap()).unwrap();
+    }
+    let second = items.iter().find(|i| i["title"] == "二つ目").unwrap();
+    assert_eq!(
+        second["summary"], "<b>太字</b>ではない要約",
+        "the summary is text, as written"
+    );
+    assert_eq!(second["tags"][0], "離婚");
+    // The same ids as the RSS feed, and an independent parser reads it.
+    let rss = std::fs::read_to_string(root.join("public/feed.xml")).unwrap();
+    let ids = |xml: &[u8]| -> Vec<String> {
+        let mut v: Vec<String> = feed_rs::parser::parse(xml)
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(text_json.as_bytes()), ids(rss.as_bytes()));
+}

@@ -141,6 +141,7 @@ async fn feeds_answer_conditional_requests_with_304() {
     for (path, ct) in [
         ("/feed.xml", "application/rss+xml; charset=utf-8"),
         ("/atom.xml", "application/atom+xml; charset=utf-8"),
+        ("/feed.json", "application/feed+json; charset=utf-8"),
     ] {
         let first = http
             .get(format!("{}{path}", srv.base))

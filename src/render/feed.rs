@@ -1,5 +1,5 @@
-//! Feeds: RSS 2.0 (`public/feed.xml`, with `content:encoded` and `atom:link rel="self"`) and
-//! Atom 1.0 (RFC 4287, `public/atom.xml`).
+//! Feeds: RSS 2.0 (`public/feed.xml`, with `content:encoded` and `atom:link rel="self"`),
+//! Atom 1.0 (RFC 4287, `public/atom.xml`) and JSON Feed 1.1 (`public/feed.json`).
 //!
 //! Ids are the permalinks, from the slug, so they never change; `pubDate`/`published` is the
 //! publication time and `updated` moves only when the content changed. Every link is absolute,
@@ -178,6 +178,44 @@ pub fn atom(config: &Config, entries: &[Entry]) -> String {
         .collect::<Vec<_>>();
     feed.set_entries(entries);
     drop_c0(&feed.to_string())
+}
+
+/// Renders `feed.json` (JSON Feed 1.1, <https://www.jsonfeed.org/version/1.1/>): the same
+/// items, ids and dates as the other feeds; summaries are text.
+pub fn json(config: &Config, entries: &[Entry]) -> String {
+    let base = config.public_base();
+    let items: Vec<serde_json::Value> = newest(entries)
+        .into_iter()
+        .map(|e| {
+            let url = config.post_url(&e.post.slug);
+            serde_json::json!({
+                "id": url,
+                "url": url,
+                "title": drop_c0(&e.post.title),
+                "content_html": drop_c0(&content_html(config, e)),
+                "summary": drop_c0(&e.post.summary_or_excerpt(120)),
+                "date_published": e.published.to_rfc3339(),
+                "date_modified": e.updated.max(e.published).to_rfc3339(),
+                "tags": e.post.tags,
+                "language": config.site.language,
+            })
+        })
+        .collect();
+    let mut feed = serde_json::json!({
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": config.site.title,
+        "home_page_url": config.site.url,
+        "feed_url": format!("{base}/feed.json"),
+        "description": format!("{}の新着記事", config.site.title),
+        "language": config.site.language,
+        "items": items,
+    });
+    if let Some(author) = &config.site.author {
+        feed["authors"] = serde_json::json!([{ "name": author }]);
+    }
+    let mut out = serde_json::to_string_pretty(&feed).unwrap_or_default();
+    out.push('\n');
+    out
 }
 
 /// Removes C0 control characters other than tab and line breaks (not allowed in XML 1.0).
