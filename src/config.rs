@@ -43,10 +43,28 @@ pub struct Config {
     /// Where bounce reports arrive, and the envelope sender they go back to.
     #[serde(default)]
     pub bounces: Option<Bounces>,
+    /// WebSub hubs named in every feed and pinged on every change.
+    #[serde(default)]
+    pub websub: Option<WebSub>,
     /// Pacing per destination domain (or several, comma-separated, paced together); the
     /// Japanese carriers are paced by default (see `deliver::pacing`).
     #[serde(default)]
     pub pacing: std::collections::BTreeMap<String, PaceLimits>,
+}
+
+/// `websub:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSub {
+    /// Hub URLs (W3C WebSub §4).
+    pub hubs: Vec<String>,
+}
+
+impl Config {
+    /// The WebSub hubs, if any.
+    pub fn hubs(&self) -> &[String] {
+        self.websub.as_ref().map_or(&[], |w| w.hubs.as_slice())
+    }
 }
 
 /// One `pacing:` entry.
@@ -403,6 +421,11 @@ impl Config {
                     "bounces.poll: `{}` is not a duration (e.g. 5m, 30s)",
                     b.poll
                 ));
+            }
+        }
+        for hub in self.hubs() {
+            if url_base(hub).is_none() {
+                bad(format!("websub.hubs: `{hub}` is not an http(s) URL"));
             }
         }
         for (key, p) in &self.pacing {

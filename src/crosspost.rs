@@ -63,6 +63,7 @@ pub fn queue(
     entry: &Entry,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    queue_pings(config, store, event, entry, now)?;
     if config.webhook.is_none() {
         return Ok(());
     }
@@ -142,35 +143,67 @@ pub fn backoff(attempts: i64) -> Duration {
     crate::backoff::exponential(first, MAX_BACKOFF, attempts.clamp(0, 16) as u32, 0.2)
 }
 
-/// Delivers every due event once; returns how many were attempted.
+/// The event of a WebSub publish ping (W3C WebSub §7): `hub.mode=publish`, `hub.url=<feed>`.
+pub const PING: &str = "websub.publish";
+
+/// Queues a publish ping to every hub for every feed (with `websub.hubs`), one per change: the
+/// same retry rules as the webhook, in the same persisted queue.
+fn queue_pings(
+    config: &Config,
+    store: &Store,
+    event: Event,
+    entry: &Entry,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let base = config.public_base();
+    let post = config.post_url(&entry.post.slug);
+    for hub in config.hubs() {
+        for feed in ["feed.xml", "atom.xml", "feed.json"] {
+            let feed = format!("{base}/{feed}");
+            let key = format!("{hub}\n{feed}\n{post}");
+            let id = event_id(&key, event, &entry.post.hash).replacen("msg_", "ping_", 1);
+            let body = serde_json::json!({ "hub": hub, "feed": feed }).to_string();
+            store.queue_webhook(&id, PING, &entry.post.slug, &body, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// Delivers every due event once (webhook events and WebSub pings); returns how many were
+/// attempted.
 pub async fn deliver_due(
     config: &Config,
     store: &mut Store,
     http: &reqwest::Client,
 ) -> Result<usize, StoreError> {
-    let Some(hook) = &config.webhook else {
-        return Ok(0);
-    };
-    let key = match secret(config) {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::error!("webhook not sent: {e}");
-            return Ok(0);
-        }
-    };
+    let key = config.webhook.as_ref().map(|_| secret(config));
     let due = store.due_webhooks(Utc::now())?;
     for ev in &due {
-        let ts = Utc::now().timestamp();
-        let result = http
-            .post(&hook.url)
-            .header("content-type", "application/json")
-            .header("webhook-id", &ev.id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", signature(&key, &ev.id, ts, &ev.body))
-            .body(ev.body.clone())
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await;
+        let request = if ev.event == PING {
+            let ping: serde_json::Value = serde_json::from_str(&ev.body).unwrap_or_default();
+            let form = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("hub.mode", "publish")
+                .append_pair("hub.url", ping["feed"].as_str().unwrap_or(""))
+                .finish();
+            http.post(ping["hub"].as_str().unwrap_or(""))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form)
+        } else {
+            let (Some(hook), Some(Ok(key))) = (&config.webhook, &key) else {
+                if let Some(Err(e)) = &key {
+                    tracing::error!("webhook not sent: {e}");
+                }
+                continue;
+            };
+            let ts = Utc::now().timestamp();
+            http.post(&hook.url)
+                .header("content-type", "application/json")
+                .header("webhook-id", &ev.id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", signature(key, &ev.id, ts, &ev.body))
+                .body(ev.body.clone())
+        };
+        let result = request.timeout(Duration::from_secs(30)).send().await;
         let now = Utc::now();
         let (status, state, next) = match result {
             Ok(r) if r.status().is_success() => (r.status().as_u16().to_string(), "delivered", now),
@@ -204,7 +237,7 @@ pub async fn run_outbox(
     wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
-    if config.webhook.is_none() {
+    if config.webhook.is_none() && config.hubs().is_empty() {
         return;
     }
     let http = match reqwest::Client::builder().build() {

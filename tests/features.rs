@@ -350,3 +350,73 @@ fn the_json_feed_has_what_json_feed_1_1_requires_and_the_same_ids_as_rss() {
     };
     assert_eq!(ids(text_json.as_bytes()), ids(rss.as_bytes()));
 }
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn websub_hubs_are_named_in_every_feed_and_pinged_per_change_with_retries() {
+    use std::io::{BufRead, BufReader};
+    let out = tempfile::tempdir().unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/websub_hub.py");
+    let mut hub = Spawned(
+        Command::new(python())
+            .arg(&script)
+            .arg(out.path())
+            .args(["--fail-first", "2"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(hub.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let hub_url = format!(
+        "http://127.0.0.1:{}/hub",
+        line.trim().strip_prefix("PORT ").unwrap()
+    );
+    let dir = fresh_folder(Some(&format!("websub:\n  hubs: [\"{hub_url}\"]\n")));
+    let root = dir.path();
+    assert!(tayori(root, &["build"]).status.success());
+    let (d, _) = run_daemon(root, &[("TAYORI_WEBHOOK_FIRST_RETRY_MS", "100")]);
+    add_post(root);
+    let pings = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(out.path().join("pings.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.ends_with('}'))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // One ping per feed; the hub refuses the first two, and they are retried.
+    wait_for(
+        "a ping for each feed, through the retries",
+        Duration::from_secs(20),
+        || pings().iter().filter(|p| p["status"] == 204).count() == 3,
+    );
+    drop(d);
+    let all = pings();
+    assert!(all.iter().all(|p| p["valid"] == true), "{all:?}");
+    assert_eq!(all.len(), 5, "3 feeds, 2 refusals retried: {all:?}");
+    let mut urls: Vec<&str> = all
+        .iter()
+        .filter(|p| p["status"] == 204)
+        .map(|p| p["url"].as_str().unwrap())
+        .collect();
+    urls.sort();
+    assert_eq!(
+        urls,
+        [
+            "http://127.0.0.1:8080/atom.xml",
+            "http://127.0.0.1:8080/feed.json",
+            "http://127.0.0.1:8080/feed.xml"
+        ]
+    );
+    for f in ["feed.xml", "atom.xml", "feed.json"] {
+        let text = std::fs::read_to_string(root.join("public").join(f)).unwrap();
+        assert!(
+            text.contains(&hub_url) && text.contains("hub"),
+            "{f} names the hub"
+        );
+    }
+}

@@ -75,9 +75,16 @@ pub fn rss(config: &Config, entries: &[Entry]) -> String {
     self_link.set_href(format!("{}/feed.xml", config.public_base()));
     self_link.set_rel("self");
     self_link.set_mime_type(Some("application/rss+xml".to_string()));
+    let mut links = vec![self_link];
+    for hub in config.hubs() {
+        let mut l = atom_syndication::Link::default();
+        l.set_href(hub.clone());
+        l.set_rel("hub");
+        links.push(l);
+    }
     channel.set_atom_ext(rss::extension::atom::AtomExtension::default());
     if let Some(ext) = channel.atom_ext.as_mut() {
-        ext.set_links(vec![self_link]);
+        ext.set_links(links);
     }
     let items = items
         .iter()
@@ -137,14 +144,16 @@ pub fn atom(config: &Config, entries: &[Entry]) -> String {
     feed.set_title(Text::plain(config.site.title.clone()));
     feed.set_lang(Some(config.site.language.clone()));
     feed.set_authors(vec![author.clone()]);
-    feed.set_links(vec![
+    let mut links = vec![
         link(config.site.url.clone(), "alternate", Some("text/html")),
         link(
             format!("{}/atom.xml", config.public_base()),
             "self",
             Some("application/atom+xml"),
         ),
-    ]);
+    ];
+    links.extend(config.hubs().iter().map(|h| link(h.clone(), "hub", None)));
+    feed.set_links(links);
     if let Some(d) = last_updated(&items) {
         feed.set_updated(at(&d));
     }
@@ -212,6 +221,14 @@ pub fn json(config: &Config, entries: &[Entry]) -> String {
     });
     if let Some(author) = &config.site.author {
         feed["authors"] = serde_json::json!([{ "name": author }]);
+    }
+    if !config.hubs().is_empty() {
+        let hubs: Vec<_> = config
+            .hubs()
+            .iter()
+            .map(|h| serde_json::json!({ "type": "WebSub", "url": h }))
+            .collect();
+        feed["hubs"] = serde_json::json!(hubs);
     }
     let mut out = serde_json::to_string_pretty(&feed).unwrap_or_default();
     out.push('\n');
