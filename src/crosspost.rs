@@ -55,7 +55,8 @@ pub fn event_id(post_id: &str, event: Event, revision: &str) -> String {
     format!("msg_{}", crate::content::hex(&h[..12]))
 }
 
-/// Queues an event for a post (no-op without `webhook:` in the config).
+/// Queues the events of a post's change: the webhook event (with `webhook:`) and a WebSub ping
+/// per hub and feed (with `websub.hubs`).
 pub fn queue(
     config: &Config,
     store: &Store,

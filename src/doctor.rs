@@ -198,8 +198,8 @@ async fn dmarc(config: &Config, resolver: &TokioResolver, domain: &str) -> Vec<F
 
 /// Relaxed alignment: the same domain, or one a subdomain of the other.
 fn aligned(a: &str, b: &str) -> bool {
-    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
-    a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))
+    use crate::subscribers::in_domain;
+    in_domain(a, b) || in_domain(b, a)
 }
 
 async fn mx(config: &Config, resolver: &TokioResolver, from_domain: &str) -> Finding {

@@ -20,7 +20,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -366,9 +365,4 @@ impl std::fmt::Debug for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Limits")
     }
-}
-
-/// Shared limits, for [`AppState`].
-pub fn limits() -> Arc<Limits> {
-    Arc::new(Limits::default())
 }

@@ -101,6 +101,15 @@ impl YamlRow {
     }
 }
 
+/// Whether `domain` is `parent` or one of its subdomains (ASCII case-insensitive, without
+/// allocating: it runs for every message on the sending path).
+pub fn in_domain(domain: &str, parent: &str) -> bool {
+    let (d, p) = (domain.as_bytes(), parent.as_bytes());
+    d.len() >= p.len()
+        && d[d.len() - p.len()..].eq_ignore_ascii_case(p)
+        && (d.len() == p.len() || d[d.len() - p.len() - 1] == b'.')
+}
+
 /// Whether `email` is an address we can send to (RFC 5321 syntax via lettre's parser).
 pub fn valid_address(email: &str) -> bool {
     email.trim().parse::<lettre::Address>().is_ok()
@@ -399,5 +408,13 @@ mod tests {
         std::fs::write(dir.path().join("c.csv"), b"email\n\0\x01binary").unwrap();
         let p = each(dir.path(), |_| {});
         assert_eq!(p.unreadable.len(), 3, "{:?}", p.unreadable);
+    }
+
+    #[test]
+    fn a_domain_is_in_itself_and_its_parents_only() {
+        assert!(in_domain("docomo.ne.jp", "docomo.ne.jp"));
+        assert!(in_domain("Biz.EZweb.ne.jp", "ezweb.ne.jp"));
+        assert!(!in_domain("notdocomo.ne.jp", "docomo.ne.jp"));
+        assert!(!in_domain("ne.jp", "docomo.ne.jp"));
     }
 }

@@ -236,7 +236,7 @@ fn from_ambiguous_carrier(address: &str, words: &str) -> bool {
     let domain = address.rsplit('@').next().unwrap_or("");
     AMBIGUOUS_UNKNOWN_USER
         .iter()
-        .any(|c| domain == *c || domain.ends_with(&format!(".{c}")) || words.contains(c))
+        .any(|c| crate::subscribers::in_domain(domain, c) || words.contains(c))
 }
 
 /// The cause of one failure to `address`, from its DSN action, enhanced status code and the

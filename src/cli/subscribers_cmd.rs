@@ -80,7 +80,7 @@ pub fn run(root: &Path, action: Action) -> anyhow::Result<ExitCode> {
             println!("{address}: removed; no more mail goes to it");
         }
         Action::List => {
-            for r in records(root)?.values() {
+            for r in records(root, Store::open_read_only(root)?.as_ref())?.values() {
                 println!("{}  {}  {}", r.email, r.list, r.state);
             }
         }
@@ -90,7 +90,7 @@ pub fn run(root: &Path, action: Action) -> anyhow::Result<ExitCode> {
 }
 
 /// Lists, sign-ups and suppressions merged by address; a suppression decides the state.
-fn records(root: &Path) -> anyhow::Result<BTreeMap<String, Record>> {
+fn records(root: &Path, store: Option<&Store>) -> anyhow::Result<BTreeMap<String, Record>> {
     let mut all: BTreeMap<String, Record> = BTreeMap::new();
     subscribers::each(&root.join("subscribers"), |s| {
         all.entry(subscribers::key(s.email))
@@ -105,7 +105,7 @@ fn records(root: &Path) -> anyhow::Result<BTreeMap<String, Record>> {
                 ..Record::default()
             });
     });
-    let Some(store) = Store::open_read_only(root)? else {
+    let Some(store) = store else {
         return Ok(all);
     };
     for s in store.signups()? {
@@ -149,7 +149,7 @@ fn export(root: &Path) -> anyhow::Result<()> {
     let store = Store::open_read_only(root)?;
     let mut out = csv::Writer::from_writer(std::io::stdout().lock());
     out.write_record(COLUMNS.split(','))?;
-    for (address, r) in records(root)? {
+    for (address, r) in records(root, store.as_ref())? {
         let last_sent = match &store {
             Some(s) => s.last_sent(&address)?.unwrap_or_default(),
             None => String::new(),

@@ -86,11 +86,11 @@ pub fn groups(config: &Config) -> Vec<Group> {
 
 /// The group an address belongs to (its domain or a parent domain), if any.
 pub fn group_of(groups: &[Group], address: &str) -> Option<usize> {
-    let domain = address.rsplit('@').next()?.to_ascii_lowercase();
+    let domain = address.rsplit('@').next()?;
     groups.iter().position(|g| {
         g.domains
             .iter()
-            .any(|d| domain == *d || domain.ends_with(&format!(".{d}")))
+            .any(|d| crate::subscribers::in_domain(domain, d))
     })
 }
 
