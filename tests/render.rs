@@ -48,6 +48,7 @@ fn entry(rel: &str) -> Entry {
 const SAMPLES: &[&str] = &[
     "posts/2026-11-02-youikuhi-points.txt",
     "posts/2026-11-09-menkai-koryu.md",
+    "posts/2026-11-16-sumai.docx",
     "posts/notes/2026-11-12-note.md",
     "bad/sjis-greeting.txt",
 ];

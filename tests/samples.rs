@@ -48,6 +48,68 @@ fn all_text(p: &Post) -> String {
 }
 
 #[test]
+fn a_word_document_parses_by_its_style_names_to_title_sections_list_table_and_note() {
+    let p = ingest("posts/2026-11-16-sumai.docx").unwrap();
+    assert_eq!(p.title, "離婚後の住まいをどう考えるか ~ 持ち家と賃貸の判断");
+    assert_eq!(p.slug, "sumai");
+    let lead: Vec<&str> = p.lead.text.split("\n\n").map(str::trim).collect();
+    assert_eq!(lead.len(), 2, "{lead:?}");
+    assert_eq!(lead[0], "働くお母さまの為の離婚相談");
+    assert!(lead[1].starts_with("離婚の話し合いで、"), "{lead:?}");
+    let sections: Vec<(u8, &str)> = p
+        .sections
+        .iter()
+        .map(|s| (s.level, s.title.as_str()))
+        .collect();
+    assert_eq!(
+        sections,
+        [
+            (1, "1.持ち家に住み続けるとき"),
+            (2, "(1)ローンの名義を確認する"),
+            (2, "(2)財産分与の対象を整理する"),
+            (1, "2.賃貸に移るとき"),
+        ]
+    );
+    let list = &p.sections[2].body;
+    assert_eq!(list.html.matches("<li>").count(), 3, "{}", list.html);
+    assert!(list.html.contains("<ul>"), "{}", list.html);
+    assert!(
+        list.text
+            .contains("・登記簿謄本\n・ローン残高証明書\n・固定資産税の通知書"),
+        "{}",
+        list.text
+    );
+    let renting = &p.sections[3].body;
+    assert!(
+        renting.html.contains("<strong>お子さんの学期</strong>"),
+        "{}",
+        renting.html
+    );
+    assert_eq!(renting.html.matches("<tr>").count(), 3, "{}", renting.html);
+    assert_eq!(
+        renting.html.matches("<td>").count() + renting.html.matches("<th>").count(),
+        6
+    );
+    assert!(
+        renting
+            .text
+            .contains("費目 | 目安\n敷金・礼金 | 家賃の2〜4か月分"),
+        "{}",
+        renting.text
+    );
+    let note = p.editors_note.clone().expect("editor's note");
+    let paras: Vec<&str> = note.text.split("\n\n").map(str::trim).collect();
+    assert_eq!(
+        paras,
+        [
+            "今週は、住まいのご相談が続きました。",
+            "寒くなりましたので、皆さまご自愛ください。"
+        ]
+    );
+    assert!(!all_text(&p).contains("【編集後記】"));
+}
+
+#[test]
 fn parses_plain_text_title_lead_toc_sections_and_note() {
     let p = ingest("posts/2026-11-02-youikuhi-points.txt").unwrap();
     assert_eq!(

@@ -49,7 +49,7 @@ pub enum Command {
     Build,
     /// Render the email for one post file as .html, .txt and .eml.
     Preview {
-        /// The post file (.md, .markdown or .txt), in posts/ or anywhere.
+        /// The post file (.md, .markdown, .txt or .docx), in posts/ or anywhere.
         file: PathBuf,
         /// Where to write the three files.
         #[arg(long, default_value = ".")]
@@ -284,7 +284,7 @@ fn preview(root: &Path, file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     };
     if !content::is_post_file(file) {
         eprintln!(
-            "{}: not a post file (expected .md, .markdown or .txt)",
+            "{}: not a post file (expected .md, .markdown, .txt or .docx)",
             file.display()
         );
         return Ok(ExitCode::FAILURE);

@@ -25,7 +25,7 @@ pub struct ListError {
     pub source: std::io::Error,
 }
 
-/// Whether `path` names a post file (docs/configuration.md, "Posts"): `.md`, `.markdown` or `.txt`,
+/// Whether `path` names a post file (docs/configuration.md, "Posts"): `.md`, `.markdown`, `.txt` or `.docx`,
 /// and not hidden, an editor's backup (`*~`), swap (`*.swp`), lock (`.#*`, `~$*`) or temp file.
 pub fn is_post_file(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -44,7 +44,7 @@ pub fn is_post_file(path: &Path) -> bool {
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase)
             .as_deref(),
-        Some("md" | "markdown" | "txt")
+        Some("md" | "markdown" | "txt" | "docx")
     )
 }
 
@@ -109,16 +109,25 @@ pub fn read_post(path: &Path, inside: Option<&Path>) -> Result<Vec<u8>, IngestEr
     if !meta.file_type().is_file() {
         return Err(IngestError::NotAPostFile(describe(meta.file_type())));
     }
-    if meta.len() > MAX_POST_BYTES {
-        return Err(IngestError::TooLarge(meta.len()));
+    let is_docx = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("docx"));
+    let (limit, kind) = if is_docx {
+        (super::MAX_DOCX_BYTES, "Word")
+    } else {
+        (MAX_POST_BYTES, "text")
+    };
+    let too_large = |size| IngestError::TooLarge { size, limit, kind };
+    if meta.len() > limit {
+        return Err(too_large(meta.len()));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     (&mut file)
-        .take(MAX_POST_BYTES + 1)
+        .take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
-    if bytes.len() as u64 > MAX_POST_BYTES {
-        return Err(IngestError::TooLarge(bytes.len() as u64));
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
     }
     Ok(bytes)
 }

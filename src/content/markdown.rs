@@ -15,10 +15,13 @@ use super::{
 /// Parses the body of a Markdown post.
 pub(super) fn parse(body: &str, opts: &IngestOptions) -> Parsed {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
-    let events: Vec<Event> = Parser::new_ext(body, options).collect();
+    parse_events(Parser::new_ext(body, options).collect(), opts)
+}
 
+/// Splits Markdown events (from the parser, or made from a Word document) into the post model.
+pub(super) fn parse_events<'a>(events: Vec<Event<'a>>, opts: &IngestOptions) -> Parsed {
     // Split the event stream into parts: (heading level, heading text, events).
-    let mut parts: Vec<(Option<HeadingLevel>, String, Vec<Event>)> =
+    let mut parts: Vec<(Option<HeadingLevel>, String, Vec<Event<'a>>)> =
         vec![(None, String::new(), vec![])];
     let mut heading: Option<(HeadingLevel, String)> = None;
     for ev in events {

@@ -6,6 +6,7 @@
 //! alike and the text/plain email part is never made by stripping HTML.
 
 mod decode;
+mod docx;
 mod files;
 mod frontmatter;
 mod html;
@@ -19,6 +20,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 pub use decode::{decode, decode_list, DecodeError};
+pub use docx::MAX_DOCX_BYTES;
 pub use files::{is_post_file, list_post_files, read_post, ListError, MAX_POST_BYTES};
 pub use html::{escape, sanitize};
 
@@ -152,8 +154,15 @@ pub enum IngestError {
     /// A symlink out of `posts/`, a FIFO, socket or device: never opened for reading.
     #[error("not a post file: {0}")]
     NotAPostFile(String),
-    #[error("the file is {} bytes; posts are limited to 2 MiB", .0)]
-    TooLarge(u64),
+    #[error("the file is {size} bytes; {kind} posts are limited to {} MiB", limit / (1024 * 1024))]
+    TooLarge {
+        size: u64,
+        limit: u64,
+        kind: &'static str,
+    },
+    /// A `.docx` that is not a readable Word document.
+    #[error("{0}")]
+    Word(String),
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error("front matter opened on line 1 is never closed (expected a `---` line)")]
@@ -230,22 +239,34 @@ pub fn parse(
     in_notes: bool,
     opts: &IngestOptions,
 ) -> Result<Post, IngestError> {
-    let decoded = decode(bytes)?;
-    let split = frontmatter::split(&decoded.text)?;
-    let front = split.front;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let (front, parsed, encoding) = if ext.as_deref() == Some("docx") {
+        let doc = docx::read(bytes).map_err(IngestError::Word)?;
+        let mut parsed = markdown::parse_events(doc.events, opts);
+        parsed.title = doc.title.or(parsed.title);
+        let front = frontmatter::FrontMatter {
+            tags: doc.tags,
+            ..Default::default()
+        };
+        (front, parsed, "Office Open XML")
+    } else {
+        let decoded = decode(bytes)?;
+        let split = frontmatter::split(&decoded.text)?;
+        let parsed = if ext.as_deref() == Some("txt") {
+            plaintext::parse(split.body, opts)
+        } else {
+            markdown::parse(split.body, opts)
+        };
+        (split.front, parsed, decoded.encoding)
+    };
     let date = front
         .date
         .as_ref()
         .map(|d| frontmatter::parse_date(d, &opts.tz))
         .transpose()?;
-    let is_text = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("txt"));
-    let parsed = if is_text {
-        plaintext::parse(split.body, opts)
-    } else {
-        markdown::parse(split.body, opts)
-    };
     let title = one_line(
         front
             .title
@@ -288,7 +309,7 @@ pub fn parse(
         sections: parsed.sections,
         editors_note: parsed.editors_note,
         hash: hex(&Sha256::digest(bytes)),
-        encoding: decoded.encoding,
+        encoding,
     })
 }
 
