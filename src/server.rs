@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/feed.json", get(json_feed))
         .route("/", get(index))
         .route("/posts/{file}", get(post_page))
+        .route("/archive/{file}", get(year_page))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe_page).post(unsubscribe_now),
@@ -194,6 +195,24 @@ async fn post_page(
     }
     file(
         &s.root.join("public/posts").join(file_name.as_str()),
+        "text/html; charset=utf-8",
+        &headers,
+    )
+    .await
+}
+
+/// `archive/<year>.html`: one year of the archive.
+async fn year_page(
+    State(s): State<AppState>,
+    UrlPath(file_name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let year = file_name.strip_suffix(".html").unwrap_or("");
+    if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+        return not_found();
+    }
+    file(
+        &s.root.join("public/archive").join(file_name.as_str()),
         "text/html; charset=utf-8",
         &headers,
     )

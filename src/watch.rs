@@ -1,8 +1,9 @@
 //! Watching `posts/` (notify: inotify on Linux) and deciding when a file is ready to ingest.
 //!
 //! A file is ready when nobody is writing it — inotify tells us when a writer closes it
-//! (`IN_CLOSE_WRITE`) — and it has been quiet for [`QUIET`]. So a file saved atomically
-//! (temp + rename) is taken at once, one copied in over minutes when the copy closes it, and one
+//! (`IN_CLOSE_WRITE`) — and it has been quiet for [`QUIET`]; a file moved in finished (renamed
+//! into `posts/`) only needs [`SETTLE`]. So a file saved atomically (temp + rename) is taken at
+//! once, one copied in over minutes when the copy closes it, and one
 //! edited in place after the editor's last write. A writer that never closes (or a missed close)
 //! is given up on after [`STUCK`] of silence.
 
@@ -16,6 +17,9 @@ use tokio::sync::mpsc;
 
 /// How long a file must be quiet before it is read.
 pub const QUIET: Duration = Duration::from_millis(250);
+/// How long a file renamed into place must be quiet: just enough to take a burst of moves in one
+/// build.
+pub const SETTLE: Duration = Duration::from_millis(30);
 /// After this long without events, a file still "being written" is read anyway.
 pub const STUCK: Duration = Duration::from_secs(30);
 
@@ -38,7 +42,21 @@ pub fn watch(
 #[derive(Debug, Clone, Copy)]
 struct FileState {
     writing: bool,
+    /// Renamed into place by its writer: complete, unless written again.
+    moved_in: bool,
     touched: Instant,
+}
+
+impl FileState {
+    /// When the file may be read, however long since.
+    fn ready_at(&self) -> Instant {
+        self.touched
+            + match (self.writing, self.moved_in) {
+                (true, _) => STUCK,
+                (false, true) => SETTLE,
+                (false, false) => QUIET,
+            }
+    }
 }
 
 /// What the watcher has seen of each file.
@@ -72,12 +90,11 @@ impl Tracker {
             if !is_post {
                 continue;
             }
+            let moved_in = renamed_to && i + 1 == ev.paths.len();
             let writing = match ev.kind {
                 EventKind::Access(AccessKind::Close(AccessMode::Write)) => false,
                 // A rename moves a finished file in (the last path is the destination).
-                EventKind::Modify(ModifyKind::Name(_)) if renamed_to && i + 1 == ev.paths.len() => {
-                    false
-                }
+                EventKind::Modify(ModifyKind::Name(_)) if moved_in => false,
                 EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
                     true
                 }
@@ -91,6 +108,7 @@ impl Tracker {
                 path.clone(),
                 FileState {
                     writing,
+                    moved_in: moved_in && !writing,
                     touched: now,
                 },
             );
@@ -102,25 +120,20 @@ impl Tracker {
     pub fn ready(&self, path: &Path) -> bool {
         match self.files.get(path) {
             None => true,
-            Some(f) => {
-                let quiet = f.touched.elapsed();
-                (!f.writing && quiet >= QUIET) || quiet >= STUCK
-            }
+            Some(f) => Instant::now() >= f.ready_at(),
         }
     }
 
     /// When the next file not yet taken may become ready — possibly already past (the caller
     /// then checks at once), so that a file is never left waiting for another event.
     pub fn next_check(&self) -> Option<Instant> {
-        self.files
-            .values()
-            .map(|f| f.touched + if f.writing { STUCK } else { QUIET })
-            .min()
+        self.files.values().map(FileState::ready_at).min()
     }
 
     /// Forgets files that are no longer there (renamed away, or removed without an event).
+    /// `present` is sorted, as [`crate::content::list_post_files`] gives it.
     pub fn keep_only(&mut self, present: &[PathBuf]) {
-        self.files.retain(|p, _| present.contains(p));
+        self.files.retain(|p, _| present.binary_search(p).is_ok());
     }
 
     /// Forgets a file once it has been read (keeps the map small).
@@ -178,7 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn ignores_editor_temp_files_and_takes_renamed_files() {
+    fn ignores_editor_temp_files_and_takes_renamed_files_after_a_short_settle() {
         let mut t = Tracker::default();
         assert!(!t.observe(&ev(
             EventKind::Modify(ModifyKind::Data(DataChange::Any)),
@@ -188,8 +201,11 @@ mod tests {
             EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
             &["/n/posts/.tmp123", "/n/posts/b.md"],
         ));
-        assert!(!t.ready(Path::new("/n/posts/b.md")), "quiet period first");
-        std::thread::sleep(QUIET + Duration::from_millis(20));
-        assert!(t.ready(Path::new("/n/posts/b.md")));
+        assert!(!t.ready(Path::new("/n/posts/b.md")), "settle first");
+        std::thread::sleep(SETTLE + Duration::from_millis(10));
+        assert!(
+            t.ready(Path::new("/n/posts/b.md")),
+            "a file moved in is taken well before QUIET"
+        );
     }
 }

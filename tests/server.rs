@@ -198,6 +198,22 @@ async fn feeds_answer_conditional_requests_with_304() {
             .status(),
         404
     );
+    // The year page of the archive, and nothing else under /archive/.
+    let year = http
+        .get(format!("{}/archive/2026.html", srv.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(year.status(), 200);
+    assert!(year.text().await.unwrap().contains("2026年の記事"));
+    for bad in [
+        "/archive/..%2Findex.html",
+        "/archive/2026.xml",
+        "/archive/20261.html",
+    ] {
+        let r = http.get(format!("{}{bad}", srv.base)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{bad}");
+    }
     srv.shutdown().await;
 }
 

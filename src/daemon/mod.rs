@@ -21,6 +21,7 @@ use crate::schedule::{self, Schedule};
 use crate::store::Store;
 use crate::watch;
 
+mod reading;
 mod tasks;
 use tasks::{first_issue_retry, Daemon, MAX_ISSUE_RETRY, MAX_SPREAD};
 
@@ -143,7 +144,11 @@ impl Loop {
                 ev = self.events.recv(), if self.watcher.is_some() => {
                     let Some(ev) = ev else { break };
                     if d.tracker.observe(&ev) {
-                        let soon = Instant::now() + watch::QUIET;
+                        // A folder event (no file tracked) is looked at after the quiet time.
+                        let soon = d
+                            .tracker
+                            .next_check()
+                            .unwrap_or_else(|| Instant::now() + watch::QUIET);
                         self.check_at = Some(self.check_at.map_or(soon, |at| at.min(soon)));
                     }
                 }

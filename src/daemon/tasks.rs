@@ -11,10 +11,9 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::content::{self, IngestOptions, Post};
+use crate::content::IngestOptions;
 use crate::deliver;
-use crate::files::display;
-use crate::publish::{self, Scan};
+use crate::publish;
 use crate::render::Entry;
 use crate::schedule::Schedule;
 use crate::store::Store;
@@ -28,10 +27,9 @@ pub(super) struct Daemon {
     /// Lent to a blocking thread while it publishes; always back between calls.
     pub(super) store: Option<Store>,
     pub(super) tracker: Tracker,
-    /// The last good parse of each file, used while the file is being written or is invalid.
-    pub(super) cache: HashMap<PathBuf, Post>,
-    /// Files already reported as invalid, by content hash, so each is logged once.
-    pub(super) rejected: HashMap<PathBuf, String>,
+    /// The last read of each file (see [`super::reading`]).
+    pub(super) cache: HashMap<PathBuf, super::reading::Cached>,
+    pub(super) written: publish::Written,
     pub(super) entries: Vec<Entry>,
     pub(super) next_post_due: Option<DateTime<Utc>>,
     /// A publish that failed is tried again by itself at this time.
@@ -75,7 +73,7 @@ impl Daemon {
             store: Some(store),
             tracker: Tracker::default(),
             cache: HashMap::new(),
-            rejected: HashMap::new(),
+            written: publish::Written::default(),
             entries: Vec::new(),
             next_post_due: None,
             retry: None,
@@ -91,7 +89,7 @@ impl Daemon {
             store: self.store.take().expect("the store is back between calls"),
             tracker: std::mem::take(&mut self.tracker),
             cache: std::mem::take(&mut self.cache),
-            rejected: std::mem::take(&mut self.rejected),
+            written: std::mem::take(&mut self.written),
         };
         let (work, result) = tokio::task::spawn_blocking(move || {
             let r = work.run();
@@ -102,7 +100,7 @@ impl Daemon {
         self.store = Some(work.store);
         self.tracker = work.tracker;
         self.cache = work.cache;
-        self.rejected = work.rejected;
+        self.written = work.written;
         let report = result?;
         self.next_post_due = report
             .scheduled
@@ -227,49 +225,24 @@ struct Reconcile {
     config: Arc<Config>,
     store: Store,
     tracker: Tracker,
-    cache: HashMap<PathBuf, Post>,
-    rejected: HashMap<PathBuf, String>,
+    cache: HashMap<PathBuf, super::reading::Cached>,
+    /// What the last build wrote to `public/`, so the next rewrites only what changed.
+    written: publish::Written,
 }
 
 impl Reconcile {
     fn run(&mut self) -> anyhow::Result<publish::Report> {
         let dir = self.root.join("posts");
         let opts = IngestOptions::from_config(&self.config);
-        let mut scan = Scan::default();
-        let files = content::list_post_files(&dir)?; // the error names the folder
-        self.cache.retain(|p, _| files.contains(p));
-        self.tracker.keep_only(&files);
-        for path in files {
-            if !self.tracker.ready(&path) {
-                scan.posts.extend(self.cache.get(&path).cloned());
-                continue;
-            }
-            self.tracker.taken(&path);
-            match content::ingest(&path, &dir, &opts) {
-                Ok(post) => {
-                    self.rejected.remove(&path);
-                    self.cache.insert(path, post.clone());
-                    scan.posts.push(post);
-                }
-                Err(e) => {
-                    let problem = e.problem(&display(&path));
-                    let fingerprint = problem.to_string();
-                    if self.rejected.get(&path) != Some(&fingerprint) {
-                        tracing::warn!(file = %problem.path.display(), reason = %e, "rejected file");
-                        self.rejected.insert(path.clone(), fingerprint);
-                    }
-                    scan.posts.extend(self.cache.get(&path).cloned());
-                    scan.problems.push(problem);
-                }
-            }
-        }
-        scan.dedupe_slugs();
+        // The error names the folder.
+        let scan = super::reading::read_posts(&dir, &opts, &mut self.tracker, &mut self.cache)?;
         Ok(publish::publish(
             &self.root,
             &self.config,
             &self.store,
             scan,
             Utc::now(),
+            &mut self.written,
         )?)
     }
 }

@@ -63,22 +63,77 @@ pub fn post_page(config: &Config, entry: &Entry, css: &str) -> String {
     page(config, &title, css, body)
 }
 
-/// `index.html`: every published post, newest first.
-pub fn index_page(config: &Config, entries: &[Entry], css: &str) -> String {
+/// How many of the newest posts `index.html` shows; the rest are on the year pages.
+pub const INDEX_POSTS: usize = 20;
+
+/// A year of the archive and how many posts it holds, newest year first.
+pub type Years = [(i32, usize)];
+
+/// `index.html`: the newest [`INDEX_POSTS`] posts with their summaries, then a link to each
+/// year's page. Its size no longer grows with the archive.
+pub fn index_page(config: &Config, newest: &[&Entry], years: &Years, css: &str) -> String {
     let tz = config.tz();
-    let mut sorted: Vec<&Entry> = entries.iter().collect();
-    sorted.sort_by_key(|e| std::cmp::Reverse(e.published));
     let base = config.public_base();
     let body = html! {
         h1 { (config.site.title) }
-        @if sorted.is_empty() { p { "まだ記事はありません。" } }
-        @for e in &sorted {
+        @if newest.is_empty() { p { "まだ記事はありません。" } }
+        @for e in newest {
             div class="post" {
                 h2 { a href={ (base) "/posts/" (e.post.slug) ".html" } { (e.post.title) } }
                 p class="date" { (display_date(&e.published, &tz)) }
                 p { (e.post.summary_or_excerpt(120)) }
             }
         }
+        (year_links(&base, years, None))
     };
     page(config, &config.site.title, css, body)
+}
+
+/// `archive/<year>.html`: every post of one year, newest first, title and date only.
+pub fn year_page(
+    config: &Config,
+    year: i32,
+    entries: &[&Entry],
+    years: &Years,
+    css: &str,
+) -> String {
+    let tz = config.tz();
+    let base = config.public_base();
+    let body = html! {
+        h1 { (year) "年の記事" }
+        ul class="archive-list" {
+            @for e in entries {
+                li {
+                    a href={ (base) "/posts/" (e.post.slug) ".html" } { (e.post.title) }
+                    " "
+                    span class="date" { (display_date(&e.published, &tz)) }
+                }
+            }
+        }
+        (year_links(&base, years, Some(year)))
+    };
+    let title = format!("{year}年の記事 | {}", config.site.title);
+    page(config, &title, css, body)
+}
+
+/// The list of year pages; the current one is not a link.
+fn year_links(base: &str, years: &Years, current: Option<i32>) -> Markup {
+    html! {
+        @if !years.is_empty() {
+            nav class="archive-years" aria-label="年別の記事一覧" {
+                h2 { "年別の記事一覧" }
+                ul {
+                    @for (year, count) in years {
+                        li {
+                            @if current == Some(*year) {
+                                strong { (year) "年" } " (" (count) ")"
+                            } @else {
+                                a href={ (base) "/archive/" (year) ".html" } { (year) "年" } " (" (count) ")"
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

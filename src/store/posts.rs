@@ -1,5 +1,7 @@
 //! Posts seen: slug, file, content hash, publication times, and whether they were announced.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::{params, OptionalExtension};
 
@@ -33,26 +35,22 @@ impl Store {
     pub fn post(&self, slug: &str) -> Result<Option<PostRecord>, StoreError> {
         self.conn
             .query_row(
-                "SELECT slug, path, hash, first_seen, published_at, updated_at, announced, deleted, kind, title
-                 FROM posts WHERE slug = ?1",
+                &format!("SELECT {RECORD_COLUMNS} FROM posts WHERE slug = ?1"),
                 [slug],
-                |r| {
-                    Ok(PostRecord {
-                        slug: r.get(0)?,
-                        path: r.get(1)?,
-                        hash: r.get(2)?,
-                        first_seen: time(r.get::<_, String>(3)?),
-                        published_at: time(r.get::<_, String>(4)?),
-                        updated_at: time(r.get::<_, String>(5)?),
-                        announced: r.get(6)?,
-                        deleted: r.get(7)?,
-                        kind: r.get(8)?,
-                        title: r.get(9)?,
-                    })
-                },
+                record_of_row,
             )
             .optional()
             .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Every post ever recorded (deleted ones too), by slug: one query for a whole build.
+    pub fn all_posts(&self) -> Result<HashMap<String, PostRecord>, StoreError> {
+        let rows = self.rows(
+            &format!("SELECT {RECORD_COLUMNS} FROM posts"),
+            [],
+            record_of_row,
+        )?;
+        Ok(rows.into_iter().map(|r| (r.slug.clone(), r)).collect())
     }
 
     /// Records a published post: new posts get `published` (their date, or `now`) and are
@@ -137,4 +135,22 @@ impl Store {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
     }
+}
+
+const RECORD_COLUMNS: &str =
+    "slug, path, hash, first_seen, published_at, updated_at, announced, deleted, kind, title";
+
+fn record_of_row(r: &rusqlite::Row) -> rusqlite::Result<PostRecord> {
+    Ok(PostRecord {
+        slug: r.get(0)?,
+        path: r.get(1)?,
+        hash: r.get(2)?,
+        first_seen: time(r.get::<_, String>(3)?),
+        published_at: time(r.get::<_, String>(4)?),
+        updated_at: time(r.get::<_, String>(5)?),
+        announced: r.get(6)?,
+        deleted: r.get(7)?,
+        kind: r.get(8)?,
+        title: r.get(9)?,
+    })
 }

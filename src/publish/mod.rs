@@ -1,7 +1,10 @@
 //! Publish: scan `posts/`, decide what is due, record it in the store, and rewrite `public/`
 //! (feeds and archive) atomically. One bad post is reported and skipped; the rest go on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+mod public;
+pub use public::{write_public, Written};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -9,9 +12,9 @@ use chrono::{DateTime, FixedOffset, Utc};
 use crate::config::Config;
 use crate::content::{self, IngestOptions, Kind, ListError, Post};
 use crate::crosspost;
-use crate::files::{self, display};
+use crate::files::display;
 use crate::problem::Problem;
-use crate::render::{self, Entry};
+use crate::render::Entry;
 use crate::store::{Change, PostRecord, Store, StoreError};
 
 /// Every post file parsed, and a problem for each that could not be.
@@ -71,9 +74,18 @@ pub fn published_time(
     if let Some(d) = post.date {
         return d;
     }
-    store
-        .and_then(|s| s.post(&post.slug).ok().flatten())
-        .map(|r| r.first_seen)
+    let record = store.and_then(|s| s.post(&post.slug).ok().flatten());
+    published_or_seen(post, record.as_ref(), now)
+}
+
+/// A post's `date`, else when the store first saw it (`record`), else `now`.
+fn published_or_seen(
+    post: &Post,
+    record: Option<&PostRecord>,
+    now: DateTime<Utc>,
+) -> DateTime<FixedOffset> {
+    post.date
+        .or(record.map(|r| r.first_seen))
         .unwrap_or_else(|| now.fixed_offset())
 }
 
@@ -111,24 +123,28 @@ pub fn build(
     now: DateTime<Utc>,
 ) -> Result<Report, BuildError> {
     let scan = scan(root, &IngestOptions::from_config(config))?;
-    publish(root, config, store, scan, now)
+    publish(root, config, store, scan, now, &mut Written::default())
 }
 
 /// Records the due posts of `scan` in the store, notices deletions, queues the webhook events
 /// (never for the back catalogue) and rewrites `public/`. `scan` comes from a listing of
 /// `posts/` that succeeded: only then may a post missing from it be taken as deleted.
+/// `written` is what the previous build wrote (see [`Written`]); a new one rewrites everything.
 pub fn publish(
     root: &Path,
     config: &Config,
     store: &Store,
     scan: Scan,
     now: DateTime<Utc>,
+    written: &mut Written,
 ) -> Result<Report, BuildError> {
     let mut report = Report {
         problems: scan.problems,
         ..Report::default()
     };
-    let gone = gone_posts(store, &scan.posts)?;
+    // One query for what the store knows; only new, changed and deleted posts write to it.
+    let known = store.all_posts()?;
+    let gone = gone_posts(&known, &scan.posts)?;
     // A new file with the same content as a post that is gone is that post renamed: it keeps
     // its announcement state, so it is not emailed again.
     let vanished: HashMap<&str, &str> = gone
@@ -136,19 +152,28 @@ pub fn publish(
         .map(|r| (r.hash.as_str(), r.announced.as_str()))
         .collect();
     for post in scan.posts {
-        let Some(published) = due(&post, Some(store), now) else {
+        let known = known.get(&post.slug);
+        let published = published_or_seen(&post, known, now);
+        if post.draft || published > now {
             if !post.draft {
-                let at = published_time(&post, Some(store), now);
-                report.scheduled.push((post.slug.clone(), at));
+                report.scheduled.push((post.slug.clone(), published));
             }
             continue;
-        };
-        record(config, store, post, published, &vanished, now, &mut report)?;
+        }
+        let unchanged = known.filter(|r| r.hash == post.hash && !r.deleted);
+        match unchanged {
+            Some(r) => report.entries.push(Entry {
+                published: r.published_at,
+                updated: r.updated_at,
+                post,
+            }),
+            None => record(config, store, post, published, &vanished, now, &mut report)?,
+        }
     }
     for r in &gone {
         delete(config, store, r, now, &mut report)?;
     }
-    write_public(root, config, &report.entries)?;
+    write_public(root, config, &report.entries, written)?;
     // What `posts/` held when the store was created is recorded: from now on a file is new.
     store.close_back_catalogue()?;
     Ok(report)
@@ -156,19 +181,24 @@ pub fn publish(
 
 /// Published posts whose file is gone and whose slug no file carries: deleted — unless a file
 /// that is still there is merely invalid (the attorney is probably mid-edit).
-fn gone_posts(store: &Store, present: &[Post]) -> Result<Vec<PostRecord>, BuildError> {
+fn gone_posts(
+    known: &HashMap<String, PostRecord>,
+    present: &[Post],
+) -> Result<Vec<PostRecord>, BuildError> {
+    let present: HashSet<&str> = present.iter().map(|p| p.slug.as_str()).collect();
     let mut gone = Vec::new();
-    for (slug, path) in store.live_posts()? {
-        if present.iter().any(|p| p.slug == slug) {
+    for r in known.values() {
+        if r.deleted || present.contains(r.slug.as_str()) {
             continue;
         }
-        let exists = Path::new(&path)
+        let exists = Path::new(&r.path)
             .try_exists()
-            .map_err(|e| BuildError::Read(PathBuf::from(&path), e))?;
+            .map_err(|e| BuildError::Read(PathBuf::from(&r.path), e))?;
         if !exists {
-            gone.extend(store.post(&slug)?);
+            gone.push(r.clone());
         }
     }
+    gone.sort_by(|a, b| a.slug.cmp(&b.slug));
     Ok(gone)
 }
 
@@ -252,42 +282,4 @@ pub enum BuildError {
     Read(PathBuf, std::io::Error),
     #[error("cannot write {0}: {1}")]
     Write(PathBuf, std::io::Error),
-}
-
-/// Writes feeds, index and post pages; removes pages of posts no longer published.
-pub fn write_public(root: &Path, config: &Config, entries: &[Entry]) -> Result<(), BuildError> {
-    let public = root.join("public");
-    let css = render::load_css(root);
-    let write = |rel: &str, body: String| {
-        let path = public.join(rel);
-        // Unchanged files are left alone: no needless fsync, and Last-Modified stays true.
-        if std::fs::read(&path).is_ok_and(|old| old == body.as_bytes()) {
-            return Ok(());
-        }
-        files::write_atomic(&path, body.as_bytes()).map_err(|e| BuildError::Write(path, e))
-    };
-    for e in entries {
-        write(
-            &format!("posts/{}.html", e.post.slug),
-            render::archive::post_page(config, e, &css),
-        )?;
-    }
-    write(
-        "index.html",
-        render::archive::index_page(config, entries, &css),
-    )?;
-    write("feed.xml", render::feed::rss(config, entries))?;
-    write("atom.xml", render::feed::atom(config, entries))?;
-    write("feed.json", render::feed::json(config, entries))?;
-    if let Ok(rd) = std::fs::read_dir(public.join("posts")) {
-        for f in rd.flatten() {
-            let p = f.path();
-            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-            let ours = p.extension().is_some_and(|e| e == "html");
-            if ours && !entries.iter().any(|e| e.post.slug == stem) {
-                let _ = std::fs::remove_file(&p);
-            }
-        }
-    }
-    Ok(())
 }

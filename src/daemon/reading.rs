@@ -1,0 +1,102 @@
+//! Reading `posts/` for a build: each file is parsed again only when it changed.
+//!
+//! A build lists `posts/` (the listing is the truth about which files exist) and takes every
+//! other fact from the last read of each file while the file's stamp — inode, size, modification
+//! and change times — is the same. So an edit, a rename over it or a copy is read again even if
+//! no inotify event arrived, and a drop into a folder of 5,000 posts parses one file, not 5,000.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::content::{self, IngestOptions, Post};
+use crate::files::display;
+use crate::problem::Problem;
+use crate::publish::Scan;
+use crate::watch::Tracker;
+
+/// What identifies one version of a file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        ino: m.ino(),
+        len: m.len(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        ctime: (m.ctime(), m.ctime_nsec()),
+    })
+}
+
+/// The last read of one file.
+#[derive(Debug, Default)]
+pub(super) struct Cached {
+    stamp: Option<Stamp>,
+    /// The last good parse, used while the file is being written or is invalid.
+    post: Option<Post>,
+    /// Why the file as it is now is not a valid post.
+    problem: Option<Problem>,
+}
+
+/// Lists `posts/` and returns every post, parsing only the files that changed. A file still
+/// being written (per `tracker`) keeps its last good parse. Fails only when the folder cannot
+/// be listed.
+pub(super) fn read_posts(
+    dir: &Path,
+    opts: &IngestOptions,
+    tracker: &mut Tracker,
+    cache: &mut HashMap<PathBuf, Cached>,
+) -> Result<Scan, content::ListError> {
+    let files = content::list_post_files(dir)?;
+    let present: HashSet<&PathBuf> = files.iter().collect();
+    cache.retain(|p, _| present.contains(p));
+    tracker.keep_only(&files);
+    let mut scan = Scan::default();
+    for path in files {
+        let cached = cache.entry(path.clone()).or_default();
+        if !tracker.ready(&path) {
+            scan.posts.extend(cached.post.clone());
+            continue;
+        }
+        tracker.taken(&path);
+        let now = stamp(&path);
+        // A file that failed is read again each build: the failure may have been the disk's.
+        if now.is_none() || now != cached.stamp || cached.problem.is_some() {
+            read_one(&path, dir, opts, now, cached);
+        }
+        scan.posts.extend(cached.post.clone());
+        scan.problems.extend(cached.problem.clone());
+    }
+    scan.dedupe_slugs();
+    Ok(scan)
+}
+
+fn read_one(
+    path: &Path,
+    dir: &Path,
+    opts: &IngestOptions,
+    stamp: Option<Stamp>,
+    cached: &mut Cached,
+) {
+    cached.stamp = stamp;
+    match content::ingest(path, dir, opts) {
+        Ok(post) => {
+            cached.post = Some(post);
+            cached.problem = None;
+        }
+        Err(e) => {
+            let problem = e.problem(&display(path));
+            // Each version of a bad file is logged once, not at every build.
+            if cached.problem.as_ref() != Some(&problem) {
+                tracing::warn!(file = %problem.path.display(), reason = %e, "rejected file");
+            }
+            cached.problem = Some(problem);
+        }
+    }
+}

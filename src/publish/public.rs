@@ -1,0 +1,135 @@
+//! Writing `public/`: feeds, the index, one page per year and one per post — only what changed.
+//!
+//! A daemon keeps a [`Written`] between builds: what each page was made from last time (the
+//! post's content hash and dates, the stylesheet). A build then renders the pages of the posts
+//! that changed, the index, the year pages whose posts changed, and the feeds (the newest 50
+//! items) — the same few files whether the archive holds 100 posts or 5,000. Without one (the
+//! `build` command, a daemon's first build) every page is rendered, and a file whose bytes are
+//! unchanged is still not rewritten, so `Last-Modified` stays true.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
+
+use chrono::Datelike;
+
+use super::BuildError;
+use crate::config::Config;
+use crate::files;
+use crate::render::{self, archive, Entry};
+
+/// What the last build wrote, by what each page was made from.
+#[derive(Debug, Default)]
+pub struct Written {
+    css: u64,
+    pages: HashMap<String, u64>,
+    years: HashMap<i32, u64>,
+}
+
+fn fingerprint(parts: impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
+}
+
+/// What a post's page is made from.
+fn page_print(e: &Entry) -> u64 {
+    fingerprint((&e.post.hash, e.published, e.updated))
+}
+
+/// Writes feeds, index, year and post pages; removes pages of posts no longer published.
+pub fn write_public(
+    root: &Path,
+    config: &Config,
+    entries: &[Entry],
+    written: &mut Written,
+) -> Result<(), BuildError> {
+    let public = root.join("public");
+    let css = render::load_css(root);
+    let css_print = fingerprint(&css);
+    if written.css != css_print {
+        *written = Written {
+            css: css_print,
+            ..Written::default()
+        };
+    }
+    let write = |rel: &str, body: String| {
+        let path = public.join(rel);
+        // Unchanged files are left alone: no needless fsync, and Last-Modified stays true.
+        if std::fs::read(&path).is_ok_and(|old| old == body.as_bytes()) {
+            return Ok(());
+        }
+        files::write_atomic(&path, body.as_bytes()).map_err(|e| BuildError::Write(path, e))
+    };
+
+    let mut pages = HashMap::with_capacity(entries.len());
+    for e in entries {
+        let print = page_print(e);
+        let rel = format!("posts/{}.html", e.post.slug);
+        let known = written.pages.get(&e.post.slug) == Some(&print);
+        if !known || !public.join(&rel).exists() {
+            write(&rel, archive::post_page(config, e, &css))?;
+        }
+        pages.insert(e.post.slug.clone(), print);
+    }
+
+    let mut newest: Vec<&Entry> = entries.iter().collect();
+    newest.sort_by_key(|e| std::cmp::Reverse(e.published));
+    let tz = config.tz();
+    let mut by_year: BTreeMap<std::cmp::Reverse<i32>, Vec<&Entry>> = BTreeMap::new();
+    for e in &newest {
+        let year = e.published.with_timezone(&tz).year();
+        by_year.entry(std::cmp::Reverse(year)).or_default().push(e);
+    }
+    let years: Vec<(i32, usize)> = by_year.iter().map(|(y, es)| (y.0, es.len())).collect();
+    let mut year_prints = HashMap::new();
+    for (year, list) in &by_year {
+        let print = fingerprint((
+            &years,
+            list.iter()
+                .map(|e| (&e.post.slug, &e.post.hash, e.published))
+                .collect::<Vec<_>>(),
+        ));
+        let rel = format!("archive/{}.html", year.0);
+        if written.years.get(&year.0) != Some(&print) || !public.join(&rel).exists() {
+            write(&rel, archive::year_page(config, year.0, list, &years, &css))?;
+        }
+        year_prints.insert(year.0, print);
+    }
+    let head = &newest[..newest.len().min(archive::INDEX_POSTS)];
+    write(
+        "index.html",
+        archive::index_page(config, head, &years, &css),
+    )?;
+    write("feed.xml", render::feed::rss(config, entries))?;
+    write("atom.xml", render::feed::atom(config, entries))?;
+    write("feed.json", render::feed::json(config, entries))?;
+
+    // Pages of posts no longer published, and of years that no longer have posts.
+    let gone_posts =
+        written.pages.is_empty() || written.pages.keys().any(|s| !pages.contains_key(s));
+    if gone_posts {
+        remove_stale(&public.join("posts"), |stem| pages.contains_key(stem));
+    }
+    remove_stale(&public.join("archive"), |stem| {
+        stem.parse()
+            .is_ok_and(|y: i32| year_prints.contains_key(&y))
+    });
+    written.pages = pages;
+    written.years = year_prints;
+    Ok(())
+}
+
+/// Removes the `.html` files of `dir` whose stem `keep` refuses.
+fn remove_stale(dir: &Path, keep: impl Fn(&str) -> bool) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for f in rd.flatten() {
+        let p = f.path();
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        if p.extension().is_some_and(|e| e == "html") && !keep(stem) {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
