@@ -107,13 +107,6 @@ fn tayori_reads_every_real_report_and_agrees_with_sisimai_where_it_matters() {
     );
 }
 
-/// A DSN as a remote server would send it back to `to`, about `rcpt`.
-fn dsn(to: &str, rcpt: &str, status: &str, diagnostic: &str, id: &str) -> String {
-    format!(
-        "From: MAILER-DAEMON@mx.remote.example\r\nTo: {to}\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <{id}@mx.remote.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.remote.example\r\n\r\nFinal-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: {status}\r\nDiagnostic-Code: smtp; {diagnostic}\r\n\r\n--b--\r\n"
-    )
-}
-
 #[test]
 #[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
 fn bounces_read_from_a_maildir_suppress_by_why_once_and_keep_what_they_cannot_match() {

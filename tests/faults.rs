@@ -8,7 +8,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -161,71 +160,12 @@ fn no_password_is_sent_to_a_server_without_starttls() {
     assert!(server.received().is_empty(), "nothing sent, no login tried");
 }
 
-/// A CA and a certificate for 127.0.0.1 signed by it, made with openssl.
-fn certificates(dir: &Path) -> (String, String, String) {
-    let run = |args: &[&str]| {
-        let o = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "openssl {args:?}: {}", text(&o.stderr));
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=tayori test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "srv.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    let p = |f: &str| dir.join(f).display().to_string();
-    (p("ca.pem"), p("srv.pem"), p("srv.key"))
-}
-
 #[test]
 #[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
 fn starttls_and_auth_work_and_a_wrong_password_stops_the_run() {
     let py = python();
     let certs = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = certificates(certs.path());
+    let (ca, cert, key) = support::certificates(certs.path());
     let server = SmtpServer::start(&py, &["--tls", &cert, &key, "--auth", "office:right"]);
     let block = format!(
         "smtp:\n  url: smtp://office@127.0.0.1:{}\n  concurrency: 2\n",
@@ -266,7 +206,7 @@ fn starttls_and_auth_work_and_a_wrong_password_stops_the_run() {
 #[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
 fn smtps_with_a_login_delivers_every_message_once() {
     let certs = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = certificates(certs.path());
+    let (ca, cert, key) = support::certificates(certs.path());
     let server = SmtpServer::start(
         &python(),
         &[

@@ -1,11 +1,13 @@
-//! Reading the bounce mailbox (a Maildir: `new/` and `cur/`) and acting on each report once.
+//! Reading the bounce mailbox — a Maildir (`new/` and `cur/`), or IMAP or POP3 on a server
+//! ([`super::remote`]) — and acting on each report once.
 //!
 //! A report is matched to a delivery by its VERP tag (the address it was sent back to), else by
 //! the recipient it names. What it says is recorded and suppresses what must be suppressed
-//! ([`crate::store::Store::record_report`]). A matched report is marked seen (moved to `cur/`
-//! with the `S` flag, the Maildir convention); a report that cannot be read, or matches no
-//! subscriber, stays where it is and is listed by `tayori status`. Each report is recorded by
-//! its Message-ID (else file name), so a restart never counts one twice.
+//! ([`crate::store::Store::record_report`]). A matched report is marked seen (Maildir: moved to
+//! `cur/` with the `S` flag; IMAP: `\Seen`) or deleted (`bounces.processed: delete`); a report
+//! that cannot be read, or matches no subscriber, stays where it is and is listed by
+//! `tayori status`. Each report is recorded by its Message-ID (else its content hash), so a
+//! restart — or a POP3 mailbox that keeps what it served — never counts one twice.
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +35,8 @@ pub enum MailboxError {
         #[source]
         source: std::io::Error,
     },
+    #[error("bounce mailbox {mailbox}: {message}")]
+    Server { mailbox: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -51,8 +55,14 @@ impl Cause {
     }
 }
 
-/// Reads every report not yet read in the Maildir at `dir`.
-pub fn read_maildir(dir: &Path, store: &mut Store, key: &Key) -> Result<Read, MailboxError> {
+/// Reads every report not yet read in the Maildir at `dir`. A report acted on is marked seen
+/// (into `cur/` with the `S` flag), or removed with `delete`.
+pub fn read_maildir(
+    dir: &Path,
+    store: &mut Store,
+    key: &Key,
+    delete: bool,
+) -> Result<Read, MailboxError> {
     let mut read = Read::default();
     for sub in ["new", "cur"] {
         let folder = dir.join(sub);
@@ -75,9 +85,43 @@ pub fn read_maildir(dir: &Path, store: &mut Store, key: &Key) -> Result<Read, Ma
                 path: file.clone(),
                 source,
             })?;
-            read_one(dir, &file, &bytes, store, key, &mut read)?;
+            if !process(&bytes, store, key, &mut read)? {
+                continue;
+            }
+            // Seen: into cur/ with the S flag, so that mail clients and we agree it was read.
+            let base = name.split(":2,").next().unwrap_or(name);
+            let _ = if delete {
+                std::fs::remove_file(&file)
+            } else {
+                std::fs::rename(&file, dir.join("cur").join(format!("{base}:2,S")))
+            };
         }
     }
+    Ok(read)
+}
+
+/// Reads the reports not yet read in a mailbox on a server (see [`super::remote`]).
+pub async fn read_remote(
+    remote: &super::remote::Remote,
+    store: &mut Store,
+    key: &Key,
+    delete: bool,
+) -> Result<Read, MailboxError> {
+    let fail = |message: String| MailboxError::Server {
+        mailbox: remote.name(),
+        message,
+    };
+    let mut session = super::remote::Session::open(remote).await.map_err(fail)?;
+    let fetched = session.fetch().await.map_err(fail)?;
+    let mut read = Read::default();
+    let mut acted_on = Vec::new();
+    for f in &fetched {
+        if process(&f.bytes, store, key, &mut read)? {
+            acted_on.push(f.id);
+        }
+    }
+    session.mark(&acted_on, delete).await.map_err(fail)?;
+    session.close().await.map_err(fail)?;
     Ok(read)
 }
 
@@ -87,33 +131,34 @@ fn seen(name: &str) -> bool {
         .is_some_and(|(_, flags)| flags.contains('S'))
 }
 
-fn read_one(
-    dir: &Path,
-    file: &Path,
+/// Acts on one report once (by its Message-ID, else its content hash); returns whether it was
+/// acted on — now or at an earlier reading — and so may be marked read.
+fn process(
     bytes: &[u8],
     store: &mut Store,
     key: &Key,
     read: &mut Read,
-) -> Result<(), MailboxError> {
-    let name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_string();
+) -> Result<bool, MailboxError> {
     let report = parse(bytes);
     let id = report
         .as_ref()
         .and_then(|r| r.message_id.clone())
-        .unwrap_or_else(|| format!("file:{}", name.split(':').next().unwrap_or(&name)));
-    if store.report_seen(&id)? {
-        return Ok(());
+        .unwrap_or_else(|| {
+            use sha2::Digest;
+            format!(
+                "sha256:{}",
+                crate::content::hex(&sha2::Sha256::digest(bytes))
+            )
+        });
+    if let Some(outcome) = store.report_outcome(&id)? {
+        return Ok(outcome == "matched");
     }
     read.reports += 1;
     let now = Utc::now();
     let Some(report) = report else {
         store.record_report(&id, "kept: not a message", &[], now)?;
         read.kept += 1;
-        return Ok(());
+        return Ok(false);
     };
     let mut records = Vec::new();
     for f in &report.failures {
@@ -146,16 +191,12 @@ fn read_one(
         };
         store.record_report(&id, why, &[], now)?;
         read.kept += 1;
-        return Ok(());
+        return Ok(false);
     }
     read.suppressed
         .extend(store.record_report(&id, "matched", &records, now)?);
     read.matched += 1;
-    // Seen: into cur/ with the S flag, so that mail clients and we agree it was read.
-    let base = name.split(":2,").next().unwrap_or(&name);
-    let target = dir.join("cur").join(format!("{base}:2,S"));
-    let _ = std::fs::rename(file, target);
-    Ok(())
+    Ok(true)
 }
 
 /// The delivery a failure is about: by the report's VERP tag, else by the address it names.

@@ -8,6 +8,7 @@
 
 mod classify;
 pub mod mailbox;
+pub mod remote;
 mod report;
 
 pub use classify::{classify, Cause};

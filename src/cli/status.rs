@@ -13,7 +13,7 @@ use crate::subscribers;
 pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode> {
     // Printing into a closed pipe (`tayori status | head`) ends the command quietly.
     super::quiet_on_broken_pipe();
-    let config = crate::config::load(root).ok();
+    let config = crate::config::load_lenient(root);
     let tz = config.as_ref().map_or(chrono_tz::Asia::Tokyo, |c| c.tz());
     let store = Store::open_read_only(root)?;
     if let Some(addr) = subscriber {
@@ -45,6 +45,9 @@ pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode>
     println!("suppressed addresses: {}", suppressed.len());
     for (address, reason, at) in suppressed {
         println!("  {address}  {}  {reason}", local(&at, &tz));
+    }
+    if let Some(c) = &config {
+        targets(&store, c)?;
     }
     webhooks(&store, &tz)?;
     bounces(&store)?;
@@ -227,6 +230,33 @@ fn bounces(store: &Store) -> Result<(), StoreError> {
         println!("bounce reports kept in the mailbox: {}", kept.len());
         for (id, why) in kept {
             println!("  {id}  {why}");
+        }
+    }
+    Ok(())
+}
+
+/// One line per cross-post target: its queue by state, and why it stopped if it did.
+fn targets(store: &Store, config: &crate::config::Config) -> Result<(), StoreError> {
+    use crate::crosspost::Target;
+    let events = store.webhook_events()?;
+    for t in Target::ALL.into_iter().filter(|t| t.enabled(config)) {
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for e in events.iter().filter(|e| t.owns(&e.event)) {
+            *counts.entry(e.state.as_str()).or_default() += 1;
+        }
+        let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        let counts = if counts.is_empty() {
+            "nothing queued yet".to_string()
+        } else {
+            counts.join(", ")
+        };
+        let stopped = store.meta(&t.stopped_key())?.filter(|m| !m.is_empty());
+        match stopped {
+            Some(why) => println!(
+                "cross-post {}: {counts} — {why}; fix it and restart",
+                t.name()
+            ),
+            None => println!("cross-post {}: {counts}", t.name()),
         }
     }
     Ok(())

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use crate::problem::Problem;
 
 mod optional;
-pub use optional::{Bounces, PaceLimits, Subscribe, WebSub};
+pub use optional::{
+    Bounces, Micropub, PaceLimits, PostStatus, Processed, Subscribe, WebSub, WordPress,
+};
 
 /// The file name of the configuration inside a newsletter folder.
 pub const FILE_NAME: &str = "tayori.yaml";
@@ -49,6 +51,12 @@ pub struct Config {
     /// WebSub hubs named in every feed and pinged on every change.
     #[serde(default)]
     pub websub: Option<WebSub>,
+    /// Cross-posting to a WordPress blog through its REST API.
+    #[serde(default)]
+    pub wordpress: Option<WordPress>,
+    /// Cross-posting to a blog that speaks Micropub (W3C).
+    #[serde(default)]
+    pub micropub: Option<Micropub>,
     /// Pacing per destination domain (or several, comma-separated, paced together); the
     /// Japanese carriers are paced by default (see `deliver::pacing`).
     #[serde(default)]
@@ -301,11 +309,13 @@ impl Config {
         }
         if let Some(b) = &self.bounces {
             if let Some(m) = &b.mailbox {
-                if b.maildir().is_none() {
-                    bad(format!(
-                        "bounces.mailbox: `{}` is not read by this version (only maildir:///path/to/Maildir; IMAP and POP3 are not yet)",
+                match (b.maildir(), b.remote()) {
+                    (Some(_), _) | (None, Some(Ok(_))) => {}
+                    (None, Some(Err(e))) => bad(e),
+                    (None, None) => bad(format!(
+                        "bounces.mailbox: `{}` is not a mailbox (imaps://user@host/INBOX, pop3s://user@host or maildir:///path/to/Maildir)",
                         crate::deliver::smtp::redacted(m)
-                    ));
+                    )),
                 }
             }
             if let Some(a) = &b.address {
@@ -324,6 +334,9 @@ impl Config {
             if url_base(hub).is_none() {
                 bad(format!("websub.hubs: `{hub}` is not an http(s) URL"));
             }
+        }
+        for m in self.target_problems(|u| url_base(u).is_some()) {
+            bad(m);
         }
         for (key, p) in &self.pacing {
             if p.connections == 0 || p.connections > MAX_CONCURRENCY || p.per_connection == 0 {
@@ -394,6 +407,16 @@ pub fn load(root: &Path) -> Result<Config, Vec<Problem>> {
     } else {
         Err(problems)
     }
+}
+
+/// The configuration even when it has problems (for `status`, which shows what the store holds
+/// whatever is wrong with the file, such as a secret missing from this shell's environment);
+/// `None` only when it cannot be read or parsed at all.
+pub fn load_lenient(root: &Path) -> Option<Config> {
+    let path = root.join(FILE_NAME);
+    let mut config = parse(&std::fs::read_to_string(&path).ok()?, &path).ok()?;
+    let _ = config.validate(&path);
+    Some(config)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The optional sections of `tayori.yaml`, each off when absent: `subscribe:` (the sign-up
-//! form), `bounces:` (the bounce mailbox and VERP), `websub:` (hubs) and `pacing:` entries
-//! (the carriers are paced even without them).
+//! form), `bounces:` (the bounce mailbox and VERP), `websub:` (hubs), the cross-post targets
+//! `wordpress:` and `micropub:`, and `pacing:` entries (the carriers are paced even without
+//! them).
 
 use serde::Deserialize;
 
@@ -21,6 +22,105 @@ impl Config {
     }
 }
 
+/// Whether a cross-posted article goes live at once or waits as a draft for the attorney.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostStatus {
+    #[default]
+    Publish,
+    Draft,
+}
+
+impl PostStatus {
+    /// `publish` or `draft`, as WordPress and Micropub (`post-status`) spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostStatus::Publish => "publish",
+            PostStatus::Draft => "draft",
+        }
+    }
+}
+
+/// `wordpress:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WordPress {
+    /// The blog's address (its REST API is at `<url>/wp-json/`).
+    pub url: String,
+    /// The user the application password belongs to; the password comes from
+    /// `TAYORI_WORDPRESS_PASSWORD`.
+    pub user: String,
+    #[serde(default)]
+    pub status: PostStatus,
+}
+
+impl WordPress {
+    /// The application password, from `TAYORI_WORDPRESS_PASSWORD`.
+    pub fn password(&self) -> Option<String> {
+        std::env::var("TAYORI_WORDPRESS_PASSWORD")
+            .ok()
+            .filter(|p| !p.trim().is_empty())
+    }
+
+    /// `<url>/wp-json/wp/v2/` with exactly one `/` between the parts.
+    pub fn api(&self) -> String {
+        format!("{}/wp-json/wp/v2/", self.url.trim_end_matches('/'))
+    }
+}
+
+/// `micropub:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Micropub {
+    /// The Micropub endpoint.
+    pub endpoint: String,
+    /// The bearer token; `TAYORI_MICROPUB_TOKEN` overrides.
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub status: PostStatus,
+}
+
+impl Micropub {
+    /// The bearer token: `TAYORI_MICROPUB_TOKEN`, else `token`.
+    pub fn token(&self) -> Option<String> {
+        std::env::var("TAYORI_MICROPUB_TOKEN")
+            .ok()
+            .or_else(|| self.token.clone())
+            .filter(|t| !t.trim().is_empty())
+    }
+}
+
+impl Config {
+    /// What is wrong with `wordpress:` and `micropub:`; `is_web` tells an http(s) URL.
+    pub(super) fn target_problems(&self, is_web: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut bad = Vec::new();
+        if let Some(w) = &self.wordpress {
+            if !is_web(&w.url) {
+                bad.push(format!("wordpress.url: `{}` is not an http(s) URL", w.url));
+            }
+            if w.user.trim().is_empty() {
+                bad.push("wordpress.user: empty (the WordPress user the application password belongs to)".into());
+            }
+            if w.password().is_none() {
+                bad.push("wordpress: TAYORI_WORDPRESS_PASSWORD is not set (an application password: Users → Profile → Application Passwords)".into());
+            }
+        }
+        if let Some(m) = &self.micropub {
+            if !is_web(&m.endpoint) {
+                bad.push(format!(
+                    "micropub.endpoint: `{}` is not an http(s) URL",
+                    m.endpoint
+                ));
+            }
+            if m.token().is_none() {
+                bad.push("micropub: no token (set micropub.token or TAYORI_MICROPUB_TOKEN)".into());
+            }
+        }
+        bad
+    }
+}
+
 /// One `pacing:` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,15 +137,29 @@ pub struct PaceLimits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bounces {
-    /// `maildir:///path/to/Maildir` (IMAP and POP3 are not read yet).
+    /// `imaps://user@host/INBOX`, `pop3s://user@host` or `maildir:///path/to/Maildir`.
     #[serde(default)]
     pub mailbox: Option<String>,
+    /// What becomes of a report once acted on: `mark` (seen; the default) or `delete`.
+    #[serde(default)]
+    pub processed: Processed,
     /// The envelope sender; messages go out as `local+<tag>@domain` (VERP).
     #[serde(default)]
     pub address: Option<String>,
     /// How often the daemon reads the mailbox, e.g. `5m`, `30s`.
     #[serde(default = "default_poll")]
     pub poll: String,
+}
+
+/// `bounces.processed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Processed {
+    /// Seen: the Maildir `S` flag, IMAP `\Seen`; POP3 leaves it (it is remembered).
+    #[default]
+    Mark,
+    /// Deleted from the mailbox.
+    Delete,
 }
 
 fn default_poll() -> String {
@@ -60,6 +174,11 @@ impl Bounces {
             .ok()
             .filter(|u| u.scheme() == "maildir")
             .map(|u| std::path::PathBuf::from(u.path()))
+    }
+
+    /// The IMAP or POP3 mailbox, when `mailbox` names one (or why its URL is unusable).
+    pub fn remote(&self) -> Option<Result<crate::bounces::remote::Remote, String>> {
+        crate::bounces::remote::Remote::parse(self.mailbox.as_deref()?)
     }
 
     /// `poll` as a duration (`90s`, `5m`, `1h`; a bare number is seconds).

@@ -70,6 +70,12 @@ pub async fn run(
     let webhooks = tokio::spawn(outbox);
     webhook_wake.notify_one();
 
+    let (changed, mailbox_changed) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(b) = &config.bounces {
+        if let (Some(Ok(remote)), Some(every)) = (b.remote(), b.poll_every()) {
+            tokio::spawn(watch_mailbox(remote, every, changed, stop.clone()));
+        }
+    }
     let sending = d.catch_up(&schedule, &tz, &stop).await?;
     let mut lp = Loop {
         next_tick: next_tick(&schedule, &tz, Utc::now()),
@@ -89,6 +95,7 @@ pub async fn run(
         events,
         check_at: None,
         webhook_wake,
+        mailbox_changed,
     };
     if let Some(t) = lp.next_tick {
         tracing::info!(next_tick = %t.with_timezone(&tz).to_rfc3339(), "schedule {}", config.schedule);
@@ -103,6 +110,39 @@ pub async fn run(
     server.await??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Holds an IDLE on an IMAP bounce mailbox and says when reports arrive, so they are read at
+/// once rather than at the next poll. Ends when the server offers no IDLE (polling goes on).
+async fn watch_mailbox(
+    remote: crate::bounces::remote::Remote,
+    every: Duration,
+    changed: tokio::sync::mpsc::UnboundedSender<()>,
+    stop: CancellationToken,
+) {
+    use crate::bounces::remote::{idle, Idle};
+    loop {
+        let waited = tokio::select! {
+            _ = stop.cancelled() => return,
+            w = idle(&remote, every) => w,
+        };
+        match waited {
+            Ok(Idle::Changed) => {
+                if changed.send(()).is_err() {
+                    return;
+                }
+            }
+            Ok(Idle::Quiet) => {}
+            Ok(Idle::Unsupported) => return,
+            Err(e) => {
+                tracing::warn!("bounce mailbox {}: IDLE: {e}", remote.name());
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        }
+    }
 }
 
 /// The daemon's event loop and what it waits on.
@@ -121,6 +161,8 @@ struct Loop {
     issue_retry_wait: Option<Duration>,
     /// When the bounce mailbox is read next (`bounces.poll`).
     bounces_at: Option<Instant>,
+    /// An IMAP mailbox that offers IDLE says when new reports arrive (see [`watch_mailbox`]).
+    mailbox_changed: tokio::sync::mpsc::UnboundedReceiver<()>,
     /// `None` while `posts/` is gone: it is watched again once it is back.
     watcher: Option<notify::RecommendedWatcher>,
     /// The folder watched (device, inode): a `posts/` made anew needs a new watch.
@@ -161,6 +203,7 @@ impl Loop {
                 _ = sleep_opt(wake_tick) => self.tick(d, stop).await,
                 Some(ok) = self.issue_done.recv() => self.issue_finished(ok),
                 _ = sleep_until(self.bounces_at) => self.read_bounces(d).await,
+                Some(()) = self.mailbox_changed.recv() => self.read_bounces(d).await,
                 _ = sleep_until(self.issue_retry_at) => {
                     self.issue_retry_at = None;
                     if self.sending.as_ref().is_none_or(|h| h.is_finished()) {
@@ -177,9 +220,12 @@ impl Loop {
         let every = d.config.bounces.as_ref().and_then(|b| b.poll_every());
         self.bounces_at = every.map(|e| Instant::now() + e);
         let (root, config) = (d.root.clone(), d.config.clone());
+        // Off the loop's thread: the store and a Maildir are blocking; IMAP and POP3 run on the
+        // runtime through the handle.
+        let rt = tokio::runtime::Handle::current();
         let read = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut store = Store::open(&root)?;
-            deliver::read_bounces(&root, &config, &mut store);
+            rt.block_on(deliver::read_bounces(&root, &config, &mut store));
             Ok(())
         })
         .await;

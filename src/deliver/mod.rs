@@ -230,15 +230,22 @@ pub fn make_issue(
 
 /// Reads the bounce mailbox (`bounces.mailbox`) before an issue, so that its suppressions
 /// hold for it. A mailbox that cannot be read decides nothing: it is said, and sending goes on.
-pub fn read_bounces(root: &Path, config: &Config, store: &mut Store) {
-    let Some(dir) = config.bounces.as_ref().and_then(|b| b.maildir()) else {
+pub async fn read_bounces(root: &Path, config: &Config, store: &mut Store) {
+    use crate::bounces::mailbox;
+    let Some(b) = config.bounces.as_ref().filter(|b| b.mailbox.is_some()) else {
         return;
     };
-    let read = Key::load_or_create(root)
-        .map_err(|e| e.to_string())
-        .and_then(|key| {
-            crate::bounces::mailbox::read_maildir(&dir, store, &key).map_err(|e| e.to_string())
-        });
+    let delete = b.processed == crate::config::Processed::Delete;
+    let key = match Key::load_or_create(root) {
+        Ok(k) => k,
+        Err(e) => return tracing::warn!("bounce reports not read: {e}"),
+    };
+    let read = match (b.maildir(), b.remote()) {
+        (Some(dir), _) => mailbox::read_maildir(&dir, store, &key, delete),
+        (None, Some(Ok(remote))) => mailbox::read_remote(&remote, store, &key, delete).await,
+        _ => return,
+    }
+    .map_err(|e| e.to_string());
     match read {
         Ok(r) if r.reports > 0 => tracing::info!(
             reports = r.reports,
@@ -261,7 +268,7 @@ pub async fn send(
     progress: bool,
     stop: CancellationToken,
 ) -> Result<Summary, DeliverError> {
-    read_bounces(root, config, &mut store);
+    read_bounces(root, config, &mut store).await;
     let report = publish::build(root, config, &store, Utc::now())?;
     for p in &report.problems {
         tracing::warn!(file = %p.path.display(), "{p}; skipped");

@@ -23,14 +23,15 @@ pub struct BounceRecord {
 }
 
 impl Store {
-    /// Whether a report was read already.
-    pub fn report_seen(&self, id: &str) -> Result<bool, StoreError> {
+    /// What came of a report read already (`matched`, or why it was kept); `None` when new.
+    pub fn report_outcome(&self, id: &str) -> Result<Option<String>, StoreError> {
         self.conn
-            .query_row("SELECT 1 FROM bounce_reports WHERE id = ?1", [id], |_| {
-                Ok(())
-            })
+            .query_row(
+                "SELECT outcome FROM bounce_reports WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
             .optional()
-            .map(|r| r.is_some())
             .map_err(|e| sql(&self.path, e))
     }
 

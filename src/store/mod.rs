@@ -136,6 +136,14 @@ pub const MIGRATIONS: &[&str] = &[
         report TEXT NOT NULL
     );
     CREATE INDEX bounces_by_address ON bounces(address);",
+    // 6: what a cross-post target calls each post (the WordPress post id, the Micropub URL).
+    "CREATE TABLE crosspost_ids (
+        target TEXT NOT NULL,
+        slug TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        remote_url TEXT,
+        PRIMARY KEY (target, slug)
+    );",
 ];
 
 /// Why the store failed. Database errors are worth a retry only when the file was busy.

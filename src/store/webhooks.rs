@@ -67,25 +67,84 @@ impl Store {
         )
     }
 
-    /// Pending events due at `now`, oldest first.
-    pub fn due_webhooks(&self, now: DateTime<Utc>) -> Result<Vec<WebhookEvent>, StoreError> {
+    /// Pending events due at `now` whose event name starts with `prefix` (one target's
+    /// queue), oldest first.
+    pub fn due_events(
+        &self,
+        prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
         self.events(
-            "state = 'pending' AND next_attempt_at <= ?1 ORDER BY created_at",
-            [now.to_rfc3339()],
+            "state = 'pending' AND next_attempt_at <= ?1 AND substr(event, 1, length(?2)) = ?2 ORDER BY created_at",
+            params![now.to_rfc3339(), prefix],
         )
     }
 
-    /// When the next pending event is due.
-    pub fn next_webhook_due(&self) -> Result<Option<DateTime<FixedOffset>>, StoreError> {
+    /// When the next pending event of one target's queue is due.
+    pub fn next_event_due(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<DateTime<FixedOffset>>, StoreError> {
         self.conn
             .query_row(
-                "SELECT min(next_attempt_at) FROM webhook_events WHERE state = 'pending'",
-                [],
+                "SELECT min(next_attempt_at) FROM webhook_events
+                 WHERE state = 'pending' AND substr(event, 1, length(?1)) = ?1",
+                [prefix],
                 |r| r.get::<_, Option<String>>(0),
             )
             .optional()
             .map(|v| v.flatten().map(time))
             .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Marks the older pending events of `event` for `slug` superseded by `keep`: a target that
+    /// mirrors a post's state needs only the newest.
+    pub fn supersede_events(&self, event: &str, slug: &str, keep: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE webhook_events SET state = 'superseded'
+                 WHERE event = ?1 AND slug = ?2 AND id != ?3 AND state = 'pending'",
+                params![event, slug, keep],
+            )
+            .map(|_| ())
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// What `target` calls the post `slug`: its id there and its URL.
+    pub fn remote_id(
+        &self,
+        target: &str,
+        slug: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT remote_id, remote_url FROM crosspost_ids WHERE target = ?1 AND slug = ?2",
+                [target, slug],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Remembers (or, with `None`, forgets) what `target` calls the post `slug`.
+    pub fn set_remote_id(
+        &self,
+        target: &str,
+        slug: &str,
+        id: Option<(&str, Option<&str>)>,
+    ) -> Result<(), StoreError> {
+        let r = match id {
+            Some((id, url)) => self.conn.execute(
+                "INSERT INTO crosspost_ids (target, slug, remote_id, remote_url) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (target, slug) DO UPDATE SET remote_id = ?3, remote_url = ?4",
+                params![target, slug, id, url],
+            ),
+            None => self.conn.execute(
+                "DELETE FROM crosspost_ids WHERE target = ?1 AND slug = ?2",
+                [target, slug],
+            ),
+        };
+        r.map(|_| ()).map_err(|e| sql(&self.path, e))
     }
 
     /// Every event, newest first (for `status`).
@@ -119,7 +178,8 @@ impl Store {
         )
         .map_err(|e| sql(&p, e))?;
         tx.execute(
-            "UPDATE webhook_events SET attempts = attempts + 1, last_status = ?2, state = ?3, next_attempt_at = ?4 WHERE id = ?1",
+            // Only a pending event moves on: one superseded meanwhile stays superseded.
+            "UPDATE webhook_events SET attempts = attempts + 1, last_status = ?2, state = ?3, next_attempt_at = ?4 WHERE id = ?1 AND state = 'pending'",
             params![id, status, state, next.to_rfc3339()],
         )
         .map_err(|e| sql(&p, e))?;

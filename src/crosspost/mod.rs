@@ -6,9 +6,17 @@
 //! The id is derived from the post id, event and revision, so a retry — even after a restart —
 //! carries the same id and receivers can drop duplicates. 2xx is success; 410 Gone stops
 //! retrying; anything else (or a timeout) is retried with exponential backoff for three days.
+//!
+//! The other targets — WebSub hubs, WordPress ([`wordpress`]) and Micropub ([`micropub`]) —
+//! have their own queues in the same table (by event name) with the same retry rules, each
+//! delivered by its own task ([`outbox`]), so one failing target never holds back another.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod micropub;
+mod outbox;
+mod wordpress;
+
+pub use outbox::{deliver_due, run_outbox, Target};
+
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -20,8 +28,6 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::render::{feed::content_html, Entry};
 use crate::store::{Store, StoreError};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 /// How long an event is retried before it is given up.
 pub const GIVE_UP_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(3);
@@ -65,6 +71,7 @@ pub fn queue(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     queue_pings(config, store, event, entry, now)?;
+    queue_mirrors(config, store, event, entry, now)?;
     if config.webhook.is_none() {
         return Ok(());
     }
@@ -170,106 +177,69 @@ fn queue_pings(
     Ok(())
 }
 
-/// Delivers every due event once (webhook events and WebSub pings); returns how many were
-/// attempted.
-pub async fn deliver_due(
+/// The event a mirroring target (WordPress, Micropub) gets: the post as it now is.
+pub const WORDPRESS: &str = "wordpress.sync";
+/// See [`WORDPRESS`].
+pub const MICROPUB: &str = "micropub.sync";
+
+/// What a mirroring target needs to make its copy of a post match ours.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Mirror {
+    /// `publish`, `update` or `delete`.
+    pub action: String,
+    pub slug: String,
+    pub title: String,
+    pub html: String,
+    pub summary: String,
+    pub tags: Vec<String>,
+    pub published_at: String,
+    pub url: String,
+}
+
+/// Queues the post's state for WordPress and Micropub (articles only: notes are not blog
+/// posts). Only the newest state of a post waits: older pending ones are superseded, so a
+/// target never applies an old edit after a new one.
+fn queue_mirrors(
     config: &Config,
-    store: &mut Store,
-    http: &reqwest::Client,
-) -> Result<usize, StoreError> {
-    let key = config.webhook.as_ref().map(|_| secret(config));
-    let due = store.due_webhooks(Utc::now())?;
-    for ev in &due {
-        let request = if ev.event == PING {
-            let ping: serde_json::Value = serde_json::from_str(&ev.body).unwrap_or_default();
-            let form = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("hub.mode", "publish")
-                .append_pair("hub.url", ping["feed"].as_str().unwrap_or(""))
-                .finish();
-            http.post(ping["hub"].as_str().unwrap_or(""))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form)
-        } else {
-            let (Some(hook), Some(Ok(key))) = (&config.webhook, &key) else {
-                if let Some(Err(e)) = &key {
-                    tracing::error!("webhook not sent: {e}");
-                }
-                continue;
-            };
-            let ts = Utc::now().timestamp();
-            http.post(&hook.url)
-                .header("content-type", "application/json")
-                .header("webhook-id", &ev.id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", signature(key, &ev.id, ts, &ev.body))
-                .body(ev.body.clone())
-        };
-        let result = request.timeout(Duration::from_secs(30)).send().await;
-        let now = Utc::now();
-        let (status, state, next) = match result {
-            Ok(r) if r.status().is_success() => (r.status().as_u16().to_string(), "delivered", now),
-            Ok(r) if r.status() == reqwest::StatusCode::GONE => ("410".to_string(), "gone", now),
-            Ok(r) => retry(ev, r.status().as_u16().to_string(), now),
-            Err(e) => retry(ev, format!("error: {e}"), now),
-        };
-        tracing::info!(id = %ev.id, event = %ev.event, slug = %ev.slug, attempt = ev.attempts + 1, %status, state, "webhook attempt");
-        store.record_webhook_attempt(&ev.id, &status, state, next, now)?;
-    }
-    Ok(due.len())
-}
-
-fn retry(
-    ev: &crate::store::WebhookEvent,
-    status: String,
+    store: &Store,
+    event: Event,
+    entry: &Entry,
     now: DateTime<Utc>,
-) -> (String, &'static str, DateTime<Utc>) {
-    if now.signed_duration_since(ev.created_at) > GIVE_UP_AFTER {
-        return (status, "failed", now);
+) -> Result<(), StoreError> {
+    let targets = [
+        (WORDPRESS, config.wordpress.is_some()),
+        (MICROPUB, config.micropub.is_some()),
+    ];
+    if entry.post.kind != crate::content::Kind::Article || !targets.iter().any(|t| t.1) {
+        return Ok(());
     }
-    let wait =
-        chrono::TimeDelta::from_std(backoff(ev.attempts)).unwrap_or(chrono::TimeDelta::hours(1));
-    (status, "pending", now + wait)
-}
-
-/// Delivers due webhook events until `stop`; wakes when events are queued or come due.
-pub async fn run_outbox(
-    root: PathBuf,
-    config: Arc<Config>,
-    wake: Arc<Notify>,
-    stop: CancellationToken,
-) {
-    if config.webhook.is_none() && config.hubs().is_empty() {
-        return;
-    }
-    let http = match reqwest::Client::builder().build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("webhook client: {e}");
-            return;
-        }
+    let p = &entry.post;
+    let deleted = event == Event::Deleted;
+    let mirror = Mirror {
+        action: event.as_str().trim_start_matches("post.").into(),
+        slug: p.slug.clone(),
+        title: p.title.clone(),
+        html: if deleted {
+            String::new()
+        } else {
+            content_html(config, entry)
+        },
+        summary: p.summary_or_excerpt(120),
+        tags: p.tags.clone(),
+        published_at: entry.published.to_rfc3339(),
+        url: config.post_url(&p.slug),
     };
-    let mut store = match Store::open(&root) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("webhook outbox: {e}");
-            return;
+    let body = serde_json::to_string(&mirror).expect("a Mirror serialises");
+    for (name, on) in targets {
+        if !on {
+            continue;
         }
-    };
-    loop {
-        if let Err(e) = deliver_due(&config, &mut store, &http).await {
-            tracing::error!("webhook outbox: {e}");
-        }
-        let next = store.next_webhook_due().ok().flatten().map(|t| {
-            (t.with_timezone(&Utc) - Utc::now())
-                .to_std()
-                .unwrap_or_default()
-        });
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(next.unwrap_or(std::time::Duration::from_secs(3600))) => {}
-        }
+        let key = format!("{name}\n{}", mirror.url);
+        let id = event_id(&key, event, &p.hash).replacen("msg_", "sync_", 1);
+        store.queue_webhook(&id, name, &p.slug, &body, now)?;
+        store.supersede_events(name, &p.slug, &id)?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,326 @@
+//! Bounce mailboxes on a mail server: IMAP (RFC 9051, `async-imap`) and POP3 (RFC 1939,
+//! `async-pop`), over TLS (rustls with the system's roots; `SSL_CERT_FILE` names others).
+//!
+//! `imaps://user@host[:993]/FOLDER` reads the unseen messages of the folder (`INBOX` when none is
+//! named) without marking them (`BODY.PEEK[]`); a report acted on is then flagged `\Seen` (or,
+//! with `processed: delete`, deleted and expunged). `pop3s://user@host[:995]` reads every
+//! message; POP3 has no flags, so a report acted on is left there (each is read once, by its
+//! Message-ID) or, with `processed: delete`, deleted. A report that matches nobody is never
+//! marked or deleted. Plain `imap://` and `pop3://` are accepted only for a server on this
+//! machine. The password is `TAYORI_BOUNCE_PASSWORD`, else the one in the URL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_pop::response::types::DataType;
+use futures_util::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+
+/// A mailbox on a server, from `bounces.mailbox`. Its `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub pop3: bool,
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    pub folder: String,
+}
+
+impl Remote {
+    /// Parses an `imaps://`, `imap://`, `pop3s://` or `pop3://` URL; `None` for other schemes.
+    pub fn parse(url: &str) -> Option<Result<Remote, String>> {
+        let u = url::Url::parse(url).ok()?;
+        let (pop3, tls, port) = match u.scheme() {
+            "imaps" => (false, true, 993),
+            "imap" => (false, false, 143),
+            "pop3s" => (true, true, 995),
+            "pop3" => (true, false, 110),
+            _ => return None,
+        };
+        let host = u
+            .host_str()
+            .unwrap_or("")
+            .trim_matches(['[', ']'])
+            .to_string();
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let user = decode(u.username());
+        let folder = decode(u.path().trim_start_matches('/'));
+        let remote = Remote {
+            pop3,
+            tls,
+            port: u.port().unwrap_or(port),
+            password: u.password().map(decode),
+            folder: if folder.is_empty() {
+                "INBOX".into()
+            } else {
+                folder
+            },
+            user,
+            host,
+        };
+        Some(remote.check(url))
+    }
+
+    fn check(self, url: &str) -> Result<Remote, String> {
+        if self.host.is_empty() || self.user.is_empty() {
+            return Err(format!(
+                "bounces.mailbox: `{url}` needs a user and a host (imaps://user@host/INBOX)"
+            ));
+        }
+        let local = self.host == "localhost"
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback());
+        if !self.tls && !local {
+            return Err(format!(
+                "bounces.mailbox: `{url}` would send the password in clear over the network: use imaps:// or pop3s://"
+            ));
+        }
+        Ok(self)
+    }
+
+    /// `TAYORI_BOUNCE_PASSWORD`, else the URL's.
+    fn password(&self) -> Result<String, String> {
+        std::env::var("TAYORI_BOUNCE_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .or_else(|| self.password.clone())
+            .ok_or_else(|| "no password for the bounce mailbox (set TAYORI_BOUNCE_PASSWORD)".into())
+    }
+
+    /// `host:port` as shown in messages.
+    pub fn name(&self) -> String {
+        format!(
+            "{}{}:{}",
+            if self.pop3 { "pop3 " } else { "imap " },
+            self.host,
+            self.port
+        )
+    }
+}
+
+/// One message fetched: its id on the server (IMAP UID, POP3 message number) and its bytes.
+pub struct Fetched {
+    pub id: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// A byte stream to the server, with or without TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Stream for T {}
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn connect(r: &Remote) -> Result<Box<dyn Stream>, String> {
+    let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect((r.host.as_str(), r.port)))
+        .await
+        .map_err(|_| format!("{}: no answer in {}s", r.name(), TIMEOUT.as_secs()))?
+        .map_err(|e| format!("{}: {e}", r.name()))?;
+    if !r.tls {
+        return Ok(Box::new(tcp));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(r.host.clone())
+        .map_err(|e| format!("{}: {e}", r.name()))?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("{}: TLS: {e}", r.name()))?;
+    Ok(Box::new(tls))
+}
+
+/// An open session, to fetch from and then mark what was acted on.
+pub struct Session(Inner);
+
+enum Inner {
+    Imap(async_imap::Session<Box<dyn Stream>>),
+    Pop3(async_pop::Client<Box<dyn Stream>>),
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl Session {
+    /// Connects and logs in; IMAP selects the folder.
+    pub async fn open(r: &Remote) -> Result<Session, String> {
+        let password = r.password()?;
+        let stream = connect(r).await?;
+        let name = r.name();
+        let io = |e: &dyn std::fmt::Display| format!("{name}: {e}");
+        if r.pop3 {
+            let mut client = async_pop::new(stream).await.map_err(|e| io(&e))?;
+            client
+                .login(&r.user, &password)
+                .await
+                .map_err(|e| format!("{name} refused the login of `{}`: {e}", r.user))?;
+            return Ok(Session(Inner::Pop3(client)));
+        }
+        let mut client = async_imap::Client::new(stream);
+        client
+            .read_response()
+            .await
+            .map_err(|e| io(&e))?
+            .ok_or_else(|| io(&"closed before its greeting"))?;
+        let mut session = client
+            .login(&r.user, &password)
+            .await
+            .map_err(|(e, _)| format!("{name} refused the login of `{}`: {e}", r.user))?;
+        session
+            .select(&r.folder)
+            .await
+            .map_err(|e| format!("{name}: cannot open folder {}: {e}", r.folder))?;
+        Ok(Session(Inner::Imap(session)))
+    }
+
+    /// The messages not yet read: IMAP's unseen (left unseen), POP3's all.
+    pub async fn fetch(&mut self) -> Result<Vec<Fetched>, String> {
+        let mut out = Vec::new();
+        match &mut self.0 {
+            Inner::Imap(s) => {
+                let uids = s.uid_search("UNSEEN").await.map_err(|e| e.to_string())?;
+                let mut uids: Vec<u32> = uids.into_iter().collect();
+                uids.sort();
+                for chunk in uids.chunks(100) {
+                    let set: Vec<String> = chunk.iter().map(u32::to_string).collect();
+                    let fetches: Vec<_> = s
+                        .uid_fetch(set.join(","), "BODY.PEEK[]")
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .try_collect()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    for f in fetches {
+                        if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                            out.push(Fetched {
+                                id: uid,
+                                bytes: body.to_vec(),
+                            });
+                        }
+                    }
+                }
+            }
+            Inner::Pop3(c) => {
+                let stat = c.stat().await.map_err(|e| e.to_string())?;
+                for n in 1..=stat.counter().value().map_err(|e| e.to_string())? {
+                    let bytes = c.retr(n).await.map_err(|e| e.to_string())?;
+                    out.push(Fetched {
+                        id: n as u32,
+                        bytes: bytes.to_vec(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks the messages acted on: IMAP `\Seen`, or deleted with `delete` (POP3 only then).
+    pub async fn mark(&mut self, ids: &[u32], delete: bool) -> Result<(), String> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        match &mut self.0 {
+            Inner::Imap(s) => {
+                let set: Vec<String> = ids.iter().map(u32::to_string).collect();
+                let flags = if delete {
+                    "+FLAGS (\\Seen \\Deleted)"
+                } else {
+                    "+FLAGS (\\Seen)"
+                };
+                let _: Vec<_> = s
+                    .uid_store(set.join(","), flags)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .try_collect()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if delete {
+                    let _: Vec<_> = s
+                        .expunge()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .try_collect()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Inner::Pop3(c) if delete => {
+                for id in ids {
+                    c.dele(*id as usize).await.map_err(|e| e.to_string())?;
+                }
+            }
+            Inner::Pop3(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Logs out (POP3: `QUIT` is what makes its deletions happen).
+    pub async fn close(self) -> Result<(), String> {
+        match self.0 {
+            Inner::Imap(mut s) => s.logout().await.map_err(|e| e.to_string()),
+            Inner::Pop3(mut c) => c.quit().await.map(|_| ()).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// What a wait on the mailbox came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// The server said the mailbox changed.
+    Changed,
+    /// Nothing within the time.
+    Quiet,
+    /// Not IMAP, or no IDLE offered: polling (`bounces.poll`) is all there is.
+    Unsupported,
+}
+
+/// Waits on an IMAP mailbox with IDLE (RFC 2177) until the server says something changed or
+/// `timeout` passes.
+pub async fn idle(r: &Remote, timeout: Duration) -> Result<Idle, String> {
+    if r.pop3 {
+        return Ok(Idle::Unsupported);
+    }
+    let Session(Inner::Imap(mut session)) = Session::open(r).await? else {
+        return Ok(Idle::Unsupported);
+    };
+    let offered = session
+        .capabilities()
+        .await
+        .map_err(|e| e.to_string())?
+        .has_str("IDLE");
+    if !offered {
+        let _ = session.logout().await;
+        return Ok(Idle::Unsupported);
+    }
+    let mut handle = session.idle();
+    handle.init().await.map_err(|e| e.to_string())?;
+    // Servers drop an IDLE after 30 minutes (RFC 2177): come back before that.
+    let (wait, _stop) = handle.wait_with_timeout(timeout.min(Duration::from_secs(25 * 60)));
+    let answer = wait.await.map_err(|e| e.to_string())?;
+    let mut session = handle.done().await.map_err(|e| e.to_string())?;
+    let _ = session.logout().await;
+    Ok(match answer {
+        async_imap::extensions::idle::IdleResponse::NewData(_) => Idle::Changed,
+        _ => Idle::Quiet,
+    })
+}

@@ -1,0 +1,273 @@
+//! Delivering the cross-post queues: one task per target, each with its own store connection,
+//! so a target that is slow or down never holds back another.
+//!
+//! Every target follows the webhook's rules: a 2xx is done; 410 Gone is final; anything else or
+//! a timeout is retried with exponential backoff for three days, across restarts. A 401 or 403
+//! from WordPress or Micropub means the credentials are wrong: retrying cannot help, so that
+//! target stops, says why (in the log and in `status`), and keeps its events pending until it
+//! is started again with working credentials.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{backoff, secret, signature, GIVE_UP_AFTER, MICROPUB, PING, WORDPRESS};
+use crate::config::Config;
+use crate::store::{Store, StoreError, WebhookEvent};
+
+/// A cross-post target, with its own queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Webhook,
+    WebSub,
+    WordPress,
+    Micropub,
+}
+
+impl Target {
+    pub const ALL: [Target; 4] = [
+        Target::Webhook,
+        Target::WebSub,
+        Target::WordPress,
+        Target::Micropub,
+    ];
+
+    /// The name in logs, `status` and the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Webhook => "webhook",
+            Target::WebSub => "websub",
+            Target::WordPress => "wordpress",
+            Target::Micropub => "micropub",
+        }
+    }
+
+    /// The start of the event names in this target's queue.
+    fn prefix(self) -> &'static str {
+        match self {
+            Target::Webhook => "post.",
+            Target::WebSub => PING,
+            Target::WordPress => WORDPRESS,
+            Target::Micropub => MICROPUB,
+        }
+    }
+
+    /// Whether an event name belongs to this target's queue.
+    pub fn owns(self, event: &str) -> bool {
+        event.starts_with(self.prefix())
+    }
+
+    /// Whether `tayori.yaml` turns this target on.
+    pub fn enabled(self, config: &Config) -> bool {
+        match self {
+            Target::Webhook => config.webhook.is_some(),
+            Target::WebSub => !config.hubs().is_empty(),
+            Target::WordPress => config.wordpress.is_some(),
+            Target::Micropub => config.micropub.is_some(),
+        }
+    }
+
+    /// The `meta` key that holds why this target stopped.
+    pub fn stopped_key(self) -> String {
+        format!("crosspost.{}.stopped", self.name())
+    }
+}
+
+/// What one attempt came to.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// Done, with the status to record.
+    Done(String),
+    /// Final without success (410 Gone).
+    Gone(String),
+    /// Try again later.
+    Retry(String),
+    /// The target refuses our credentials: stop it, keep the event pending.
+    Stop(String),
+}
+
+impl Outcome {
+    /// The usual reading of an HTTP answer; `what` names the request in a stop message.
+    pub(super) fn of_status(status: reqwest::StatusCode, detail: &str, what: &str) -> Outcome {
+        let code = status.as_u16().to_string();
+        match status.as_u16() {
+            200..=299 => Outcome::Done(code),
+            401 | 403 => Outcome::Stop(format!("{what} answered {code}: {detail}")),
+            410 => Outcome::Gone(code),
+            _ => Outcome::Retry(format!("{code} {detail}").trim().to_string()),
+        }
+    }
+}
+
+/// Delivers every due event of `target` once; returns why the target stopped, if it did.
+pub async fn deliver_due(
+    config: &Config,
+    store: &mut Store,
+    http: &reqwest::Client,
+    target: Target,
+) -> Result<Option<String>, StoreError> {
+    let due = store.due_events(target.prefix(), Utc::now())?;
+    for ev in &due {
+        let outcome = match target {
+            Target::Webhook => webhook(config, http, ev).await,
+            Target::WebSub => ping(http, ev).await,
+            Target::WordPress => super::wordpress::sync(config, store, http, ev).await?,
+            Target::Micropub => super::micropub::sync(config, store, http, ev).await?,
+        };
+        let now = Utc::now();
+        let (status, state, next, stop) = match outcome {
+            Outcome::Done(s) => (s, "delivered", now, None),
+            Outcome::Gone(s) => (s, "gone", now, None),
+            Outcome::Retry(s) => {
+                let (s, state, next) = retry(ev, s, now);
+                (s, state, next, None)
+            }
+            Outcome::Stop(why) => (why.clone(), "pending", now, Some(why)),
+        };
+        tracing::info!(id = %ev.id, event = %ev.event, slug = %ev.slug, attempt = ev.attempts + 1, %status, state, "cross-post attempt");
+        store.record_webhook_attempt(&ev.id, &status, state, next, now)?;
+        if let Some(why) = stop {
+            let why = format!("{} stopped: {why}", target.name());
+            store.set_meta(&target.stopped_key(), &why)?;
+            return Ok(Some(why));
+        }
+    }
+    Ok(None)
+}
+
+async fn webhook(config: &Config, http: &reqwest::Client, ev: &WebhookEvent) -> Outcome {
+    let Some(hook) = &config.webhook else {
+        return Outcome::Retry("webhook: not configured".into());
+    };
+    let key = match secret(config) {
+        Ok(k) => k,
+        Err(e) => return Outcome::Retry(e),
+    };
+    let ts = Utc::now().timestamp();
+    let request = http
+        .post(&hook.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &ev.id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature(&key, &ev.id, ts, &ev.body))
+        .body(ev.body.clone());
+    send(request).await
+}
+
+/// A WebSub publish ping (W3C WebSub §7): `hub.mode=publish`, `hub.url=<feed>`.
+async fn ping(http: &reqwest::Client, ev: &WebhookEvent) -> Outcome {
+    let ping: serde_json::Value = serde_json::from_str(&ev.body).unwrap_or_default();
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("hub.mode", "publish")
+        .append_pair("hub.url", ping["feed"].as_str().unwrap_or(""))
+        .finish();
+    let request = http
+        .post(ping["hub"].as_str().unwrap_or(""))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form);
+    send(request).await
+}
+
+/// Sends a webhook or ping: any 2xx is done, 410 final, the rest retried (401/403 included: a
+/// receiver may be misconfigured for a while, and the webhook contract retries for a day).
+async fn send(request: reqwest::RequestBuilder) -> Outcome {
+    match request.timeout(Duration::from_secs(30)).send().await {
+        Ok(r) if r.status().is_success() => Outcome::Done(r.status().as_u16().to_string()),
+        Ok(r) if r.status() == reqwest::StatusCode::GONE => Outcome::Gone("410".into()),
+        Ok(r) => Outcome::Retry(r.status().as_u16().to_string()),
+        Err(e) => Outcome::Retry(format!("error: {e}")),
+    }
+}
+
+fn retry(
+    ev: &WebhookEvent,
+    status: String,
+    now: DateTime<Utc>,
+) -> (String, &'static str, DateTime<Utc>) {
+    if now.signed_duration_since(ev.created_at) > GIVE_UP_AFTER {
+        return (status, "failed", now);
+    }
+    let wait =
+        chrono::TimeDelta::from_std(backoff(ev.attempts)).unwrap_or(chrono::TimeDelta::hours(1));
+    (status, "pending", now + wait)
+}
+
+/// Delivers every enabled target's queue until `stop`; each wakes when events are queued or
+/// come due.
+pub async fn run_outbox(
+    root: PathBuf,
+    config: Arc<Config>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut wakes = Vec::new();
+    for target in Target::ALL.into_iter().filter(|t| t.enabled(&config)) {
+        let own = Arc::new(Notify::new());
+        wakes.push(own.clone());
+        let (root, config, stop) = (root.clone(), config.clone(), stop.clone());
+        tasks.spawn(run_target(root, config, own, stop, target));
+    }
+    if wakes.is_empty() {
+        return;
+    }
+    // One wake-up from the publisher reaches every target (each keeps a permit if busy).
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = wake.notified() => wakes.iter().for_each(|w| w.notify_one()),
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn run_target(
+    root: PathBuf,
+    config: Arc<Config>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+    target: Target,
+) {
+    let name = target.name();
+    let http = match reqwest::Client::builder().build() {
+        Ok(c) => c,
+        Err(e) => return tracing::error!("{name}: HTTP client: {e}"),
+    };
+    let mut store = match Store::open(&root) {
+        Ok(s) => s,
+        Err(e) => return tracing::error!("{name} queue: {e}"),
+    };
+    // A restart is how an operator says the credentials are fixed.
+    if let Err(e) = store.set_meta(&target.stopped_key(), "") {
+        return tracing::error!("{name} queue: {e}");
+    }
+    loop {
+        match deliver_due(&config, &mut store, &http, target).await {
+            Ok(Some(why)) => {
+                return tracing::error!(
+                    "{why} — its events stay queued; fix the credentials and restart tayori"
+                )
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("{name} queue: {e}"),
+        }
+        let next = store
+            .next_event_due(target.prefix())
+            .ok()
+            .flatten()
+            .map(|t| {
+                (t.with_timezone(&Utc) - Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+            });
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(next.unwrap_or(Duration::from_secs(3600))) => {}
+        }
+    }
+}

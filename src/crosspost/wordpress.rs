@@ -1,0 +1,255 @@
+//! WordPress through its REST API (`/wp-json/wp/v2/`), HTTP Basic with an application
+//! password (WordPress 5.6+).
+//!
+//! Each queued event carries the post as it now is ([`Mirror`]); the WordPress id of the post is
+//! kept in the store, so an edit updates that post (`POST /posts/<id>`) and a deletion trashes it
+//! (`DELETE /posts/<id>`, without `force`). Before creating, the blog is asked for a post with
+//! our slug: an attempt whose answer was lost never makes a second copy. Tags are found by name
+//! or created.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::outbox::Outcome;
+use super::Mirror;
+use crate::config::{Config, WordPress};
+use crate::store::{Store, StoreError, WebhookEvent};
+
+const TARGET: &str = "wordpress";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Makes WordPress's copy of the post match the event.
+pub(super) async fn sync(
+    config: &Config,
+    store: &mut Store,
+    http: &reqwest::Client,
+    ev: &WebhookEvent,
+) -> Result<Outcome, StoreError> {
+    let Some(wp) = &config.wordpress else {
+        return Ok(Outcome::Retry("wordpress: not configured".into()));
+    };
+    let Some(password) = wp.password() else {
+        return Ok(Outcome::Stop("TAYORI_WORDPRESS_PASSWORD is not set".into()));
+    };
+    let Ok(mirror) = serde_json::from_str::<Mirror>(&ev.body) else {
+        return Ok(Outcome::Gone("unreadable event".into()));
+    };
+    let api = Api { wp, password, http };
+    let known = store.remote_id(TARGET, &mirror.slug)?.map(|(id, _)| id);
+    // WordPress reads a wrong application password as no login at all, and then answers
+    // other things than 401 (a 400 for a draft query): ask who we are first.
+    if let Err(outcome) = api.whoami().await {
+        return Ok(outcome);
+    }
+    let result = if mirror.action == "deleted" {
+        api.trash(known.as_deref()).await
+    } else {
+        api.upsert(&mirror, known.as_deref()).await
+    };
+    Ok(match result {
+        Ok(Synced::Kept { id, link }) => {
+            store.set_remote_id(TARGET, &mirror.slug, Some((&id, link.as_deref())))?;
+            Outcome::Done(format!("post {id}"))
+        }
+        Ok(Synced::Trashed(status)) => {
+            store.set_remote_id(TARGET, &mirror.slug, None)?;
+            Outcome::Done(status)
+        }
+        Err(outcome) => outcome,
+    })
+}
+
+enum Synced {
+    /// The post's id and link on the blog.
+    Kept {
+        id: String,
+        link: Option<String>,
+    },
+    Trashed(String),
+}
+
+struct Api<'a> {
+    wp: &'a WordPress,
+    password: String,
+    http: &'a reqwest::Client,
+}
+
+impl Api<'_> {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.query(method, path, &[])
+    }
+
+    /// A request with query parameters, encoded by `url`.
+    fn query(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        q: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        let mut url = format!("{}{path}", self.wp.api());
+        if !q.is_empty() {
+            url.push('?');
+            url.push_str(
+                &url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(q)
+                    .finish(),
+            );
+        }
+        self.http
+            .request(method, url)
+            .basic_auth(&self.wp.user, Some(&self.password))
+            .timeout(TIMEOUT)
+    }
+
+    /// Sends a request; a 2xx gives the JSON body, anything else the outcome to record.
+    async fn call(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Value, Outcome> {
+        let r = req
+            .send()
+            .await
+            .map_err(|e| Outcome::Retry(format!("error: {e}")))?;
+        let status = r.status();
+        let body: Value = r.json_or_null().await;
+        if status.is_success() {
+            return Ok(body);
+        }
+        // WordPress explains itself in `code` and `message`.
+        let detail = format!(
+            "{} {}",
+            body["code"].as_str().unwrap_or(""),
+            body["message"].as_str().unwrap_or("")
+        );
+        Err(Outcome::of_status(status, detail.trim(), what))
+    }
+
+    async fn upsert(&self, m: &Mirror, known: Option<&str>) -> Result<Synced, Outcome> {
+        let tags = self.tag_ids(&m.tags).await?;
+        let mut payload = json!({
+            "title": m.title,
+            "content": m.html,
+            "excerpt": m.summary,
+            "status": self.wp.status.as_str(),
+            "slug": m.slug,
+            "tags": tags,
+        });
+        if let Ok(t) = DateTime::parse_from_rfc3339(&m.published_at) {
+            let utc = t
+                .with_timezone(&Utc)
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string();
+            payload["date_gmt"] = json!(utc);
+        }
+        let id = match known {
+            Some(id) => Some(id.to_string()),
+            None => self.find_by_slug(&m.slug).await?,
+        };
+        let body = payload.to_string();
+        let post = |path: String| {
+            self.request(reqwest::Method::POST, &path)
+                .header("content-type", "application/json")
+                .body(body.clone())
+        };
+        let created = match id {
+            Some(id) => match self.call(post(format!("posts/{id}")), "WordPress").await {
+                // Deleted on the blog meanwhile: make it again.
+                Err(Outcome::Retry(s)) if s.starts_with("404") => None,
+                other => Some(other?),
+            },
+            None => None,
+        };
+        let post = match created {
+            Some(p) => p,
+            None => self.call(post("posts".into()), "WordPress").await?,
+        };
+        match post["id"].as_u64() {
+            Some(id) => Ok(Synced::Kept {
+                id: id.to_string(),
+                link: post["link"].as_str().map(str::to_string),
+            }),
+            None => Err(Outcome::Retry(
+                "WordPress answered without a post id".into(),
+            )),
+        }
+    }
+
+    /// Checks the login: 401 when the user or application password is wrong.
+    async fn whoami(&self) -> Result<(), Outcome> {
+        let req = self.query(reqwest::Method::GET, "users/me", &[("context", "edit")]);
+        self.call(req, "WordPress").await.map(|_| ())
+    }
+
+    /// A post of ours already there (an earlier attempt whose answer was lost), by slug.
+    async fn find_by_slug(&self, slug: &str) -> Result<Option<String>, Outcome> {
+        let req = self.query(
+            reqwest::Method::GET,
+            "posts",
+            &[
+                ("slug", slug),
+                ("status", "publish,future,draft,pending,private"),
+                ("context", "edit"),
+            ],
+        );
+        let found = self.call(req, "WordPress").await?;
+        Ok(found[0]["id"].as_u64().map(|id| id.to_string()))
+    }
+
+    async fn trash(&self, known: Option<&str>) -> Result<Synced, Outcome> {
+        let Some(id) = known else {
+            return Ok(Synced::Trashed("nothing to trash".into()));
+        };
+        let req = self.request(reqwest::Method::DELETE, &format!("posts/{id}"));
+        match self.call(req, "WordPress").await {
+            Ok(_) => Ok(Synced::Trashed("trashed".into())),
+            // Already trashed (410) or deleted (404) on the blog: nothing left to do.
+            Err(Outcome::Gone(s)) => Ok(Synced::Trashed(s)),
+            Err(Outcome::Retry(s)) if s.starts_with("404") => Ok(Synced::Trashed(s)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The ids of the tags with these names, creating the missing ones.
+    async fn tag_ids(&self, names: &[String]) -> Result<Vec<u64>, Outcome> {
+        let mut ids = Vec::new();
+        for name in names {
+            let req = self.query(
+                reqwest::Method::GET,
+                "tags",
+                &[("search", name.as_str()), ("per_page", "100")],
+            );
+            let found = self.call(req, "WordPress").await?;
+            let existing = found.as_array().and_then(|tags| {
+                tags.iter()
+                    .find(|t| t["name"].as_str() == Some(name))
+                    .and_then(|t| t["id"].as_u64())
+            });
+            let id = match existing {
+                Some(id) => id,
+                None => {
+                    let req = self
+                        .request(reqwest::Method::POST, "tags")
+                        .header("content-type", "application/json")
+                        .body(json!({ "name": name }).to_string());
+                    let made = self.call(req, "WordPress").await?;
+                    made["id"].as_u64().ok_or_else(|| {
+                        Outcome::Retry(format!("WordPress made tag {name} without an id"))
+                    })?
+                }
+            };
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+}
+
+/// Reads a response body as JSON, `null` when it is not.
+trait JsonOrNull {
+    async fn json_or_null(self) -> Value;
+}
+
+impl JsonOrNull for reqwest::Response {
+    async fn json_or_null(self) -> Value {
+        let bytes = self.bytes().await.unwrap_or_default();
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+}

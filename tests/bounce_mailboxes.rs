@@ -1,0 +1,205 @@
+//! Bounce reports read from a real Dovecot over IMAPS and POP3S: suppressions by why, the
+//! report that matches nobody kept unread, processed ones flagged `\Seen` (IMAP) or deleted
+//! (POP3, `processed: delete`), and nothing counted twice across runs.
+
+mod support;
+
+use std::path::Path;
+
+use support::dovecot::{Dovecot, PASSWORD};
+use support::*;
+
+fn bounce_rows(root: &Path) -> i64 {
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    db.query_row("SELECT count(*) FROM bounces", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn set_mailbox(root: &Path, block: &str) {
+    let cfg = root.join("tayori.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let base = text.split("bounces:\n").next().unwrap().to_string();
+    std::fs::write(&cfg, format!("{base}{block}")).unwrap();
+}
+
+#[test]
+#[ignore = "needs Dovecot (Debian dovecot-imapd, dovecot-pop3d), aiosmtpd and root: scripts/test installs them and runs ignored tests"]
+fn reports_over_imap_and_pop3_suppress_by_why_once_and_keep_what_matches_nobody() {
+    let server = SmtpServer::start(&python(), &[]);
+    let dovecot = Dovecot::start();
+    let news = fresh_folder(Some(&format!(
+        "{}bounces:\n  mailbox: imaps://bounce@127.0.0.1:{}/INBOX\n  address: bounces@example.jp\n",
+        smtp_block(server.port, 2),
+        dovecot.imaps
+    )));
+    let root = news.path();
+    let env = [
+        ("SSL_CERT_FILE", dovecot.ca.as_str()),
+        ("TAYORI_BOUNCE_PASSWORD", PASSWORD),
+    ];
+    assert!(tayori_env(root, &["build"], &env).status.success());
+    add_post(root);
+    assert!(tayori_env(root, &["send"], &env).status.success());
+    let verp_of = |rcpt: &str| {
+        server
+            .received()
+            .iter()
+            .find(|m| m["rcpt"][0] == rcpt)
+            .map(|m| m["mail_from"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+
+    // Over IMAP: one address gone (found by its VERP tag), one report about us, one about
+    // nobody we know.
+    let gone = verp_of("hanako.sato@example.jp");
+    dovecot.deliver(
+        "1.gone",
+        &dsn(
+            &gone,
+            "hanako.sato@example.jp",
+            "5.1.1",
+            "550 5.1.1 User unknown",
+            "i1",
+        ),
+    );
+    dovecot.deliver(
+        "2.blocked",
+        &dsn(
+            "bounces@example.jp",
+            "yumi.tanaka@example.com",
+            "5.7.1",
+            "550 5.7.1 Service unavailable; client host blocked",
+            "i2",
+        ),
+    );
+    dovecot.deliver(
+        "3.nobody",
+        &dsn(
+            "bounces@example.jp",
+            "stranger@nowhere.example",
+            "5.1.1",
+            "550 5.1.1 User unknown",
+            "i3",
+        ),
+    );
+    let o = tayori_env(root, &["send"], &env);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let status = text(&tayori(root, &["status"]).stdout);
+    assert!(
+        status.contains("suppressed addresses: 1\n  hanako.sato@example.jp"),
+        "{status}"
+    );
+    assert_eq!(bounce_rows(root), 2);
+    // Acted on: \Seen (Dovecot writes it into the file name); the stranger's stays unread.
+    let msgs = dovecot.messages();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("1.gone") && m.ends_with(":2,S")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("2.blocked") && m.ends_with(":2,S")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("3.nobody") && !m.ends_with("S")),
+        "{msgs:?}"
+    );
+    assert!(status.contains("kept: matches no subscriber"), "{status}");
+
+    // Again: nothing is counted twice.
+    assert!(tayori_env(root, &["send"], &env).status.success());
+    assert_eq!(bounce_rows(root), 2);
+
+    // Over POP3, deleting what was acted on: a full mailbox (soft, not yet suppressed).
+    set_mailbox(
+        root,
+        &format!(
+            "bounces:\n  mailbox: pop3s://bounce@127.0.0.1:{}\n  address: bounces@example.jp\n  processed: delete\n",
+            dovecot.pop3s
+        ),
+    );
+    dovecot.deliver(
+        "4.full",
+        &dsn(
+            "bounces@example.jp",
+            "keiko.suzuki@example.jp",
+            "5.2.2",
+            "552 5.2.2 Mailbox full",
+            "i4",
+        ),
+    );
+    let o = tayori_env(root, &["send"], &env);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        bounce_rows(root),
+        3,
+        "the three earlier reports are not counted again"
+    );
+    let msgs = dovecot.messages();
+    assert_eq!(
+        msgs.len(),
+        1,
+        "only the report that matches nobody is left: {msgs:?}"
+    );
+    assert!(msgs[0].contains("3.nobody"), "{msgs:?}");
+    let status = text(&tayori(root, &["status"]).stdout);
+    assert!(
+        status.contains("suppressed addresses: 1\n"),
+        "soft bounces wait for three: {status}"
+    );
+
+    // A wrong password reads nothing, says so, and decides nothing.
+    let wrong = [
+        ("SSL_CERT_FILE", dovecot.ca.as_str()),
+        ("TAYORI_BOUNCE_PASSWORD", "nope"),
+    ];
+    let o = tayori_env(root, &["send"], &wrong);
+    let err = text(&o.stderr);
+    assert!(err.contains("refused the login of `bounce`"), "{err}");
+    assert_eq!(bounce_rows(root), 3);
+}
+
+#[test]
+#[ignore = "needs Dovecot (Debian dovecot-imapd, dovecot-pop3d) and root: scripts/test installs them and runs ignored tests"]
+fn the_daemon_reads_a_report_the_moment_it_arrives_when_the_server_offers_idle() {
+    let dovecot = Dovecot::start();
+    // Polling once an hour: only IDLE can bring the report in within the test's time.
+    let news = fresh_folder(Some(&format!(
+        "bounces:\n  mailbox: imaps://bounce@127.0.0.1:{}/INBOX\n  poll: 1h\n",
+        dovecot.imaps
+    )));
+    let root = news.path();
+    let env = [
+        ("SSL_CERT_FILE", dovecot.ca.as_str()),
+        ("TAYORI_BOUNCE_PASSWORD", PASSWORD),
+    ];
+    let (_daemon, _) = run_daemon(root, &env);
+    let log = || std::fs::read_to_string(&dovecot.log).unwrap_or_default();
+    // The first reading (logged in and out) and the IDLE session (logged in, staying).
+    wait_for(
+        "the first reading and an IDLE session",
+        std::time::Duration::from_secs(20),
+        || {
+            let l = log();
+            l.matches("Login: user=<bounce>").count() >= 2 && l.contains("Logged out")
+        },
+    );
+    dovecot.deliver(
+        "9.late",
+        &dsn(
+            "bounces@example.jp",
+            "stranger@nowhere.example",
+            "5.1.1",
+            "550 5.1.1 User unknown",
+            "late",
+        ),
+    );
+    wait_for(
+        "the report read",
+        std::time::Duration::from_secs(20),
+        || text(&tayori(root, &["status"]).stdout).contains("late@mx.remote.example"),
+    );
+}
