@@ -203,3 +203,54 @@ fn the_daemon_reads_a_report_the_moment_it_arrives_when_the_server_offers_idle()
         || text(&tayori(root, &["status"]).stdout).contains("late@mx.remote.example"),
     );
 }
+
+#[test]
+#[ignore = "needs Postfix and Dovecot (Debian) and root: scripts/test installs them and runs ignored tests"]
+fn a_dsn_postfix_itself_writes_for_an_unknown_user_comes_back_by_verp_and_suppresses_the_address() {
+    let dovecot = Dovecot::start();
+    let postfix = support::postfix::Postfix::start(&dovecot.maildir);
+    let news = fresh_folder(Some(&format!(
+        "{}bounces:\n  mailbox: imaps://bounce@127.0.0.1:{}/INBOX\n  address: bounce@bounces.test\n",
+        smtp_block(postfix.port, 1),
+        dovecot.imaps
+    )));
+    let root = news.path();
+    let subs = root.join("subscribers");
+    for f in ["clients.csv", "peers.yaml"] {
+        std::fs::remove_file(subs.join(f)).unwrap();
+    }
+    std::fs::write(
+        subs.join("local.csv"),
+        "email,name,subscribed_at,source\nghost@mx.tayori.test,幽霊 太郎,2026-04-01T10:00:00+09:00,テスト\n",
+    )
+    .unwrap();
+    let env = [
+        ("SSL_CERT_FILE", dovecot.ca.as_str()),
+        ("TAYORI_BOUNCE_PASSWORD", PASSWORD),
+    ];
+    assert!(tayori_env(root, &["build"], &env).status.success());
+    add_post(root);
+    let o = tayori_env(root, &["send"], &env);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // Postfix's local delivery refuses the user and sends its DSN to bounce+<tag>@bounces.test.
+    wait_for("Postfix's DSN", std::time::Duration::from_secs(30), || {
+        !dovecot.messages().is_empty()
+    });
+    let o = tayori_env(root, &["send"], &env);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let status = text(&tayori(root, &["status"]).stdout);
+    assert!(
+        status.contains("suppressed addresses: 1\n  ghost@mx.tayori.test"),
+        "{status}"
+    );
+    let record = text(&tayori(root, &["status", "--subscriber", "ghost@mx.tayori.test"]).stdout);
+    assert!(
+        record.contains("5.1.1") && record.contains("unknown user"),
+        "{record}"
+    );
+    let msgs = dovecot.messages();
+    assert!(
+        msgs.iter().all(|m| m.ends_with(":2,S")),
+        "the DSN is marked read: {msgs:?}"
+    );
+}

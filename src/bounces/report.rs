@@ -100,6 +100,9 @@ pub fn parse(bytes: &[u8]) -> Option<Report> {
         match sub.as_str() {
             "delivery-status" | "global-delivery-status" => {
                 report.failures.extend(delivery_status(part_bytes(part)));
+                // A DSN is itself "auto-replied" (RFC 3834 §5; Postfix says so), but it is a
+                // bounce, not a vacation message.
+                report.auto_reply = false;
             }
             "feedback-report" => {
                 let fields = fields(part_bytes(part));

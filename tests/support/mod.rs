@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 pub mod dovecot;
+pub mod postfix;
 pub mod wordpress;
 
 pub fn fixtures() -> PathBuf {
