@@ -251,3 +251,63 @@ fn micropub_creates_updates_and_deletes_with_retries_and_a_refused_token_stops_i
     );
     drop(daemon);
 }
+
+#[test]
+fn only_the_newest_state_of_a_post_waits_even_after_an_edit_back_and_forth() {
+    use chrono::{TimeZone, Utc};
+    use tayori::content::{self, IngestOptions};
+    use tayori::crosspost::{self, Event};
+    use tayori::render::Entry;
+    use tayori::store::Store;
+
+    let dir = fresh_folder(None);
+    let path = dir.path().join("tayori.yaml");
+    let text = std::fs::read_to_string(&path).unwrap()
+        + "wordpress:\n  url: https://blog.example.jp/\n  user: office\n";
+    let config = tayori::config::parse(&text, &path).unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let at = |s: u32| Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, s).unwrap();
+    let entry = |body: &str| {
+        let post = content::parse(
+            Path::new("posts/a.md"),
+            format!("# 題\n\n{body}\n").as_bytes(),
+            false,
+            &IngestOptions::from_config(&config),
+        )
+        .unwrap();
+        Entry {
+            published: at(0).fixed_offset(),
+            updated: at(0).fixed_offset(),
+            post,
+        }
+    };
+    let pending = |store: &Store| -> Vec<String> {
+        store
+            .webhook_events()
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event == crosspost::WORDPRESS && e.state == "pending")
+            .map(|e| e.body)
+            .collect()
+    };
+    crosspost::queue(&config, &store, Event::Published, &entry("一版"), at(1)).unwrap();
+    assert_eq!(pending(&store).len(), 1);
+    // Delivered; then edited to 二版, back to 一版, and to 二版 again while the blog is down.
+    let id = store.webhook_events().unwrap()[0].id.clone();
+    store
+        .record_webhook_attempt(&id, "post 7", "delivered", at(2), at(2))
+        .unwrap();
+    for (i, body) in ["二版", "一版", "二版"].iter().enumerate() {
+        crosspost::queue(
+            &config,
+            &store,
+            Event::Updated,
+            &entry(body),
+            at(3 + i as u32),
+        )
+        .unwrap();
+    }
+    let waiting = pending(&store);
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert!(waiting[0].contains("二版"), "{waiting:?}");
+}

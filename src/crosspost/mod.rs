@@ -61,8 +61,8 @@ pub fn event_id(post_id: &str, event: Event, revision: &str) -> String {
     format!("msg_{}", crate::content::hex(&h[..12]))
 }
 
-/// Queues the events of a post's change: the webhook event (with `webhook:`) and a WebSub ping
-/// per hub and feed (with `websub.hubs`).
+/// Queues the events of a post's change: the webhook event (with `webhook:`), a WebSub ping
+/// per hub and feed (with `websub.hubs`), and the post's new state for WordPress and Micropub.
 pub fn queue(
     config: &Config,
     store: &Store,
@@ -234,7 +234,8 @@ fn queue_mirrors(
         if !on {
             continue;
         }
-        let key = format!("{name}\n{}", mirror.url);
+        // One event per change, even back to an earlier revision: a mirror must end at ours.
+        let key = format!("{name}\n{}\n{}", mirror.url, now.to_rfc3339());
         let id = event_id(&key, event, &p.hash).replacen("msg_", "sync_", 1);
         store.queue_webhook(&id, name, &p.slug, &body, now)?;
         store.supersede_events(name, &p.slug, &id)?;
