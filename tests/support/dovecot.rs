@@ -22,14 +22,6 @@ pub struct Dovecot {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Dovecot {
     pub fn start() -> Dovecot {
         let dir = tempfile::Builder::new()
@@ -46,7 +38,7 @@ impl Dovecot {
         }
         std::fs::create_dir_all(d.join("home")).unwrap();
         std::fs::write(d.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
-        let (imaps, pop3s) = (free_port(), free_port());
+        let (imaps, pop3s) = (super::free_port(), super::free_port());
         let conf = format!(
             "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
              protocols = imap pop3\nlisten = 127.0.0.1\nssl = required\n\

@@ -16,16 +16,6 @@ pub struct Postfix {
     _dir: tempfile::TempDir,
 }
 
-fn run(cmd: &mut Command) {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 impl Postfix {
     /// Delivers `bounce@bounces.test` (and `bounce+anything@`) into `maildir`, owned by nobody.
     pub fn start(maildir: &Path) -> Postfix {
@@ -40,11 +30,7 @@ impl Postfix {
         for sub in ["queue", "data"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         // Debian's master.cf, without chroot (our queue is elsewhere) and with smtpd on our port.
         let master = std::fs::read_to_string("/etc/postfix/master.cf").unwrap();
         let master: Vec<String> = master
@@ -92,11 +78,13 @@ impl Postfix {
             ),
         )
         .unwrap();
-        run(Command::new("/usr/lib/postfix/sbin/post-install")
-            .arg(format!("config_directory={}", conf.display()))
-            .arg("meta_directory=/etc/postfix")
-            .arg("create-missing"));
-        run(Command::new("chown").arg("postfix").arg(d.join("data")));
+        super::run_ok(
+            Command::new("/usr/lib/postfix/sbin/post-install")
+                .arg(format!("config_directory={}", conf.display()))
+                .arg("meta_directory=/etc/postfix")
+                .arg("create-missing"),
+        );
+        super::run_ok(Command::new("chown").arg("postfix").arg(d.join("data")));
         let child = Command::new("postfix")
             .arg("-c")
             .arg(&conf)

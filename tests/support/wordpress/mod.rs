@@ -24,14 +24,6 @@ fn support() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/wordpress")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn wait(what: &str, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ready() {
@@ -43,30 +35,21 @@ fn wait(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 impl WordPress {
     pub fn start() -> WordPress {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("db");
         let socket = dir.path().join("mysql.sock");
-        run(Command::new("mariadb-install-db")
-            .args([
-                "--no-defaults",
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ])
-            .arg(format!("--datadir={}", data.display())));
+        super::run_ok(
+            Command::new("mariadb-install-db")
+                .args([
+                    "--no-defaults",
+                    "--user=root",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                ])
+                .arg(format!("--datadir={}", data.display())),
+        );
         let mut servers = Vec::new();
         servers.push(
             Command::new("mariadbd")
@@ -93,7 +76,7 @@ impl WordPress {
                 .expect("mariadbd starts"),
         );
         let mut wp = WordPress {
-            port: free_port(),
+            port: super::free_port(),
             password: String::new(),
             config_file: PathBuf::new(),
             servers,
@@ -133,9 +116,11 @@ impl WordPress {
             ),
         )
         .expect("/etc/wordpress is writable (the test suite runs as root)");
-        wp.password = run(Command::new("php")
-            .arg(support().join("install.php"))
-            .env("WP_CONFIG_NAME", &name))
+        wp.password = super::run_ok(
+            Command::new("php")
+                .arg(support().join("install.php"))
+                .env("WP_CONFIG_NAME", &name),
+        )
         .lines()
         .last()
         .unwrap_or("")
