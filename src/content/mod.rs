@@ -247,8 +247,12 @@ pub fn parse(
         let doc = docx::read(bytes).map_err(IngestError::Word)?;
         let mut parsed = markdown::parse_events(doc.events, opts);
         parsed.title = doc.title.or(parsed.title);
+        let unknown = serde_saphyr::Location::UNKNOWN;
         let front = frontmatter::FrontMatter {
             tags: doc.tags,
+            date: doc
+                .date
+                .map(|d| serde_saphyr::Spanned::new(d, unknown, unknown)),
             ..Default::default()
         };
         (front, parsed, "Office Open XML")

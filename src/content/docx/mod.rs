@@ -28,6 +28,8 @@ const MAX_PART_BYTES: u64 = 64 * 1024 * 1024;
 pub(super) struct Docx {
     pub title: Option<String>,
     pub tags: Vec<String>,
+    /// A custom document property `date` (or `公開日`), as written.
+    pub date: Option<String>,
     pub events: Vec<Event<'static>>,
 }
 
@@ -54,6 +56,10 @@ pub(super) fn read(bytes: &[u8]) -> Result<Docx, String> {
         Some(x) => keywords(&x).unwrap_or_default(),
         None => Vec::new(),
     };
+    let date = match part(&mut zip, "docProps/custom.xml")? {
+        Some(x) => custom_date(&x).unwrap_or_default(),
+        None => None,
+    };
     let blocks =
         body::read(&document, &styles, &rels).map_err(|e| format!("word/document.xml: {e}"))?;
     let (title, events) = Converter {
@@ -64,6 +70,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<Docx, String> {
     Ok(Docx {
         title,
         tags,
+        date,
         events,
     })
 }
@@ -119,6 +126,27 @@ fn keywords(xml: &[u8]) -> Result<Vec<String>, String> {
         .map(super::one_line)
         .filter(|t| !t.is_empty())
         .collect())
+}
+
+/// The custom property `date` or `公開日` (File → Properties → Custom), for scheduled posts.
+/// The built-in "created" date is not used: a document made from an old template or copied
+/// from last year's article carries that one's.
+fn custom_date(xml: &[u8]) -> Result<Option<String>, String> {
+    let mut inside = false;
+    let mut value = None;
+    xml::walk(xml, |node| match node {
+        xml::Node::Open(e) if e.local == "property" => {
+            inside = e
+                .attr("name")
+                .is_some_and(|n| n.eq_ignore_ascii_case("date") || n == "公開日");
+        }
+        xml::Node::Close(e) if e.local == "property" => inside = false,
+        xml::Node::Text(t) if inside && value.is_none() && !t.trim().is_empty() => {
+            value = Some(t.trim().to_string())
+        }
+        _ => {}
+    })?;
+    Ok(value)
 }
 
 struct Converter<'a> {
@@ -341,5 +369,25 @@ fn inline(events: &mut Vec<Event<'static>>, runs: &[Run]) {
             events.push(Event::End(TagEnd::Link));
         }
         i = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_custom_date_property_is_the_date_and_others_are_not() {
+        let xml = r#"<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes">
+          <property fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" pid="2" name="担当"><vt:lpwstr>佐藤</vt:lpwstr></property>
+          <property fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" pid="3" name="公開日"><vt:filetime>2026-11-29T23:00:00Z</vt:filetime></property>
+        </Properties>"#;
+        assert_eq!(
+            custom_date(xml.as_bytes()).unwrap().as_deref(),
+            Some("2026-11-29T23:00:00Z")
+        );
+        let none =
+            r#"<Properties><property name="担当"><lpwstr>佐藤</lpwstr></property></Properties>"#;
+        assert_eq!(custom_date(none.as_bytes()).unwrap(), None);
     }
 }
