@@ -112,6 +112,19 @@ fn articles_are_created_updated_and_trashed_in_wordpress_and_a_wrong_password_st
     wait_for("the post in the trash", WAIT, || {
         wp.get(&format!("posts/{id}?context=edit"))["status"] == "trash"
     });
+    // A post the attorney wrote on the blog with the same slug is never taken over.
+    let theirs = wp.post(
+        "posts",
+        serde_json::json!({"title": "事務所の年末年始", "slug": "nenmatsu", "content": "休業のお知らせ", "status": "publish"}),
+    );
+    drop_article(root, "nenmatsu", "年末の手続きについて。");
+    // WordPress gives ours the next free slug.
+    wait_for("our post beside theirs", WAIT, || {
+        by_slug(&wp, "nenmatsu-2").len() == 1
+    });
+    let kept = wp.get(&format!("posts/{}?context=edit", theirs["id"]));
+    assert_eq!(kept["title"]["raw"], "事務所の年末年始");
+    assert_eq!(kept["content"]["raw"], "休業のお知らせ");
     drop(daemon);
     let status = status_of(root);
     assert!(status.contains("cross-post wordpress: "), "{status}");

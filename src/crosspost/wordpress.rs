@@ -142,7 +142,7 @@ impl Api<'_> {
         }
         let id = match known {
             Some(id) => Some(id.to_string()),
-            None => self.find_by_slug(&m.slug).await?,
+            None => self.find_ours(m).await?,
         };
         let body = payload.to_string();
         let post = |path: String| {
@@ -179,8 +179,10 @@ impl Api<'_> {
         self.call(req, "WordPress").await.map(|_| ())
     }
 
-    /// A post of ours already there (an earlier attempt whose answer was lost), by slug.
-    async fn find_by_slug(&self, slug: &str) -> Result<Option<String>, Outcome> {
+    /// A post of ours already there (an earlier attempt whose answer was lost): the slug and
+    /// the title must both be ours, so a post somebody wrote on the blog is never taken over.
+    async fn find_ours(&self, m: &Mirror) -> Result<Option<String>, Outcome> {
+        let slug = m.slug.as_str();
         let req = self.query(
             reqwest::Method::GET,
             "posts",
@@ -191,7 +193,12 @@ impl Api<'_> {
             ],
         );
         let found = self.call(req, "WordPress").await?;
-        Ok(found[0]["id"].as_u64().map(|id| id.to_string()))
+        let ours = found.as_array().and_then(|posts| {
+            posts
+                .iter()
+                .find(|p| p["title"]["raw"].as_str() == Some(m.title.as_str()))
+        });
+        Ok(ours.and_then(|p| p["id"].as_u64()).map(|id| id.to_string()))
     }
 
     async fn trash(&self, known: Option<&str>) -> Result<Synced, Outcome> {

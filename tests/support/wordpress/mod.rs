@@ -153,20 +153,37 @@ impl WordPress {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
+    /// POST JSON to the REST API as `office` (as the attorney writing on the blog would).
+    pub fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        self.call(reqwest::Method::POST, path, Some(body))
+    }
+
     /// GET on the REST API as `office` (`context=edit` shows drafts and trash), the JSON answer.
     pub fn get(&self, path: &str) -> serde_json::Value {
+        self.call(reqwest::Method::GET, path, None)
+    }
+
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
         let url = format!("http://127.0.0.1:{}/wp-json/wp/v2/{path}", self.port);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
-            let r = reqwest::Client::new()
-                .get(&url)
-                .basic_auth("office", Some(&self.password))
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            let mut req = reqwest::Client::new()
+                .request(method, &url)
+                .basic_auth("office", Some(&self.password));
+            if let Some(b) = body {
+                req = req
+                    .header("content-type", "application/json")
+                    .body(b.to_string());
+            }
+            let r = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
             let text = r.text().await.unwrap();
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"))
         })
