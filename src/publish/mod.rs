@@ -95,7 +95,17 @@ pub fn due(
     store: Option<&Store>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<FixedOffset>> {
-    let published = published_time(post, store, now);
+    let record = store.and_then(|s| s.post(&post.slug).ok().flatten());
+    due_with(post, record.as_ref(), now)
+}
+
+/// [`due`], with the store's record of the post already in hand.
+fn due_with(
+    post: &Post,
+    record: Option<&PostRecord>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<FixedOffset>> {
+    let published = published_or_seen(post, record, now);
     (!post.draft && published <= now).then_some(published)
 }
 
@@ -153,13 +163,13 @@ pub fn publish(
         .collect();
     for post in scan.posts {
         let known = known.get(&post.slug);
-        let published = published_or_seen(&post, known, now);
-        if post.draft || published > now {
+        let Some(published) = due_with(&post, known, now) else {
             if !post.draft {
-                report.scheduled.push((post.slug.clone(), published));
+                let at = published_or_seen(&post, known, now);
+                report.scheduled.push((post.slug.clone(), at));
             }
             continue;
-        }
+        };
         let unchanged = known.filter(|r| r.hash == post.hash && !r.deleted);
         match unchanged {
             Some(r) => report.entries.push(Entry {

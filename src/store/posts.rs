@@ -126,15 +126,6 @@ impl Store {
             .map_err(|e| sql(&self.path, e))?;
         Ok(n == 1)
     }
-
-    /// Published posts not deleted: (slug, path).
-    pub fn live_posts(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.rows(
-            "SELECT slug, path FROM posts WHERE deleted = 0 ORDER BY slug",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-    }
 }
 
 const RECORD_COLUMNS: &str =
