@@ -40,14 +40,7 @@ fn reports_over_imap_and_pop3_suppress_by_why_once_and_keep_what_matches_nobody(
     assert!(tayori_env(root, &["build"], &env).status.success());
     add_post(root);
     assert!(tayori_env(root, &["send"], &env).status.success());
-    let verp_of = |rcpt: &str| {
-        server
-            .received()
-            .iter()
-            .find(|m| m["rcpt"][0] == rcpt)
-            .map(|m| m["mail_from"].as_str().unwrap().to_string())
-            .unwrap()
-    };
+    let verp_of = |rcpt: &str| server.mail_from_to(rcpt);
 
     // Over IMAP: one address gone (found by its VERP tag), one report about us, one about
     // nobody we know.

@@ -138,14 +138,7 @@ fn bounces_read_from_a_maildir_suppress_by_why_once_and_keep_what_they_cannot_ma
             .all(|f| f.starts_with("bounces+1x") && f.ends_with("@example.jp")),
         "{froms:?}"
     );
-    let tag_of = |rcpt: &str| {
-        server
-            .received()
-            .iter()
-            .find(|m| m["rcpt"][0] == rcpt)
-            .map(|m| m["mail_from"].as_str().unwrap().to_string())
-            .unwrap()
-    };
+    let tag_of = |rcpt: &str| server.mail_from_to(rcpt);
     let new = maildir.join("new");
     // Gone, found by its VERP tag even though the report names another address.
     std::fs::write(

@@ -1,6 +1,8 @@
 //! Every sample in `tests/fixtures` (copied from the attorney's real formats) parses to what
 //! `tests/fixtures/README.md` says, and every bad input fails with its own class of error.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use tayori::content::{self, DecodeError, IngestError, IngestOptions, Kind, Post};
@@ -56,11 +58,7 @@ fn a_word_document_parses_by_its_style_names_to_title_sections_list_table_and_no
     assert_eq!(lead.len(), 2, "{lead:?}");
     assert_eq!(lead[0], "働くお母さまの為の離婚相談");
     assert!(lead[1].starts_with("離婚の話し合いで、"), "{lead:?}");
-    let sections: Vec<(u8, &str)> = p
-        .sections
-        .iter()
-        .map(|s| (s.level, s.title.as_str()))
-        .collect();
+    let sections = support::section_titles(&p);
     assert_eq!(
         sections,
         [
@@ -137,11 +135,7 @@ fn parses_plain_text_title_lead_toc_sections_and_note() {
             ("3.まとめ ~ 書面に残すことが子どもを守る", Some("s3")),
         ]
     );
-    let sections: Vec<(u8, &str)> = p
-        .sections
-        .iter()
-        .map(|s| (s.level, s.title.as_str()))
-        .collect();
+    let sections = support::section_titles(&p);
     assert_eq!(
         sections,
         [

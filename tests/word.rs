@@ -77,15 +77,6 @@ fn describe(p: &Post) -> String {
     s
 }
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn article_md(dir: &Path) -> PathBuf {
     let md = dir.join("article.md");
     std::fs::write(&md, ARTICLE).unwrap();
@@ -94,11 +85,7 @@ fn article_md(dir: &Path) -> PathBuf {
 
 fn assert_article(p: &Post) {
     assert_eq!(p.title, "離婚後の子どもの学校 ~ 転校の判断");
-    let sections: Vec<(u8, &str)> = p
-        .sections
-        .iter()
-        .map(|s| (s.level, s.title.as_str()))
-        .collect();
+    let sections = support::section_titles(p);
     assert_eq!(
         sections,
         [
@@ -152,10 +139,12 @@ fn assert_article(p: &Post) {
 fn a_document_pandoc_wrote_becomes_the_same_article() {
     let dir = tempfile::tempdir().unwrap();
     let docx = dir.path().join("2026-11-30-tenko.docx");
-    run(Command::new("pandoc")
-        .arg(article_md(dir.path()))
-        .arg("-o")
-        .arg(&docx));
+    support::run_ok(
+        Command::new("pandoc")
+            .arg(article_md(dir.path()))
+            .arg("-o")
+            .arg(&docx),
+    );
     let p = ingest(&docx).unwrap();
     assert_eq!(p.slug, "tenko");
     assert_article(&p);
@@ -167,20 +156,24 @@ fn a_document_pandoc_wrote_becomes_the_same_article() {
 fn a_document_libreoffice_wrote_becomes_the_same_article() {
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("tenko.html");
-    run(Command::new("pandoc")
-        .arg(article_md(dir.path()))
-        .args(["-s", "-o"])
-        .arg(&html));
-    run(Command::new("soffice")
-        .env("HOME", dir.path())
-        .args([
-            "--headless",
-            "--convert-to",
-            "docx:MS Word 2007 XML",
-            "--outdir",
-        ])
-        .arg(dir.path().join("out"))
-        .arg(&html));
+    support::run_ok(
+        Command::new("pandoc")
+            .arg(article_md(dir.path()))
+            .args(["-s", "-o"])
+            .arg(&html),
+    );
+    support::run_ok(
+        Command::new("soffice")
+            .env("HOME", dir.path())
+            .args([
+                "--headless",
+                "--convert-to",
+                "docx:MS Word 2007 XML",
+                "--outdir",
+            ])
+            .arg(dir.path().join("out"))
+            .arg(&html),
+    );
     let p = ingest(&dir.path().join("out/tenko.docx")).unwrap();
     assert_article(&p);
     insta::assert_snapshot!("libreoffice", describe(&p));
@@ -192,15 +185,11 @@ fn japanese_style_ids_fields_and_keywords_are_read_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let docx = dir.path().join("menkai.docx");
     let script = support::fixtures().join("../support/make_docx.py");
-    run(Command::new(support::python()).arg(script).arg(&docx));
+    support::run_ok(Command::new(support::python()).arg(script).arg(&docx));
     let p = ingest(&docx).unwrap();
     assert_eq!(p.title, "面会交流の始め方");
     assert_eq!(p.tags, ["親権", "面会交流"]);
-    let sections: Vec<(u8, &str)> = p
-        .sections
-        .iter()
-        .map(|s| (s.level, s.title.as_str()))
-        .collect();
+    let sections = support::section_titles(&p);
     assert_eq!(
         sections,
         [

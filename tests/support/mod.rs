@@ -130,6 +130,15 @@ impl SmtpServer {
             .collect()
     }
 
+    /// The envelope sender of the message to `rcpt` (its VERP address).
+    pub fn mail_from_to(&self, rcpt: &str) -> String {
+        self.received()
+            .iter()
+            .find(|m| m["rcpt"][0] == rcpt)
+            .and_then(|m| m["mail_from"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("no message to {rcpt}"))
+    }
+
     /// How many messages each recipient got (lower-cased).
     pub fn per_recipient(&self) -> std::collections::BTreeMap<String, usize> {
         let mut m = std::collections::BTreeMap::new();
@@ -496,4 +505,12 @@ pub fn run_ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A post's sections as (level, title), to compare with what a sample must parse to.
+pub fn section_titles(p: &tayori::content::Post) -> Vec<(u8, &str)> {
+    p.sections
+        .iter()
+        .map(|s| (s.level, s.title.as_str()))
+        .collect()
 }
