@@ -10,28 +10,25 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::outbox::Outcome;
+use super::outbox::{json_body, Outcome, Target};
 use super::Mirror;
 use crate::config::{Config, PostStatus};
-use crate::store::{Store, StoreError, WebhookEvent};
+use crate::store::{Store, StoreError};
 
-const TARGET: &str = "micropub";
+const TARGET: &str = Target::Micropub.name();
 
 /// Makes the blog's copy of the post match the event.
 pub(super) async fn sync(
     config: &Config,
     store: &mut Store,
     http: &reqwest::Client,
-    ev: &WebhookEvent,
+    m: &Mirror,
 ) -> Result<Outcome, StoreError> {
     let Some(mp) = &config.micropub else {
         return Ok(Outcome::Retry("micropub: not configured".into()));
     };
     let Some(token) = mp.token() else {
         return Ok(Outcome::Stop("no Micropub token".into()));
-    };
-    let Ok(m) = serde_json::from_str::<Mirror>(&ev.body) else {
-        return Ok(Outcome::Gone("unreadable event".into()));
     };
     let known = store.remote_id(TARGET, &m.slug)?.map(|(id, _)| id);
     let body = match (m.action.as_str(), &known) {
@@ -80,9 +77,8 @@ pub(super) async fn sync(
         .get(reqwest::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let detail = r.text().await.unwrap_or_default();
     // The error body is JSON with `error` and `error_description` (§4.1).
-    let detail: serde_json::Value = serde_json::from_str(&detail).unwrap_or_default();
+    let detail = json_body(r).await;
     let detail = format!(
         "{} {}",
         detail["error"].as_str().unwrap_or(""),

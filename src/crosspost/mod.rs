@@ -15,7 +15,7 @@ mod micropub;
 mod outbox;
 mod wordpress;
 
-pub use outbox::{deliver_due, run_outbox, Target};
+pub use outbox::{run_outbox, Target};
 
 use std::time::Duration;
 

@@ -37,7 +37,7 @@ impl Target {
     ];
 
     /// The name in logs, `status` and the store.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Target::Webhook => "webhook",
             Target::WebSub => "websub",
@@ -104,7 +104,7 @@ impl Outcome {
 }
 
 /// Delivers every due event of `target` once; returns why the target stopped, if it did.
-pub async fn deliver_due(
+async fn deliver_due(
     config: &Config,
     store: &mut Store,
     http: &reqwest::Client,
@@ -115,8 +115,15 @@ pub async fn deliver_due(
         let outcome = match target {
             Target::Webhook => webhook(config, http, ev).await,
             Target::WebSub => ping(http, ev).await,
-            Target::WordPress => super::wordpress::sync(config, store, http, ev).await?,
-            Target::Micropub => super::micropub::sync(config, store, http, ev).await?,
+            Target::WordPress | Target::Micropub => {
+                match serde_json::from_str::<super::Mirror>(&ev.body) {
+                    Err(e) => Outcome::Gone(format!("unreadable event: {e}")),
+                    Ok(m) if target == Target::WordPress => {
+                        super::wordpress::sync(config, store, http, &m).await?
+                    }
+                    Ok(m) => super::micropub::sync(config, store, http, &m).await?,
+                }
+            }
         };
         let now = Utc::now();
         let (status, state, next, stop) = match outcome {
@@ -170,6 +177,13 @@ async fn ping(http: &reqwest::Client, ev: &WebhookEvent) -> Outcome {
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form);
     send(request).await
+}
+
+/// A response body as JSON, `null` when it is not (WordPress and Micropub explain their
+/// errors in JSON; anything else is only a status).
+pub(super) async fn json_body(r: reqwest::Response) -> serde_json::Value {
+    let bytes = r.bytes().await.unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
 }
 
 /// Sends a webhook or ping: any 2xx is done, 410 final, the rest retried (401/403 included: a

@@ -12,12 +12,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::outbox::Outcome;
+use super::outbox::{json_body, Outcome, Target};
 use super::Mirror;
 use crate::config::{Config, WordPress};
-use crate::store::{Store, StoreError, WebhookEvent};
+use crate::store::{Store, StoreError};
 
-const TARGET: &str = "wordpress";
+const TARGET: &str = Target::WordPress.name();
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Makes WordPress's copy of the post match the event.
@@ -25,16 +25,13 @@ pub(super) async fn sync(
     config: &Config,
     store: &mut Store,
     http: &reqwest::Client,
-    ev: &WebhookEvent,
+    mirror: &Mirror,
 ) -> Result<Outcome, StoreError> {
     let Some(wp) = &config.wordpress else {
         return Ok(Outcome::Retry("wordpress: not configured".into()));
     };
     let Some(password) = wp.password() else {
         return Ok(Outcome::Stop("TAYORI_WORDPRESS_PASSWORD is not set".into()));
-    };
-    let Ok(mirror) = serde_json::from_str::<Mirror>(&ev.body) else {
-        return Ok(Outcome::Gone("unreadable event".into()));
     };
     let api = Api { wp, password, http };
     let known = store.remote_id(TARGET, &mirror.slug)?.map(|(id, _)| id);
@@ -46,7 +43,7 @@ pub(super) async fn sync(
     let result = if mirror.action == "deleted" {
         api.trash(known.as_deref()).await
     } else {
-        api.upsert(&mirror, known.as_deref()).await
+        api.upsert(mirror, known.as_deref()).await
     };
     Ok(match result {
         Ok(Synced::Kept { id, link }) => {
@@ -110,7 +107,7 @@ impl Api<'_> {
             .await
             .map_err(|e| Outcome::Retry(format!("error: {e}")))?;
         let status = r.status();
-        let body: Value = r.json_or_null().await;
+        let body = json_body(r).await;
         if status.is_success() {
             return Ok(body);
         }
@@ -246,17 +243,5 @@ impl Api<'_> {
             ids.push(id);
         }
         Ok(ids)
-    }
-}
-
-/// Reads a response body as JSON, `null` when it is not.
-trait JsonOrNull {
-    async fn json_or_null(self) -> Value;
-}
-
-impl JsonOrNull for reqwest::Response {
-    async fn json_or_null(self) -> Value {
-        let bytes = self.bytes().await.unwrap_or_default();
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     }
 }
