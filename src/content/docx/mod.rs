@@ -161,9 +161,9 @@ impl Converter<'_> {
             Block::Para(p) => self.styles.role(p.style.as_deref()),
             Block::Table(_) => Role::Body,
         };
-        let has_title = blocks
-            .iter()
-            .any(|b| role(b) == Role::Title && !text_of(b).is_empty());
+        let has_title = blocks.iter().any(|b| {
+            role(b) == Role::Title && matches!(b, Block::Para(p) if !p.text().trim().is_empty())
+        });
         let mut title: Option<String> = None;
         let mut events = Vec::new();
         // Open lists, innermost last: (level, numbered).
@@ -226,13 +226,6 @@ impl Converter<'_> {
             None if self.numbering.exists(&id) => None,
             None => Some((level, by_name)),
         }
-    }
-}
-
-fn text_of(b: &Block) -> String {
-    match b {
-        Block::Para(p) => p.text().trim().to_string(),
-        Block::Table(_) => String::new(),
     }
 }
 
