@@ -392,16 +392,7 @@ fn url_base(url: &str) -> Option<String> {
 
 /// Reads, parses and validates `tayori.yaml` in `root`.
 pub fn load(root: &Path) -> Result<Config, Vec<Problem>> {
-    let path = root.join(FILE_NAME);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        vec![Problem::new(
-            &path,
-            None,
-            format!("cannot read the configuration: {e}"),
-        )]
-    })?;
-    let mut config = parse(&text, &path).map_err(|p| vec![p])?;
-    let problems = config.validate(&path);
+    let (config, problems) = read_and_validate(root)?;
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -413,10 +404,23 @@ pub fn load(root: &Path) -> Result<Config, Vec<Problem>> {
 /// whatever is wrong with the file, such as a secret missing from this shell's environment);
 /// `None` only when it cannot be read or parsed at all.
 pub fn load_lenient(root: &Path) -> Option<Config> {
+    read_and_validate(root).ok().map(|(config, _)| config)
+}
+
+/// Reads, parses and validates `tayori.yaml`: the configuration and its problems, or why it
+/// could not be read or parsed.
+fn read_and_validate(root: &Path) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
     let path = root.join(FILE_NAME);
-    let mut config = parse(&std::fs::read_to_string(&path).ok()?, &path).ok()?;
-    let _ = config.validate(&path);
-    Some(config)
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        vec![Problem::new(
+            &path,
+            None,
+            format!("cannot read the configuration: {e}"),
+        )]
+    })?;
+    let mut config = parse(&text, &path).map_err(|p| vec![p])?;
+    let problems = config.validate(&path);
+    Ok((config, problems))
 }
 
 #[cfg(test)]
