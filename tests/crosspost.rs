@@ -324,3 +324,28 @@ fn only_the_newest_state_of_a_post_waits_even_after_an_edit_back_and_forth() {
     assert_eq!(waiting.len(), 1, "{waiting:?}");
     assert!(waiting[0].contains("二版"), "{waiting:?}");
 }
+
+#[test]
+fn missing_credentials_and_a_cleartext_mailbox_stop_check_and_run_with_one_line_each() {
+    let dir = fresh_folder(None);
+    let root = dir.path();
+    let cfg = root.join("tayori.yaml");
+    let yaml = std::fs::read_to_string(&cfg).unwrap()
+        + "wordpress:\n  url: https://blog.example.jp/\n  user: office\n\
+           micropub:\n  endpoint: https://blog.example.jp/micropub\n\
+           bounces:\n  mailbox: imap://bounce@mail.example.jp/INBOX\n";
+    std::fs::write(&cfg, yaml).unwrap();
+    for command in ["check", "run"] {
+        let o = tayori(root, &[command]);
+        assert_eq!(o.status.code(), Some(1), "{command}");
+        let said = text(&o.stdout) + &text(&o.stderr);
+        for cause in [
+            "tayori.yaml: wordpress: TAYORI_WORDPRESS_PASSWORD is not set",
+            "tayori.yaml: micropub: no token",
+            "would send the password in clear over the network",
+        ] {
+            assert_eq!(said.matches(cause).count(), 1, "{command}: {cause}: {said}");
+        }
+    }
+    assert!(!root.join("state").exists(), "nothing was started");
+}
