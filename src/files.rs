@@ -55,6 +55,40 @@ pub fn make_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The files under `root` that hold secrets or subscribers' addresses and that other users of
+/// the machine can read, each with its mode: `tayori.yaml`, the lists in `subscribers/`, and
+/// everything in `state/`.
+pub fn readable_by_others(root: &Path) -> Vec<(PathBuf, u32)> {
+    let mut candidates = vec![root.join("tayori.yaml")];
+    for dir in ["subscribers", "state"] {
+        if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
+            candidates.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    candidates.sort();
+    candidates
+        .into_iter()
+        .filter_map(|p| {
+            // Not through a link: the file as it is, whatever it points at.
+            let meta = std::fs::symlink_metadata(&p).ok()?;
+            let mode = other_readable_mode(&meta)?;
+            Some((p, mode))
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+fn other_readable_mode(meta: &std::fs::Metadata) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o777;
+    (meta.is_file() && mode & 0o004 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn other_readable_mode(_: &std::fs::Metadata) -> Option<u32> {
+    None
+}
+
 fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -226,7 +226,7 @@ async fn confirm_by_email(s: &AppState, f: &SignupForm, client: IpAddr) -> anyho
         return Ok(());
     }
     let url = format!("{}/subscribe/confirm/{token}", s.config.public_base());
-    let css = crate::render::load_css(&s.root);
+    let css = crate::render::load_css(&s.root)?;
     let rendered = crate::render::email::confirmation(&s.config, &url, &css)?;
     let unsubscribe = format!(
         "{}/unsubscribe/{}",
@@ -302,7 +302,7 @@ pub async fn confirm(State(s): State<AppState>, UrlPath(token): UrlPath<String>)
 }
 
 async fn welcome(s: &AppState, email: &str, name: &str) -> anyhow::Result<()> {
-    let css = crate::render::load_css(&s.root);
+    let css = crate::render::load_css(&s.root)?;
     let rendered = crate::render::email::welcome(&s.config, &css)?;
     let unsubscribe = format!(
         "{}/unsubscribe/{}",

@@ -66,8 +66,8 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// Takes in one event; returns whether it concerned a post file (or a folder).
-    pub fn observe(&mut self, ev: &notify::Event) -> bool {
+    /// Takes in one event seen at `now`; returns whether it concerned a post file (or a folder).
+    pub fn observe(&mut self, ev: &notify::Event, now: Instant) -> bool {
         // Opening and reading a file (as we do ourselves when ingesting it) or touching its
         // metadata changes nothing: only writes, closes after writing, creations, renames and
         // removals count — or every reconcile would trigger the next one.
@@ -81,7 +81,6 @@ impl Tracker {
         if !counts {
             return false;
         }
-        let now = Instant::now();
         let mut relevant = false;
         let renamed_to = matches!(ev.kind, EventKind::Modify(ModifyKind::Name(_)));
         for (i, path) in ev.paths.iter().enumerate() {
@@ -116,11 +115,11 @@ impl Tracker {
         relevant
     }
 
-    /// Whether `path` can be read now.
-    pub fn ready(&self, path: &Path) -> bool {
+    /// Whether `path` can be read at `now`.
+    pub fn ready(&self, path: &Path, now: Instant) -> bool {
         match self.files.get(path) {
             None => true,
-            Some(f) => Instant::now() >= f.ready_at(),
+            Some(f) => now >= f.ready_at(),
         }
     }
 
@@ -159,20 +158,35 @@ mod tests {
     fn a_file_being_written_is_not_ready_until_closed_and_quiet() {
         let mut t = Tracker::default();
         let p = Path::new("/n/posts/a.md");
-        assert!(t.observe(&ev(EventKind::Create(CreateKind::File), &["/n/posts/a.md"])));
-        t.observe(&ev(
-            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
-            &["/n/posts/a.md"],
+        let t0 = Instant::now();
+        assert!(t.observe(
+            &ev(EventKind::Create(CreateKind::File), &["/n/posts/a.md"]),
+            t0
         ));
-        assert!(!t.ready(p));
-        t.observe(&ev(
-            EventKind::Access(AccessKind::Close(AccessMode::Write)),
-            &["/n/posts/a.md"],
-        ));
-        assert!(!t.ready(p), "closed, but not yet quiet");
-        assert!(t.next_check().is_some());
-        std::thread::sleep(QUIET + Duration::from_millis(20));
-        assert!(t.ready(p));
+        t.observe(
+            &ev(
+                EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+                &["/n/posts/a.md"],
+            ),
+            t0,
+        );
+        assert!(!t.ready(p, t0 + QUIET * 4), "still being written");
+        assert!(
+            t.ready(p, t0 + STUCK),
+            "a writer that never closes is given up on"
+        );
+        let closed = t0 + Duration::from_secs(1);
+        t.observe(
+            &ev(
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                &["/n/posts/a.md"],
+            ),
+            closed,
+        );
+        assert!(!t.ready(p, closed), "closed, but not yet quiet");
+        assert_eq!(t.next_check(), Some(closed + QUIET));
+        assert!(!t.ready(p, closed + QUIET - Duration::from_millis(1)));
+        assert!(t.ready(p, closed + QUIET));
     }
 
     #[test]
@@ -186,25 +200,33 @@ mod tests {
             EventKind::Access(AccessKind::Open(AccessMode::Any)),
             &["/n/posts/a.md"],
         );
-        assert!(!t.observe(&read) && !t.observe(&open));
+        let now = Instant::now();
+        assert!(!t.observe(&read, now) && !t.observe(&open, now));
         assert!(t.next_check().is_none());
     }
 
     #[test]
     fn ignores_editor_temp_files_and_takes_renamed_files_after_a_short_settle() {
         let mut t = Tracker::default();
-        assert!(!t.observe(&ev(
-            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
-            &["/n/posts/.a.md.swp"]
-        )));
-        t.observe(&ev(
-            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
-            &["/n/posts/.tmp123", "/n/posts/b.md"],
+        let t0 = Instant::now();
+        assert!(!t.observe(
+            &ev(
+                EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+                &["/n/posts/.a.md.swp"]
+            ),
+            t0
         ));
-        assert!(!t.ready(Path::new("/n/posts/b.md")), "settle first");
-        std::thread::sleep(SETTLE + Duration::from_millis(10));
+        t.observe(
+            &ev(
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+                &["/n/posts/.tmp123", "/n/posts/b.md"],
+            ),
+            t0,
+        );
+        let b = Path::new("/n/posts/b.md");
+        assert!(!t.ready(b, t0), "settle first");
         assert!(
-            t.ready(Path::new("/n/posts/b.md")),
+            t.ready(b, t0 + SETTLE) && SETTLE < QUIET,
             "a file moved in is taken well before QUIET"
         );
     }

@@ -526,9 +526,7 @@ fn a_publish_that_failed_is_retried_without_another_file_event() {
     let dir = folder(None, "0 9 1 1 *", "");
     let root = dir.path();
     let d = Daemon::start(root, &[]);
-    let Some(ro) = Tmpfs::mount(&root.join("public"), "size=64k,ro") else {
-        return;
-    };
+    let ro = Tmpfs::mount(&root.join("public"), "size=64k,ro");
     new_article(root, "retried", "再試行される記事");
     wait_for("the failure", Duration::from_secs(10), || {
         d.log_has("publishing failed")

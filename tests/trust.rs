@@ -259,6 +259,69 @@ fn state_the_store_and_outbox_messages_are_private() {
     assert!(secret.chars().all(|c| c.is_ascii_hexdigit()));
 }
 
+#[cfg(unix)]
+#[test]
+fn init_writes_the_configuration_and_the_list_for_the_office_alone_and_check_warns_when_others_can_read_them(
+) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("news");
+    let o = tayori(dir.path(), &["init", root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root.join("tayori.yaml")), 0o600);
+    assert_eq!(mode(&root.join("subscribers/readers.csv")), 0o600);
+    let o = tayori(&root, &["check"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!text(&o.stderr).contains("warning"), "{}", text(&o.stderr));
+
+    for f in ["tayori.yaml", "subscribers/readers.csv"] {
+        std::fs::set_permissions(root.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let o = tayori(&root, &["check"]);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "a warning is not an error: {err}");
+    for f in ["tayori.yaml", "subscribers/readers.csv"] {
+        assert!(
+            err.lines().any(|l| l.contains(f)
+                && l.contains("warning: readable by other users (mode 644)")
+                && l.contains(&format!("chmod 600 {}", root.join(f).display()))),
+            "{f}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_blog_password_or_token_over_plain_http_is_refused_by_check_and_run() {
+    let dir = fresh_folder(None);
+    let root = dir.path();
+    let cfg = std::fs::read_to_string(root.join("tayori.yaml")).unwrap();
+    std::fs::write(
+        root.join("tayori.yaml"),
+        format!("{cfg}wordpress:\n  url: http://blog.example.jp/\n  user: tayori\nmicropub:\n  endpoint: http://blog.example.jp/micropub\n  token: t0ken\n"),
+    )
+    .unwrap();
+    let env = [("TAYORI_WORDPRESS_PASSWORD", "abcd efgh ijkl")];
+    let o = tayori_env(root, &["check"], &env);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("wordpress.url: `http://blog.example.jp/` would send the application password in clear text"),
+        "{err}"
+    );
+    assert!(
+        err.contains("micropub.endpoint: `http://blog.example.jp/micropub` would send the token in clear text"),
+        "{err}"
+    );
+    let o = tayori_env(root, &["run"], &env);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("clear text"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
 #[test]
 fn rss_summaries_are_text_never_raw_html() {
     let dir = fresh_folder(None);

@@ -239,6 +239,16 @@ fn check(root: &Path) -> anyhow::Result<ExitCode> {
     let (subscribers, sub_problems) = subscribers::count(&root.join("subscribers"));
     problems.extend(sub_problems.all().cloned());
     print_problems(&problems);
+    // A warning, not an error: the folder works, but its secrets or readers' addresses are
+    // open to every user of the machine.
+    for (path, mode) in files::readable_by_others(root) {
+        let shown = files::display(&path);
+        eprintln!(
+            "{}: warning: readable by other users (mode {mode:o}); it holds secrets or subscribers' addresses: chmod 600 {}",
+            shown.display(),
+            shown.display()
+        );
+    }
     if problems.is_empty() {
         println!("ok: {posts} posts, {subscribers} subscribers");
         Ok(ExitCode::SUCCESS)
@@ -299,13 +309,13 @@ fn preview(root: &Path, file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     };
     let store = Store::open_read_only(root)?;
     let now = Utc::now();
-    let published = publish::published_time(&post, store.as_ref(), now);
+    let published = publish::published_time(&post, store.as_ref(), now)?;
     let entry = Entry {
         published,
         updated: published,
         post,
     };
-    let rendered = render::email::render(&config, &[&entry], &render::load_css(root))?;
+    let rendered = render::email::render(&config, &[&entry], &render::load_css(root)?)?;
     let (_, from_addr) = render::email::sender_parts(&config);
     let unsubscribe = format!("{}/unsubscribe/preview", config.public_base());
     let to = Recipient {
@@ -376,8 +386,15 @@ fn init(dir: &Path) -> anyhow::Result<ExitCode> {
         let path = dir.join(rel);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     };
-    write(config::FILE_NAME, INIT_CONFIG)?;
-    write("subscribers/readers.csv", INIT_LIST)?;
+    // The configuration holds secrets (SMTP, webhook) and the list holds readers' addresses:
+    // only the office's own user reads them.
+    let write_private = |rel: &str, text: &str| {
+        let path = dir.join(rel);
+        files::write_private(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
+    };
+    write_private(config::FILE_NAME, INIT_CONFIG)?;
+    write_private("subscribers/readers.csv", INIT_LIST)?;
     write("templates/email.css", render::DEFAULT_CSS)?;
     // What the folder makes as it runs stays out of version control: the secret and every
     // subscriber's address are in state/ and outbox/.

@@ -98,6 +98,8 @@ impl Config {
         if let Some(w) = &self.wordpress {
             if !is_web(&w.url) {
                 bad.push(format!("wordpress.url: `{}` is not an http(s) URL", w.url));
+            } else if cleartext(&w.url) {
+                bad.push(format!("wordpress.url: `{}` would send the application password in clear text; use https (plain http only to this machine)", w.url));
             }
             if w.user.trim().is_empty() {
                 bad.push("wordpress.user: empty (the WordPress user the application password belongs to)".into());
@@ -112,6 +114,8 @@ impl Config {
                     "micropub.endpoint: `{}` is not an http(s) URL",
                     m.endpoint
                 ));
+            } else if cleartext(&m.endpoint) {
+                bad.push(format!("micropub.endpoint: `{}` would send the token in clear text; use https (plain http only to this machine)", m.endpoint));
             }
             if m.token().is_none() {
                 bad.push("micropub: no token (set micropub.token or TAYORI_MICROPUB_TOKEN)".into());
@@ -119,6 +123,21 @@ impl Config {
         }
         bad
     }
+}
+
+/// Whether a credential sent to `url` would cross the network unencrypted: plain http to any
+/// host but this machine (a blog on the same server, or a test, may be reached over loopback).
+fn cleartext(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    let local = match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    u.scheme() == "http" && !local
 }
 
 /// One `pacing:` entry.
@@ -229,4 +248,19 @@ impl Subscribe {
 
 fn default_signup_list() -> String {
     "web".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cleartext;
+
+    #[test]
+    fn a_credential_over_plain_http_is_cleartext_except_to_this_machine() {
+        assert!(cleartext("http://blog.example.jp/"));
+        assert!(cleartext("HTTP://blog.example.jp/micropub"));
+        assert!(!cleartext("https://blog.example.jp/"));
+        assert!(!cleartext("http://127.0.0.1:8081/"));
+        assert!(!cleartext("http://[::1]:8081/"));
+        assert!(!cleartext("http://localhost/"));
+    }
 }

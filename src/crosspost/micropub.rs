@@ -13,14 +13,14 @@ use serde_json::json;
 use super::outbox::{json_body, Outcome, Target};
 use super::Mirror;
 use crate::config::{Config, PostStatus};
-use crate::store::{Store, StoreError};
+use crate::store::{Shared, StoreError};
 
 const TARGET: &str = Target::Micropub.name();
 
 /// Makes the blog's copy of the post match the event.
 pub(super) async fn sync(
     config: &Config,
-    store: &mut Store,
+    store: &Shared,
     http: &reqwest::Client,
     m: &Mirror,
 ) -> Result<Outcome, StoreError> {
@@ -30,7 +30,11 @@ pub(super) async fn sync(
     let Some(token) = mp.token() else {
         return Ok(Outcome::Stop("no Micropub token".into()));
     };
-    let known = store.remote_id(TARGET, &m.slug)?.map(|(id, _)| id);
+    let slug = m.slug.clone();
+    let known = store
+        .call(move |s| s.remote_id(TARGET, &slug))
+        .await?
+        .map(|(id, _)| id);
     let body = match (m.action.as_str(), &known) {
         ("deleted", None) => return Ok(Outcome::Done("nothing to delete".into())),
         ("deleted", Some(url)) => json!({ "action": "delete", "url": url }),
@@ -86,10 +90,17 @@ pub(super) async fn sync(
     );
     let outcome = Outcome::of_status(status, detail.trim(), "the Micropub endpoint");
     if let Outcome::Done(_) = outcome {
+        let slug = m.slug.clone();
         match (m.action.as_str(), known, location) {
-            ("deleted", _, _) => store.set_remote_id(TARGET, &m.slug, None)?,
+            ("deleted", _, _) => {
+                store
+                    .call(move |s| s.set_remote_id(TARGET, &slug, None))
+                    .await?
+            }
             (_, None, Some(url)) => {
-                store.set_remote_id(TARGET, &m.slug, Some((&url, Some(&url))))?
+                store
+                    .call(move |s| s.set_remote_id(TARGET, &slug, Some((&url, Some(&url)))))
+                    .await?
             }
             _ => {}
         }

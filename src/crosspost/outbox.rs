@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{backoff, secret, signature, GIVE_UP_AFTER, MICROPUB, PING, WORDPRESS};
 use crate::config::Config;
-use crate::store::{Store, StoreError, WebhookEvent};
+use crate::store::{Shared, StoreError, WebhookEvent};
 
 /// A cross-post target, with its own queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,11 +106,13 @@ impl Outcome {
 /// Delivers every due event of `target` once; returns why the target stopped, if it did.
 async fn deliver_due(
     config: &Config,
-    store: &mut Store,
+    store: &Shared,
     http: &reqwest::Client,
     target: Target,
 ) -> Result<Option<String>, StoreError> {
-    let due = store.due_events(target.prefix(), Utc::now())?;
+    let due = store
+        .call(move |s| s.due_events(target.prefix(), Utc::now()))
+        .await?;
     for ev in &due {
         let outcome = match target {
             Target::Webhook => webhook(config, http, ev).await,
@@ -136,10 +138,16 @@ async fn deliver_due(
             Outcome::Stop(why) => (why.clone(), "pending", now, Some(why)),
         };
         tracing::info!(id = %ev.id, event = %ev.event, slug = %ev.slug, attempt = ev.attempts + 1, %status, state, "cross-post attempt");
-        store.record_webhook_attempt(&ev.id, &status, state, next, now)?;
+        let id = ev.id.clone();
+        store
+            .call(move |s| s.record_webhook_attempt(&id, &status, state, next, now))
+            .await?;
         if let Some(why) = stop {
             let why = format!("{} stopped: {why}", target.name());
-            store.set_meta(&target.stopped_key(), &why)?;
+            let shown = why.clone();
+            store
+                .call(move |s| s.set_meta(&target.stopped_key(), &shown))
+                .await?;
             return Ok(Some(why));
         }
     }
@@ -165,15 +173,27 @@ async fn webhook(config: &Config, http: &reqwest::Client, ev: &WebhookEvent) -> 
     send(request).await
 }
 
-/// A WebSub publish ping (W3C WebSub §7): `hub.mode=publish`, `hub.url=<feed>`.
+/// A WebSub publish ping (W3C WebSub §7): `hub.mode=publish`, `hub.url=<feed>`. An event
+/// that does not name both is final (logged with the cause), never a ping to "".
 async fn ping(http: &reqwest::Client, ev: &WebhookEvent) -> Outcome {
-    let ping: serde_json::Value = serde_json::from_str(&ev.body).unwrap_or_default();
+    #[derive(serde::Deserialize)]
+    struct Ping {
+        hub: String,
+        feed: String,
+    }
+    let ping: Ping = match serde_json::from_str(&ev.body) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(id = %ev.id, "unreadable WebSub ping event, not sent: {e}");
+            return Outcome::Gone(format!("unreadable event: {e}"));
+        }
+    };
     let form = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("hub.mode", "publish")
-        .append_pair("hub.url", ping["feed"].as_str().unwrap_or(""))
+        .append_pair("hub.url", &ping.feed)
         .finish();
     let request = http
-        .post(ping["hub"].as_str().unwrap_or(""))
+        .post(&ping.hub)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form);
     send(request).await
@@ -251,37 +271,57 @@ async fn run_target(
         Ok(c) => c,
         Err(e) => return tracing::error!("{name}: HTTP client: {e}"),
     };
-    let mut store = match Store::open(&root) {
-        Ok(s) => s,
-        Err(e) => return tracing::error!("{name} queue: {e}"),
+    let store = loop {
+        match Shared::open(&root).await {
+            Ok(s) => break s,
+            Err(e) => tracing::error!("{name} queue: {e}; trying again in {STORE_RETRY:?}"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(STORE_RETRY) => {}
+        }
     };
     // A restart is how an operator says the credentials are fixed.
-    if let Err(e) = store.set_meta(&target.stopped_key(), "") {
-        return tracing::error!("{name} queue: {e}");
+    let cleared = store
+        .call(move |s| s.set_meta(&target.stopped_key(), ""))
+        .await;
+    if let Err(e) = cleared {
+        tracing::error!("{name} queue: {e}");
     }
     loop {
-        match deliver_due(&config, &mut store, &http, target).await {
+        let failed = match deliver_due(&config, &store, &http, target).await {
             Ok(Some(why)) => {
                 return tracing::error!(
                     "{why} — its events stay queued; fix the credentials and restart tayori"
                 )
             }
-            Ok(None) => {}
-            Err(e) => tracing::error!("{name} queue: {e}"),
-        }
-        let next = store
-            .next_event_due(target.prefix())
-            .ok()
-            .flatten()
-            .map(|t| {
-                (t.with_timezone(&Utc) - Utc::now())
-                    .to_std()
-                    .unwrap_or_default()
-            });
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!("{name} queue: {e}; trying again in {STORE_RETRY:?}");
+                true
+            }
+        };
+        let wait = match store.call(move |s| s.next_event_due(target.prefix())).await {
+            // An event whose attempt could not be recorded is due at once again: not in a loop.
+            _ if failed => STORE_RETRY,
+            Ok(Some(t)) => (t.with_timezone(&Utc) - Utc::now())
+                .to_std()
+                .unwrap_or_default(),
+            // Nothing queued: a publish wakes the task; the hour is only a safety net.
+            Ok(None) => Duration::from_secs(3600),
+            // The store could not say: ask again soon rather than guess "nothing for an hour".
+            Err(e) => {
+                tracing::error!("{name} queue: {e}; trying again in {STORE_RETRY:?}");
+                STORE_RETRY
+            }
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(next.unwrap_or(Duration::from_secs(3600))) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
+
+/// How soon a queue whose store failed is tried again.
+const STORE_RETRY: Duration = Duration::from_secs(30);

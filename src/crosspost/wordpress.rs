@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::outbox::{json_body, Outcome, Target};
 use super::Mirror;
 use crate::config::{Config, WordPress};
-use crate::store::{Store, StoreError};
+use crate::store::{Shared, StoreError};
 
 const TARGET: &str = Target::WordPress.name();
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,7 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Makes WordPress's copy of the post match the event.
 pub(super) async fn sync(
     config: &Config,
-    store: &mut Store,
+    store: &Shared,
     http: &reqwest::Client,
     mirror: &Mirror,
 ) -> Result<Outcome, StoreError> {
@@ -34,7 +34,11 @@ pub(super) async fn sync(
         return Ok(Outcome::Stop("TAYORI_WORDPRESS_PASSWORD is not set".into()));
     };
     let api = Api { wp, password, http };
-    let known = store.remote_id(TARGET, &mirror.slug)?.map(|(id, _)| id);
+    let slug = mirror.slug.clone();
+    let known = store
+        .call(move |s| s.remote_id(TARGET, &slug))
+        .await?
+        .map(|(id, _)| id);
     // WordPress reads a wrong application password as no login at all, and then answers
     // other things than 401 (a 400 for a draft query): ask who we are first.
     if let Err(outcome) = api.whoami().await {
@@ -45,13 +49,19 @@ pub(super) async fn sync(
     } else {
         api.upsert(mirror, known.as_deref()).await
     };
+    let slug = mirror.slug.clone();
     Ok(match result {
         Ok(Synced::Kept { id, link }) => {
-            store.set_remote_id(TARGET, &mirror.slug, Some((&id, link.as_deref())))?;
-            Outcome::Done(format!("post {id}"))
+            let done = Outcome::Done(format!("post {id}"));
+            store
+                .call(move |s| s.set_remote_id(TARGET, &slug, Some((&id, link.as_deref()))))
+                .await?;
+            done
         }
         Ok(Synced::Trashed(status)) => {
-            store.set_remote_id(TARGET, &mirror.slug, None)?;
+            store
+                .call(move |s| s.set_remote_id(TARGET, &slug, None))
+                .await?;
             Outcome::Done(status)
         }
         Err(outcome) => outcome,

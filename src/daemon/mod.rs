@@ -185,7 +185,7 @@ impl Loop {
                 _ = stop.cancelled() => break,
                 ev = self.events.recv(), if self.watcher.is_some() => {
                     let Some(ev) = ev else { break };
-                    if d.tracker.observe(&ev) {
+                    if d.tracker.observe(&ev, Instant::now()) {
                         // A folder event (no file tracked) is looked at after the quiet time.
                         let soon = d
                             .tracker

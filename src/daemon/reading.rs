@@ -58,9 +58,10 @@ pub(super) fn read_posts(
     cache.retain(|p, _| present.contains(p));
     tracker.keep_only(&files);
     let mut scan = Scan::default();
+    let started = std::time::Instant::now();
     for path in files {
         let cached = cache.entry(path.clone()).or_default();
-        if !tracker.ready(&path) {
+        if !tracker.ready(&path, started) {
             scan.posts.extend(cached.post.clone());
             continue;
         }

@@ -177,7 +177,11 @@ pub fn make_issue(
     if posts.is_empty() {
         return Ok(None);
     }
-    let rendered = render::email::render(config, &posts, &render::load_css(root))?;
+    let rendered = render::email::render(
+        config,
+        &posts,
+        &render::load_css(root).map_err(publish::BuildError::Css)?,
+    )?;
     // A post limited to some lists narrows the audience only if every post in the issue is.
     let lists: Vec<String> = if posts.iter().any(|e| e.post.lists.is_empty()) {
         Vec::new()

@@ -57,7 +57,7 @@ pub fn next_issue(root: &Path, config: &Config) -> Result<Next, DeliverError> {
         .map_err(publish::BuildError::from)?;
     let mut entries = Vec::new();
     for post in scan.posts {
-        let Some(published) = publish::due(&post, Some(&store), now) else {
+        let Some(published) = publish::due(&post, Some(&store), now)? else {
             continue;
         };
         if store.waits_for_issue(&post.slug)? {
@@ -73,7 +73,11 @@ pub fn next_issue(root: &Path, config: &Config) -> Result<Next, DeliverError> {
         return Ok(Next::Nothing);
     }
     let refs: Vec<&Entry> = entries.iter().collect();
-    let rendered = render::email::render(config, &refs, &render::load_css(root))?;
+    let rendered = render::email::render(
+        config,
+        &refs,
+        &render::load_css(root).map_err(publish::BuildError::Css)?,
+    )?;
     Ok(Next::New {
         rendered,
         titles: entries.iter().map(|e| e.post.title.clone()).collect(),

@@ -66,16 +66,17 @@ impl Scan {
 }
 
 /// The publication time of a post: its `date`, else when the store first saw it, else `now`.
+/// A store that cannot be read is an error, never "not seen yet".
 pub fn published_time(
     post: &Post,
     store: Option<&Store>,
     now: DateTime<Utc>,
-) -> DateTime<FixedOffset> {
+) -> Result<DateTime<FixedOffset>, StoreError> {
     if let Some(d) = post.date {
-        return d;
+        return Ok(d);
     }
-    let record = store.and_then(|s| s.post(&post.slug).ok().flatten());
-    published_or_seen(post, record.as_ref(), now)
+    let record = store.map(|s| s.post(&post.slug)).transpose()?.flatten();
+    Ok(published_or_seen(post, record.as_ref(), now))
 }
 
 /// A post's `date`, else when the store first saw it (`record`), else `now`.
@@ -90,13 +91,14 @@ fn published_or_seen(
 }
 
 /// When a post is published if it is due at `now` (not a draft, its time come), else `None`.
+/// A store that cannot be read is an error, never "not due".
 pub fn due(
     post: &Post,
     store: Option<&Store>,
     now: DateTime<Utc>,
-) -> Option<DateTime<FixedOffset>> {
-    let record = store.and_then(|s| s.post(&post.slug).ok().flatten());
-    due_with(post, record.as_ref(), now)
+) -> Result<Option<DateTime<FixedOffset>>, StoreError> {
+    let record = store.map(|s| s.post(&post.slug)).transpose()?.flatten();
+    Ok(due_with(post, record.as_ref(), now))
 }
 
 /// [`due`], with the store's record of the post already in hand.
@@ -292,4 +294,6 @@ pub enum BuildError {
     Read(PathBuf, std::io::Error),
     #[error("cannot write {0}: {1}")]
     Write(PathBuf, std::io::Error),
+    #[error("email stylesheet: {0}")]
+    Css(std::io::Error),
 }

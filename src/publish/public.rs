@@ -45,7 +45,7 @@ pub fn write_public(
     written: &mut Written,
 ) -> Result<(), BuildError> {
     let public = root.join("public");
-    let css = render::load_css(root);
+    let css = render::load_css(root).map_err(BuildError::Css)?;
     let css_print = fingerprint(&css);
     if written.css != css_print {
         *written = Written {

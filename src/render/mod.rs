@@ -35,8 +35,17 @@ pub fn display_date(d: &DateTime<FixedOffset>, tz: &chrono_tz::Tz) -> String {
     format!("{}年{}月{}日", d.year(), d.month(), d.day())
 }
 
-/// The email stylesheet: `templates/email.css` in the newsletter folder, else the default.
-pub fn load_css(root: &Path) -> String {
-    std::fs::read_to_string(root.join("templates").join("email.css"))
-        .unwrap_or_else(|_| DEFAULT_CSS.to_string())
+/// The email stylesheet: `templates/email.css` in the newsletter folder, else (no such file)
+/// the default. A file that is there but cannot be read is an error: the office's own look
+/// must not be swapped for the default without a word.
+pub fn load_css(root: &Path) -> std::io::Result<String> {
+    let path = root.join("templates").join("email.css");
+    match std::fs::read_to_string(&path) {
+        Ok(css) => Ok(css),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DEFAULT_CSS.to_string()),
+        Err(e) => Err(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", crate::files::display(&path).display()),
+        )),
+    }
 }

@@ -98,7 +98,7 @@ impl Store {
                 |r| {
                     Ok(IssueRecord {
                         id: r.get(0)?,
-                        created_at: time(r.get(1)?),
+                        created_at: time(r.get(1)?)?,
                         subject: r.get(2)?,
                         html: r.get(3)?,
                         text: r.get(4)?,

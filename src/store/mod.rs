@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, FixedOffset};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+mod blocking;
 mod bounces;
 mod deliveries;
 mod journal;
@@ -16,6 +17,7 @@ mod posts;
 pub mod signups;
 mod webhooks;
 
+pub use blocking::Shared;
 pub use bounces::BounceRecord;
 pub use deliveries::*;
 pub use journal::{Journal, JournalError, Journaled};
@@ -335,6 +337,14 @@ pub(crate) fn sql(path: &Path, source: rusqlite::Error) -> StoreError {
     }
 }
 
-pub(crate) fn time(s: String) -> DateTime<FixedOffset> {
-    DateTime::parse_from_rfc3339(&s).unwrap_or_default()
+/// A time column (RFC 3339). One that does not parse is an error of the row, never 1970: a
+/// wrong time would decide what is due, retried or given up.
+pub(crate) fn time(s: String) -> rusqlite::Result<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("time {s:?}: {e}").into(),
+        )
+    })
 }

@@ -58,7 +58,7 @@ impl Store {
                     event: r.get(1)?,
                     slug: r.get(2)?,
                     body: r.get(3)?,
-                    created_at: time(r.get(4)?),
+                    created_at: time(r.get(4)?)?,
                     attempts: r.get(5)?,
                     state: r.get(6)?,
                     last_status: r.get(7)?,
@@ -90,10 +90,10 @@ impl Store {
                 "SELECT min(next_attempt_at) FROM webhook_events
                  WHERE state = 'pending' AND substr(event, 1, length(?1)) = ?1",
                 [prefix],
-                |r| r.get::<_, Option<String>>(0),
+                |r| r.get::<_, Option<String>>(0)?.map(time).transpose(),
             )
             .optional()
-            .map(|v| v.flatten().map(time))
+            .map(Option::flatten)
             .map_err(|e| sql(&self.path, e))
     }
 
