@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod bounces;
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod content;

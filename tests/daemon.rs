@@ -603,3 +603,70 @@ fn an_issue_stopped_by_a_server_that_is_down_goes_out_once_it_is_back_without_a_
     assert!(server.per_recipient().values().all(|n| *n == 1));
     assert!(d.stop().success());
 }
+
+#[test]
+fn ticks_on_a_day_without_an_issue_pass_and_the_post_waits_for_the_first_tick_after() {
+    let dir = fresh_folder(None);
+    let root = dir.path();
+    set_schedule(root, "*/2 * * * * *");
+    // Today and tomorrow in Tokyo, so that midnight during the test changes nothing.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Tokyo)
+        .date_naive();
+    let closed = format!(
+        "calendar:\n  skip: [\"{today}..{}\"]\n",
+        today + chrono::TimeDelta::days(1)
+    );
+    let cfg = root.join("tayori.yaml");
+    let open = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{open}{closed}")).unwrap();
+
+    let o = tayori(root, &["check"]);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "a warning only: {err}");
+    assert!(
+        err.contains("warning: the next tick")
+            && err.contains(&format!(
+                "falls on a day without an issue (calendar.skip {today}.."
+            )),
+        "{err}"
+    );
+
+    let d = Daemon::start(root, &[]);
+    wait_for("/healthz", Duration::from_secs(10), || {
+        d.get("/healthz").0 == 200
+    });
+    new_article(root, "closed-days", "休業日に書いた記事");
+    let passes = || {
+        d.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("passes: no issue today"))
+            .count()
+    };
+    wait_for("the article published", Duration::from_secs(10), || {
+        d.get("/feed.xml").1.contains("休業日に書いた記事")
+    });
+    let before = passes();
+    wait_for("two ticks that pass", Duration::from_secs(20), || {
+        passes() >= before + 2
+    });
+    assert!(outbox(root).is_empty(), "no issue on a skipped day");
+    let status = text(&tayori(root, &["status"]).stdout);
+    assert!(
+        status.contains("posts waiting for the next issue: closed-days"),
+        "{status}"
+    );
+    assert!(d.stop().success());
+
+    // The office opens again: the waiting post goes out at the first tick.
+    std::fs::write(&cfg, open).unwrap();
+    let d = Daemon::start(root, &[]);
+    wait_for(
+        "the issue after the closed days",
+        Duration::from_secs(20),
+        || outbox(root).len() == 5,
+    );
+    assert!(d.stop().success());
+}

@@ -210,6 +210,8 @@ fn check(root: &Path) -> anyhow::Result<ExitCode> {
             problems.push(Problem::new(&config_path, None, why));
         }
     }
+    // Warnings are printed, never an error: the folder works.
+    let warnings = config.as_ref().map(calendar_warnings).unwrap_or_default();
     if let Err(e) = crate::unsubscribe::Key::load(root, false) {
         problems.push(Problem::new(&config_path, None, e.to_string()));
     }
@@ -239,6 +241,7 @@ fn check(root: &Path) -> anyhow::Result<ExitCode> {
     let (subscribers, sub_problems) = subscribers::count(&root.join("subscribers"));
     problems.extend(sub_problems.all().cloned());
     print_problems(&problems);
+    print_problems(&warnings);
     // A warning, not an error: the folder works, but its secrets or readers' addresses are
     // open to every user of the machine.
     for (path, mode) in files::readable_by_others(root) {
@@ -255,6 +258,44 @@ fn check(root: &Path) -> anyhow::Result<ExitCode> {
     } else {
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// `check`'s warnings about days without an issue: the schedule's next tick falls on one, or
+/// Japan's holidays are asked for past the data tayori has. Printed, never an error.
+fn calendar_warnings(config: &Config) -> Vec<Problem> {
+    let path = Path::new(config::FILE_NAME);
+    let Ok(schedule) = crate::schedule::parse(&config.schedule) else {
+        return Vec::new();
+    };
+    let calendar = crate::calendar::Calendar::of(config);
+    let now = Utc::now().with_timezone(&config.tz());
+    let mut warnings = Vec::new();
+    let (next, passed) = calendar.next_sending_tick(&schedule, &now);
+    if let Some((tick, why)) = passed.first() {
+        let then = next.map_or("no tick at all".to_string(), |t| {
+            t.format("%Y-%m-%d %H:%M").to_string()
+        });
+        warnings.push(Problem::new(
+            path,
+            None,
+            format!(
+                "warning: the next tick, {}, falls on a day without an issue ({why}): the issue waits until {then}",
+                tick.format("%Y-%m-%d %H:%M")
+            ),
+        ));
+    }
+    let ahead = (now + chrono::TimeDelta::days(60)).date_naive();
+    if calendar.holidays_unknown_on(ahead) {
+        warnings.push(Problem::new(
+            path,
+            None,
+            format!(
+                "warning: calendar.holidays: jp — tayori knows Japan's holidays until {}; update tayori for the next year's list",
+                crate::calendar::holidays_until()
+            ),
+        ));
+    }
+    warnings
 }
 
 /// `build`: publish due posts into `public/`; exit 1 if any post is invalid.

@@ -9,6 +9,24 @@ use crate::files;
 use crate::store::{Store, StoreError};
 use crate::subscribers;
 
+/// When the next issue can go: the first tick not on a day without an issue, and the ticks
+/// that pass before it (calendar).
+fn next_tick(config: &crate::config::Config, tz: &chrono_tz::Tz) {
+    let Ok(schedule) = crate::schedule::parse(&config.schedule) else {
+        return;
+    };
+    let now = chrono::Utc::now().with_timezone(tz);
+    let calendar = crate::calendar::Calendar::of(config);
+    let (next, passed) = calendar.next_sending_tick(&schedule, &now);
+    match next {
+        Some(t) => println!("next tick that sends: {}", t.format("%Y-%m-%d %H:%M (%a)")),
+        None => println!("next tick that sends: none (every tick falls on a day without an issue)"),
+    }
+    for (t, why) in passed {
+        println!("  passes: {}  {why}", t.format("%Y-%m-%d %H:%M (%a)"));
+    }
+}
+
 /// `status [--subscriber ADDR]`.
 pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode> {
     // Printing into a closed pipe (`tayori status | head`) ends the command quietly.
@@ -41,6 +59,9 @@ pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode>
             waiting.join(", ")
         }
     );
+    if let Some(c) = &config {
+        next_tick(c, &tz);
+    }
     let suppressed = store.suppressions()?;
     println!("suppressed addresses: {}", suppressed.len());
     for (address, reason, at) in suppressed {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::problem::Problem;
 
+pub mod calendar;
 mod optional;
 pub use optional::{
     Bounces, Micropub, PaceLimits, PostStatus, Processed, Subscribe, WebSub, WordPress,
@@ -61,6 +62,9 @@ pub struct Config {
     /// Japanese carriers are paced by default (see `deliver::pacing`).
     #[serde(default)]
     pub pacing: std::collections::BTreeMap<String, PaceLimits>,
+    /// Days without an issue: their ticks pass and the issue waits for the first tick after.
+    #[serde(default)]
+    pub calendar: Option<calendar::Calendar>,
 }
 
 /// `site:`
@@ -344,6 +348,9 @@ impl Config {
                     "pacing.{key}: connections must be 1 to {MAX_CONCURRENCY} and per_connection at least 1"
                 ));
             }
+        }
+        if let Some(c) = &self.calendar {
+            c.rules().1.into_iter().for_each(&mut bad);
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             bad(format!(

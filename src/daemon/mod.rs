@@ -284,7 +284,12 @@ impl Loop {
         if let Err(e) = recorded {
             tracing::error!("recording the tick: {e}");
         }
-        if self.sending.as_ref().is_some_and(|h| !h.is_finished()) {
+        let day = tick.with_timezone(&self.tz).date_naive();
+        if let Some(why) = crate::calendar::Calendar::of(&d.config).skipped(day) {
+            tracing::info!(
+                "tick on {day} passes: no issue today ({why}); a pending issue waits for the next tick"
+            );
+        } else if self.sending.as_ref().is_some_and(|h| !h.is_finished()) {
             tracing::info!("tick while an issue is still being sent; the next tick picks up");
         } else {
             // Spread only real schedules (ticks an hour or more apart), not test ones.

@@ -160,15 +160,28 @@ impl Daemon {
         let (last, unfinished) = self
             .with_store(|s| Ok((s.meta("last_tick")?, s.unfinished_issue()?.is_some())))
             .await?;
-        let last = last.and_then(|t| DateTime::parse_from_rfc3339(&t).ok());
+        let last = match last {
+            None => None,
+            Some(t) => Some(DateTime::parse_from_rfc3339(&t).map_err(|e| {
+                anyhow::anyhow!("state store: the last tick `{t}` is not a time: {e}")
+            })?),
+        };
+        // A tick on a day without an issue (calendar) is not one to catch up.
+        let calendar = crate::calendar::Calendar::of(&self.config);
         let missed = last.is_some_and(|last| {
-            schedule
-                .next_after(&last.with_timezone(tz))
+            calendar
+                .next_sending_tick(schedule, &last.with_timezone(tz))
+                .0
                 .is_some_and(|t| t.with_timezone(&Utc) <= now)
         });
         if last.is_none() || missed {
             self.with_store(move |s| s.set_meta("last_tick", &now.to_rfc3339()))
                 .await?;
+        }
+        let today = now.with_timezone(tz).date_naive();
+        if let Some(why) = calendar.skipped(today).filter(|_| missed && !unfinished) {
+            tracing::info!(last_tick = ?last, "a tick was missed while stopped, but today has no issue ({why}): the pending issue waits for the next tick");
+            return Ok(None);
         }
         if missed {
             tracing::info!(last_tick = ?last, "catching up a tick missed while stopped");
