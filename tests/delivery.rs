@@ -52,6 +52,16 @@ fn sends_one_copy_per_address_across_lists_with_all_headers() {
             .starts_with("<http://127.0.0.1:8080/unsubscribe/"));
         assert_eq!(h["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click");
         assert_eq!(h["List-Id"], "<newsletter.example.jp>");
+        assert_eq!(h["Feedback-ID"], "1:newsletter:tayori:example.jp");
+        // The attorney's name and bar association (業務広告規程 第9条) in both parts.
+        for part in [&m["text"], &m["html"]] {
+            assert!(
+                part.as_str()
+                    .unwrap()
+                    .contains("弁護士 山本 さくら（第二東京弁護士会所属）"),
+                "{part}"
+            );
+        }
         assert!(h["Message-ID"].as_str().unwrap().ends_with("@example.jp>"));
         assert!(
             h["Date"].as_str().unwrap().ends_with("+0900"),

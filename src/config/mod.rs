@@ -81,7 +81,8 @@ pub struct Site {
     /// IANA time zone for dates and the schedule.
     #[serde(default = "default_timezone")]
     pub timezone: String,
-    /// The author shown in feeds.
+    /// The author (the attorney's name): feeds, and with `sender.bar_association` every email
+    /// footer and archive page.
     #[serde(default)]
     pub author: Option<String>,
 }
@@ -101,6 +102,10 @@ pub struct Sender {
     /// Telephone, shown in every footer.
     #[serde(default)]
     pub phone: Option<String>,
+    /// 所属弁護士会: with `site.author`, shown in every email footer and archive page (日弁連
+    /// 「弁護士の業務広告に関する規程」第9条 asks for the lawyer's name and bar association).
+    #[serde(default)]
+    pub bar_association: Option<String>,
 }
 
 /// `posts:`

@@ -300,7 +300,8 @@ pub async fn deliver_issue(
         html: issue.html.clone(),
         text: issue.text.clone(),
     };
-    let mut template = Template::new(config, &rendered, SystemTime::now())?;
+    let mut template =
+        Template::new(config, &rendered, SystemTime::now())?.with_feedback_id(config, issue.id);
     if let Some(d) = config.smtp.as_ref().and_then(|s| s.dkim.as_ref()) {
         template = template.with_dkim(crate::message::dkim::Signer::load(root, d)?);
     }

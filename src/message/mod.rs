@@ -117,6 +117,20 @@ impl Template {
         })
     }
 
+    /// Adds `Feedback-ID: <issue>:newsletter:tayori:<sender domain>` (Gmail's feedback loop
+    /// groups complaints by it; `newsletter` is the list of `List-Id`, RFC 2919).
+    pub fn with_feedback_id(mut self, config: &Config, issue: i64) -> Template {
+        let domain = sender_domain(config);
+        // The header is ASCII: an internationalised domain in its A-label form.
+        let domain = match url::Host::parse(&domain) {
+            Ok(url::Host::Domain(d)) => d,
+            _ => domain,
+        };
+        let line = format!("Feedback-ID: {issue}:newsletter:tayori:{domain}\r\n");
+        self.common.push_str(&line);
+        self
+    }
+
     /// Signs every message with DKIM from now on.
     pub fn with_dkim(mut self, signer: dkim::Signer) -> Template {
         self.dkim = Some(std::sync::Arc::new(signer));

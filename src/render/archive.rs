@@ -35,6 +35,7 @@ pub fn page(config: &Config, title: &str, css: &str, body: Markup) -> String {
                                 a href={ (base) "/feed.xml" } { "RSS" } " · "
                                 a href={ (base) "/atom.xml" } { "Atom" }
                             }
+                            @if let Some(l) = super::lawyer_line(config) { p { (l) } }
                             @if let Some(a) = &config.sender.address { p { (a) } }
                         } }
                     }

@@ -293,6 +293,7 @@ fn footer(config: &Config) -> Markup {
         p { "このメールは「" (config.site.title) "」の配信にご登録いただいた方にお送りしています。" }
         p {
             "送信者: " (name) br;
+            @if let Some(l) = super::lawyer_line(config) { (l) br; }
             @if let Some(a) = &s.address { "住所: " (a) br; }
             @if let Some(t) = &s.phone { "電話: " (t) br; }
             "お問い合わせ: " a href={ "mailto:" (contact) } { (contact) }

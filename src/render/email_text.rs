@@ -86,6 +86,9 @@ pub(super) fn footer(config: &Config) -> String {
         "このメールは「{}」の配信にご登録いただいた方にお送りしています。\n送信者: {name}\n",
         config.site.title
     );
+    if let Some(l) = super::lawyer_line(config) {
+        f.push_str(&format!("{l}\n"));
+    }
     if let Some(a) = &s.address {
         f.push_str(&format!("住所: {a}\n"));
     }

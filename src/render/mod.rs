@@ -14,6 +14,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Datelike, FixedOffset};
 
+use crate::config::Config;
 use crate::content::Post;
 
 /// The built-in email stylesheet (`templates/email.css` of this repository).
@@ -27,6 +28,29 @@ pub struct Entry {
     pub published: DateTime<FixedOffset>,
     /// When its content last changed.
     pub updated: DateTime<FixedOffset>,
+}
+
+/// The advertiser line the bar's rules ask of a lawyer's advertisement (日弁連「弁護士の業務
+/// 広告に関する規程」第9条: name and 所属弁護士会): `弁護士 山本 さくら（第二東京弁護士会所属）`.
+pub fn lawyer_line(config: &Config) -> Option<String> {
+    let author = config
+        .site
+        .author
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty());
+    let bar = config
+        .sender
+        .bar_association
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty());
+    match (author, bar) {
+        (Some(a), Some(b)) => Some(format!("{a}（{b}所属）")),
+        (Some(a), None) => Some(a.to_string()),
+        (None, Some(b)) => Some(format!("{b}所属")),
+        (None, None) => None,
+    }
 }
 
 /// `2026年11月2日` in the site's time zone.
