@@ -20,6 +20,7 @@ use crate::render::{self, Entry};
 use crate::store::Store;
 use crate::subscribers;
 
+mod record;
 mod send;
 mod serve;
 mod status;
@@ -85,6 +86,15 @@ pub enum Command {
     },
     /// Print an HTML sign-up form for the blog, posting to <public_url>/subscribe.
     SubscribeSnippet,
+    /// The record of one sent issue the bar's rules ask to keep: the message as sent, its HTML
+    /// and its recipients (業務広告規程 第11条).
+    Record {
+        /// The issue number (`tayori status` lists them).
+        issue: i64,
+        /// Where to write issue-<N>.eml, issue-<N>.html and issue-<N>-recipients.csv.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
     /// Check the sender's domain: SPF, DKIM key, DMARC and alignment, the bounce domain's MX.
     Doctor {
         /// Ask this DNS server (IP:PORT) instead of the system's.
@@ -125,6 +135,7 @@ pub fn main() -> ExitCode {
             Err(code) => Ok(code),
         },
         Command::Doctor { resolver } => doctor(&root, resolver),
+        Command::Record { issue, out } => record::record(&root, issue, &out),
         Command::Serve => serve::serve(&root),
         Command::Run => serve::run(&root),
     };

@@ -14,7 +14,7 @@ use crate::problem::Problem;
 pub mod calendar;
 mod optional;
 pub use optional::{
-    Bounces, Micropub, PaceLimits, PostStatus, Processed, Subscribe, WebSub, WordPress,
+    Bounces, Micropub, PaceLimits, PostStatus, Processed, Records, Subscribe, WebSub, WordPress,
 };
 
 /// The file name of the configuration inside a newsletter folder.
@@ -65,6 +65,9 @@ pub struct Config {
     /// Days without an issue: their ticks pass and the issue waits for the first tick after.
     #[serde(default)]
     pub calendar: Option<calendar::Calendar>,
+    /// How long each issue's record (content and recipients) is kept (業務広告規程 第11条).
+    #[serde(default)]
+    pub records: Option<Records>,
 }
 
 /// `site:`
@@ -353,6 +356,16 @@ impl Config {
                     "pacing.{key}: connections must be 1 to {MAX_CONCURRENCY} and per_connection at least 1"
                 ));
             }
+        }
+        if let Some(r) = self
+            .records
+            .as_ref()
+            .filter(|r| optional::keep_span(&r.keep).is_none())
+        {
+            bad(format!(
+                "records.keep: `{}` is not a period (e.g. 3y, 5y, 1100d)",
+                r.keep
+            ));
         }
         if let Some(c) = &self.calendar {
             c.rules().1.into_iter().for_each(&mut bad);

@@ -7,6 +7,41 @@ use serde::Deserialize;
 
 use super::Config;
 
+/// `records:`: how long each issue's record (content and recipients) is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Records {
+    /// `3y`, `5y`, `400d`: years count 366 days, so a record is never purged early.
+    #[serde(default = "default_keep")]
+    pub keep: String,
+}
+
+fn default_keep() -> String {
+    "3y".into()
+}
+
+/// `records.keep` as a span; `None` when it is not `<n>y` or `<n>d` with n ≥ 1.
+pub(super) fn keep_span(keep: &str) -> Option<chrono::TimeDelta> {
+    let k = keep.trim();
+    let (n, unit) = k.split_at(k.find(|c: char| !c.is_ascii_digit()).unwrap_or(k.len()));
+    let n: i64 = n.parse().ok().filter(|n| *n > 0 && *n <= 100_000)?;
+    match unit {
+        "y" => Some(chrono::TimeDelta::days(366 * n)),
+        "d" => Some(chrono::TimeDelta::days(n)),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// How long each issue's record is kept (`records.keep`, default three years).
+    pub fn records_keep(&self) -> chrono::TimeDelta {
+        self.records
+            .as_ref()
+            .and_then(|r| keep_span(&r.keep))
+            .unwrap_or(chrono::TimeDelta::days(3 * 366))
+    }
+}
+
 /// `websub:`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -162,11 +162,20 @@ pub fn make_issue(
     entries: &[render::Entry],
     first_id: i64,
 ) -> Result<Option<IssueRecord>, DeliverError> {
-    let purged = store.purge_old_records(Utc::now())?;
+    let now = Utc::now();
+    let records_from = now - config.records_keep();
+    let purged = store.purge_old_records(now, records_from)?;
     if purged > 0 {
         tracing::info!(
             purged,
             "records of unsubscribed addresses purged (kept as hashes)"
+        );
+    }
+    let expired = store.purge_expired_records(records_from)?;
+    if expired > 0 {
+        tracing::info!(
+            expired,
+            "issue records older than records.keep purged (content and recipients)"
         );
     }
     let pending = store.pending_posts()?;

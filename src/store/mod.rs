@@ -14,6 +14,7 @@ mod bounces;
 mod deliveries;
 mod journal;
 mod posts;
+mod records;
 pub mod signups;
 mod webhooks;
 
@@ -22,6 +23,7 @@ pub use bounces::BounceRecord;
 pub use deliveries::*;
 pub use journal::{Journal, JournalError, Journaled};
 pub use posts::{Change, PostRecord};
+pub use records::IssueRecipient;
 pub use signups::{Signup, SignupRequest};
 pub use webhooks::*;
 

@@ -269,7 +269,16 @@ impl Store {
     /// mailed, or unsubscribed, more than [`KEEP_AFTER_LAST_MAIL`] ago: the sign-up and its
     /// consent record go, the deliveries forget the name and address, and the suppression is
     /// kept as a hash. Returns how many addresses were purged.
-    pub fn purge_old_records(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    ///
+    /// The recipients of issues made since `records_from` are the issue record the bar's
+    /// rules ask to keep (`records.keep`): their deliveries keep the address and name until
+    /// [`Store::purge_expired_records`] purges the whole record.
+    pub fn purge_old_records(
+        &mut self,
+        now: DateTime<Utc>,
+        records_from: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let records_from = records_from.to_rfc3339();
         let cutoff = (now - KEEP_AFTER_LAST_MAIL).to_rfc3339();
         let old: Vec<String> = self.rows(
             "SELECT s.address FROM suppressions s
@@ -285,13 +294,17 @@ impl Store {
             let hashed = hashed_address(address);
             tx.execute("DELETE FROM signups WHERE address = ?1", [address])
                 .map_err(|e| sql(&p, e))?;
-            for q in [
-                "UPDATE deliveries SET address = ?2, email = '', name = '' WHERE address = ?1",
+            tx.execute(
+                "UPDATE deliveries SET address = ?2, email = '', name = '' WHERE address = ?1
+                   AND issue_id IN (SELECT id FROM issues WHERE created_at < ?3)",
+                params![address, hashed, records_from],
+            )
+            .map_err(|e| sql(&p, e))?;
+            tx.execute(
                 "UPDATE OR REPLACE suppressions SET address = ?2 WHERE address = ?1",
-            ] {
-                tx.execute(q, params![address, hashed])
-                    .map_err(|e| sql(&p, e))?;
-            }
+                params![address, hashed],
+            )
+            .map_err(|e| sql(&p, e))?;
         }
         tx.commit().map_err(|e| sql(&p, e))?;
         Ok(old.len())
@@ -353,7 +366,7 @@ mod tests {
             .suppress("recent@example.jp", "unsubscribed", now)
             .unwrap();
 
-        assert_eq!(store.purge_old_records(now).unwrap(), 1);
+        assert_eq!(store.purge_old_records(now, now).unwrap(), 1);
         assert!(
             store.signup("old@example.jp").unwrap().is_none(),
             "record gone"
