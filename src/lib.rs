@@ -21,6 +21,7 @@ pub mod problem;
 pub mod publish;
 pub mod render;
 pub mod schedule;
+pub mod search;
 pub mod server;
 pub mod signup;
 pub mod store;

@@ -186,6 +186,7 @@ pub fn publish(
         delete(config, store, r, now, &mut report)?;
     }
     write_public(root, config, &report.entries, written)?;
+    crate::search::sync(config, store, &report.entries)?;
     // What `posts/` held when the store was created is recorded: from now on a file is new.
     store.close_back_catalogue()?;
     Ok(report)

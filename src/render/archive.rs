@@ -28,6 +28,7 @@ pub fn page(config: &Config, title: &str, css: &str, body: Markup) -> String {
                     table class="container" role="presentation" {
                         tr { td class="masthead" {
                             p class="site-title" { a href={ (base) "/" } { (config.site.title) } }
+                            (search_box(config, ""))
                         } }
                         tr { td class="content" { (body) } }
                         tr { td class="footer" {
@@ -44,6 +45,17 @@ pub fn page(config: &Config, title: &str, css: &str, body: Markup) -> String {
         }
     }
     .into_string()
+}
+
+/// The search box on every archive page: `GET <public_url>/search?q=…`.
+pub fn search_box(config: &Config, query: &str) -> Markup {
+    html! {
+        form class="search" role="search" method="get" action={ (config.public_base()) "/search" } {
+            input type="search" name="q" value=(query) aria-label="記事を検索" placeholder="記事を検索（例: 親権）" maxlength="1000";
+            " "
+            button type="submit" { "検索" }
+        }
+    }
 }
 
 /// `posts/<slug>.html`: one post.

@@ -15,6 +15,7 @@ mod deliveries;
 mod journal;
 mod posts;
 mod records;
+mod search;
 pub mod signups;
 mod webhooks;
 
@@ -24,6 +25,7 @@ pub use deliveries::*;
 pub use journal::{Journal, JournalError, Journaled};
 pub use posts::{Change, PostRecord};
 pub use records::IssueRecipient;
+pub use search::SearchDoc;
 pub use signups::{Signup, SignupRequest};
 pub use webhooks::*;
 
@@ -147,6 +149,16 @@ pub const MIGRATIONS: &[&str] = &[
         remote_id TEXT NOT NULL,
         remote_url TEXT,
         PRIMARY KEY (target, slug)
+    );",
+    // 7: the search index: each published post's text, normalised (NFKC, lower case), kept
+    // with the revision it was made from so a build re-indexes only what changed.
+    "CREATE TABLE search_docs (
+        slug TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        title TEXT NOT NULL,
+        url TEXT NOT NULL,
+        published_at TEXT NOT NULL,
+        body TEXT NOT NULL
     );",
 ];
 
