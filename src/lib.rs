@@ -19,6 +19,7 @@ pub mod files;
 pub mod message;
 pub mod problem;
 pub mod publish;
+pub mod readers;
 pub mod render;
 pub mod schedule;
 pub mod search;

@@ -92,14 +92,17 @@ pub struct Hit {
     pub passage: String,
 }
 
-/// The posts containing every word of `query`, newest first.
-pub fn search(store: &Store, query: &str) -> Result<Vec<Hit>, StoreError> {
+/// The posts containing every word of `query`, newest first: at most [`MAX_RESULTS`], and
+/// whether there were more.
+pub fn search(store: &Store, query: &str) -> Result<(Vec<Hit>, bool), StoreError> {
     let terms = terms(query);
     if terms.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     }
-    Ok(store
-        .search(&terms, MAX_RESULTS)?
+    let mut docs = store.search(&terms, MAX_RESULTS + 1)?;
+    let more = docs.len() > MAX_RESULTS;
+    docs.truncate(MAX_RESULTS);
+    let hits = docs
         .into_iter()
         .map(|d| Hit {
             passage: passage(&d.body, &terms[0]),
@@ -107,7 +110,8 @@ pub fn search(store: &Store, query: &str) -> Result<Vec<Hit>, StoreError> {
             url: d.url,
             published_at: d.published_at,
         })
-        .collect())
+        .collect();
+    Ok((hits, more))
 }
 
 /// About 40 characters either side of the first occurrence of `term` in `body`.

@@ -143,7 +143,26 @@ pub async fn serve(
     Ok(())
 }
 
+/// Keeps the reader count a feed fetcher gives in its `User-Agent` (see [`crate::readers`]);
+/// off the runtime, and never in the way of the answer.
+async fn count_readers(s: &AppState, feed: &'static str, headers: &HeaderMap) {
+    let Some(ua) = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|ua| crate::readers::parse_user_agent(ua).is_some())
+    else {
+        return;
+    };
+    let (root, ua) = (s.root.clone(), ua.to_string());
+    match tokio::task::spawn_blocking(move || crate::readers::record(&root, feed, &ua)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("feed readers not counted: {e}"),
+        Err(e) => tracing::warn!("feed readers not counted: {e}"),
+    }
+}
+
 async fn rss(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    count_readers(&s, "feed.xml", &headers).await;
     file(
         &s.root.join("public/feed.xml"),
         "application/rss+xml; charset=utf-8",
@@ -153,6 +172,7 @@ async fn rss(State(s): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 async fn atom(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    count_readers(&s, "atom.xml", &headers).await;
     file(
         &s.root.join("public/atom.xml"),
         "application/atom+xml; charset=utf-8",
@@ -162,6 +182,7 @@ async fn atom(State(s): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 async fn json_feed(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    count_readers(&s, "feed.json", &headers).await;
     file(
         &s.root.join("public/feed.json"),
         "application/feed+json; charset=utf-8",
@@ -280,11 +301,11 @@ async fn search(
     let found = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
         match Store::open_read_only(&root)? {
             Some(store) => crate::search::search(&store, &query),
-            None => Ok(Vec::new()),
+            None => Ok((Vec::new(), false)),
         }
     })
     .await;
-    let hits = match found {
+    let (hits, more) = match found {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
             tracing::error!("search: {e}");
@@ -309,7 +330,11 @@ async fn search(
             h1 { "記事の検索" }
             (crate::render::archive::search_box(&s.config, &shown))
             @if searched {
+                @if more {
+                p { "「" (shown) "」を含む記事のうち、新しい" (hits.len()) "件です。言葉を足すと絞り込めます。" }
+            } @else {
                 p { "「" (shown) "」を含む記事: " (hits.len()) "件" }
+            }
                 @for h in &hits {
                     article class="search-hit" {
                         h2 { a href=(h.url) { (h.title) } }

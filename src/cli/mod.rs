@@ -78,6 +78,9 @@ pub enum Command {
         /// Everything known about one subscriber (lists, consent record, deliveries).
         #[arg(long, value_name = "ADDR")]
         subscriber: Option<String>,
+        /// The feed readers per fetcher (the counts feed services give), over the last 7 days.
+        #[arg(long, conflicts_with = "subscriber")]
+        feeds: bool,
     },
     /// Subscribers: export every record as CSV, list them, add or remove one by hand.
     Subscribers {
@@ -125,7 +128,9 @@ pub fn main() -> ExitCode {
             test,
             retry_failed,
         } => send::send(&root, dry_run, test.as_deref(), retry_failed),
-        Command::Status { subscriber } => status::status(&root, subscriber.as_deref()),
+        Command::Status { subscriber, feeds } => {
+            status::status(&root, subscriber.as_deref(), feeds)
+        }
         Command::Subscribers { action } => subscribers_cmd::run(&root, action),
         Command::SubscribeSnippet => match load_config(&root) {
             Ok(c) => {

@@ -9,6 +9,26 @@ use crate::files;
 use crate::store::{Store, StoreError};
 use crate::subscribers;
 
+/// `status --feeds`: each fetcher's latest count per feed over the last 7 days.
+fn feed_readers(store: &Store, tz: &chrono_tz::Tz) -> Result<(), StoreError> {
+    let since = chrono::Utc::now() - crate::readers::WINDOW;
+    let fetchers = store.feed_fetchers(since)?;
+    println!(
+        "feed readers: {} (the latest count each feed service gave for each feed, last 7 days)",
+        fetchers.iter().map(|f| f.subscribers).sum::<u64>()
+    );
+    for f in fetchers {
+        println!(
+            "  {:>6}  {}  {}  (seen {})",
+            f.subscribers,
+            f.fetcher,
+            f.feed,
+            local(&f.seen_at, tz)
+        );
+    }
+    Ok(())
+}
+
 /// When the next issue can go: the first tick not on a day without an issue, and the ticks
 /// that pass before it (calendar).
 fn next_tick(config: &crate::config::Config, tz: &chrono_tz::Tz) {
@@ -27,8 +47,8 @@ fn next_tick(config: &crate::config::Config, tz: &chrono_tz::Tz) {
     }
 }
 
-/// `status [--subscriber ADDR]`.
-pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode> {
+/// `status [--subscriber ADDR | --feeds]`.
+pub fn status(root: &Path, subscriber: Option<&str>, feeds: bool) -> anyhow::Result<ExitCode> {
     // Printing into a closed pipe (`tayori status | head`) ends the command quietly.
     super::quiet_on_broken_pipe();
     let config = crate::config::load_lenient(root);
@@ -46,7 +66,12 @@ pub fn status(root: &Path, subscriber: Option<&str>) -> anyhow::Result<ExitCode>
         super::print_problems(&problems.all().cloned().collect::<Vec<_>>());
         return Ok(ExitCode::SUCCESS);
     };
+    if feeds {
+        feed_readers(&store, &tz)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     issues(&store, &tz)?;
+    println!("feed readers: {}", crate::readers::total(&store)?);
     if let Some(c) = &config {
         progress(&store, c)?;
     }

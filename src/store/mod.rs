@@ -14,6 +14,7 @@ mod bounces;
 mod deliveries;
 mod journal;
 mod posts;
+mod readers;
 mod records;
 mod search;
 pub mod signups;
@@ -24,6 +25,7 @@ pub use bounces::BounceRecord;
 pub use deliveries::*;
 pub use journal::{Journal, JournalError, Journaled};
 pub use posts::{Change, PostRecord};
+pub use readers::FeedFetcher;
 pub use records::IssueRecipient;
 pub use search::SearchDoc;
 pub use signups::{Signup, SignupRequest};
@@ -159,6 +161,14 @@ pub const MIGRATIONS: &[&str] = &[
         url TEXT NOT NULL,
         published_at TEXT NOT NULL,
         body TEXT NOT NULL
+    );",
+    // 8: feed fetchers that say how many readers they fetch for (no reader is recorded).
+    "CREATE TABLE feed_fetchers (
+        fetcher TEXT NOT NULL,
+        feed TEXT NOT NULL,
+        subscribers INTEGER NOT NULL,
+        seen_at TEXT NOT NULL,
+        PRIMARY KEY (fetcher, feed)
     );",
 ];
 
