@@ -16,6 +16,9 @@ for path in sys.argv[1:]:
         "bozo_exception": str(d.get("bozo_exception", "")),
         "version": d.version,
         "title": d.feed.get("title"),
+        "image": (d.feed.get("image") or {}).get("href"),
+        "icon": d.feed.get("icon"),
+        "links": [[l.get("rel"), l.get("href")] for l in d.feed.get("links", [])],
         "entries": [
             {
                 "id": e.get("id"),

@@ -223,19 +223,24 @@ async fn post_page(
     .await
 }
 
-/// `archive/<year>.html`: one year of the archive.
+/// `archive/<year>.html`: one year of the archive; `archive/<year>.xml`: that year's Atom
+/// archive document (RFC 5005 §4).
 async fn year_page(
     State(s): State<AppState>,
     UrlPath(file_name): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
-    let year = file_name.strip_suffix(".html").unwrap_or("");
+    let (year, content_type) = match file_name.rsplit_once('.') {
+        Some((y, "html")) => (y, "text/html; charset=utf-8"),
+        Some((y, "xml")) => (y, "application/atom+xml; charset=utf-8"),
+        _ => return not_found(),
+    };
     if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
         return not_found();
     }
     file(
         &s.root.join("public/archive").join(file_name.as_str()),
-        "text/html; charset=utf-8",
+        content_type,
         &headers,
     )
     .await

@@ -259,3 +259,93 @@ fn emails_render_in_chromium_without_overflow_or_low_contrast() {
         "{report}"
     );
 }
+
+#[test]
+#[ignore = "needs feedparser: scripts/test installs it and runs ignored tests"]
+fn feeds_carry_the_icon_and_page_back_through_yearly_archives() {
+    let python = tool("TAYORI_PYTHON").unwrap();
+    let dir = support::fresh_folder(None);
+    let root = dir.path();
+    let cfg = root.join("tayori.yaml");
+    let yaml = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("  author:", "  icon: images/icon.png\n  author:");
+    std::fs::write(&cfg, yaml).unwrap();
+    for (slug, date) in [
+        ("old", "2024-06-03"),
+        ("mid", "2025-06-02"),
+        ("new", "2026-06-01"),
+    ] {
+        std::fs::write(
+            root.join("posts").join(format!("{slug}.md")),
+            format!("---\ntitle: {slug} の記事\ndate: {date}\n---\n\n本文。\n"),
+        )
+        .unwrap();
+    }
+    let o = support::tayori(root, &["build"]);
+    assert!(o.status.success(), "{}", support::text(&o.stderr));
+    let public = root.join("public");
+    let feeds = ["feed.xml", "atom.xml", "archive/2025.xml"].map(|f| public.join(f));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_feeds.py");
+    let o = Command::new(&python)
+        .arg(&script)
+        .args(&feeds)
+        .output()
+        .expect("python runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let of = |f: &PathBuf| &seen[f.to_str().unwrap()];
+    let icon = "https://example.jp/blog/images/icon.png";
+    for f in &feeds {
+        assert_eq!(of(f)["bozo"], false, "{f:?}: {}", of(f)["bozo_exception"]);
+    }
+    assert_eq!(of(&feeds[0])["image"], icon, "RSS <image>");
+    assert_eq!(of(&feeds[1])["icon"], icon, "Atom <icon>");
+    let link = |f: &PathBuf, rel: &str| -> Option<String> {
+        of(f)["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l[0] == rel)
+            .and_then(|l| l[1].as_str().map(str::to_string))
+    };
+    assert_eq!(
+        link(&feeds[1], "prev-archive").as_deref(),
+        Some("http://127.0.0.1:8080/archive/2026.xml"),
+        "the current feed points at the newest archive (RFC 5005 §4)"
+    );
+    let y2025 = &feeds[2];
+    assert_eq!(
+        link(y2025, "prev-archive").as_deref(),
+        Some("http://127.0.0.1:8080/archive/2024.xml")
+    );
+    assert_eq!(
+        link(y2025, "next-archive").as_deref(),
+        Some("http://127.0.0.1:8080/archive/2026.xml")
+    );
+    assert_eq!(
+        link(y2025, "current").as_deref(),
+        Some("http://127.0.0.1:8080/atom.xml")
+    );
+    let titles: Vec<&str> = of(y2025)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["mid の記事"]);
+    let raw = std::fs::read_to_string(y2025).unwrap();
+    assert!(
+        raw.contains("<fh:archive") && raw.contains("http://purl.org/syndication/history/1.0"),
+        "{raw}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(public.join("feed.json")).unwrap()).unwrap();
+    assert_eq!(json["icon"], icon);
+    assert_eq!(json["favicon"], icon);
+    let index = std::fs::read_to_string(public.join("index.html")).unwrap();
+    assert!(
+        index.contains(&format!("<link rel=\"icon\" href=\"{icon}\">")),
+        "{index}"
+    );
+}

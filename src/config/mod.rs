@@ -88,6 +88,11 @@ pub struct Site {
     /// footer and archive page.
     #[serde(default)]
     pub author: Option<String>,
+    /// The office's icon (a square PNG or ICO), an absolute http(s) URL or a path under
+    /// `site.url`: RSS `<image>`, Atom `<icon>`, JSON Feed `icon`/`favicon`, the archive's
+    /// favicon. Absolute after [`Config::validate`].
+    #[serde(default)]
+    pub icon: Option<String>,
 }
 
 /// `sender:`
@@ -369,6 +374,18 @@ impl Config {
         }
         if let Some(c) = &self.calendar {
             c.rules().1.into_iter().for_each(&mut bad);
+        }
+        if let Some(icon) = self.site.icon.clone() {
+            let resolved = url::Url::parse(&self.site.url)
+                .and_then(|base| base.join(icon.trim()))
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            match resolved {
+                Some(u) => self.site.icon = Some(u.to_string()),
+                None => bad(format!(
+                    "site.icon: `{icon}` is not an http(s) URL or a path under site.url"
+                )),
+            }
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             bad(format!(

@@ -83,7 +83,7 @@ pub fn write_public(
     }
     let years: Vec<(i32, usize)> = by_year.iter().map(|(y, es)| (y.0, es.len())).collect();
     let mut year_prints = HashMap::new();
-    for (year, list) in &by_year {
+    for (i, (year, list)) in by_year.iter().enumerate() {
         let print = fingerprint((
             &years,
             list.iter()
@@ -91,8 +91,17 @@ pub fn write_public(
                 .collect::<Vec<_>>(),
         ));
         let rel = format!("archive/{}.html", year.0);
-        if written.years.get(&year.0) != Some(&print) || !public.join(&rel).exists() {
+        let xml = format!("archive/{}.xml", year.0);
+        let stale = written.years.get(&year.0) != Some(&print);
+        if stale || !public.join(&rel).exists() || !public.join(&xml).exists() {
             write(&rel, archive::year_page(config, year.0, list, &years, &css))?;
+            // Years run newest first: the one after is older, the one before newer.
+            let older = years.get(i + 1).map(|y| y.0);
+            let newer = i.checked_sub(1).map(|j| years[j].0);
+            write(
+                &xml,
+                render::feed::atom_archive(config, year.0, list, older, newer),
+            )?;
         }
         year_prints.insert(year.0, print);
     }
@@ -120,7 +129,7 @@ pub fn write_public(
     Ok(())
 }
 
-/// Removes the `.html` files of `dir` whose stem `keep` refuses.
+/// Removes the `.html` and `.xml` files of `dir` whose stem `keep` refuses.
 fn remove_stale(dir: &Path, keep: impl Fn(&str) -> bool) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
@@ -128,7 +137,7 @@ fn remove_stale(dir: &Path, keep: impl Fn(&str) -> bool) {
     for f in rd.flatten() {
         let p = f.path();
         let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        if p.extension().is_some_and(|e| e == "html") && !keep(stem) {
+        if p.extension().is_some_and(|e| e == "html" || e == "xml") && !keep(stem) {
             let _ = std::fs::remove_file(&p);
         }
     }

@@ -21,6 +21,7 @@ pub fn page(config: &Config, title: &str, css: &str, body: Markup) -> String {
                 link rel="alternate" type="application/rss+xml" title=(config.site.title) href={ (base) "/feed.xml" };
                 link rel="alternate" type="application/atom+xml" title=(config.site.title) href={ (base) "/atom.xml" };
                 link rel="alternate" type="application/feed+json" title=(config.site.title) href={ (base) "/feed.json" };
+                @if let Some(icon) = &config.site.icon { link rel="icon" href=(icon); }
                 style { (PreEscaped(css)) }
             }
             body {

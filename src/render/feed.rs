@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, Datelike, FixedOffset};
 
 use super::components::{post_body, Placement};
 use super::Entry;
@@ -58,6 +58,14 @@ pub fn rss(config: &Config, entries: &[Entry]) -> String {
     channel.set_description(format!("{}の新着記事", config.site.title));
     channel.set_language(config.site.language.clone());
     channel.set_generator("tayori".to_string());
+    if let Some(icon) = &config.site.icon {
+        channel.set_image(rss::Image {
+            url: icon.clone(),
+            title: config.site.title.clone(),
+            link: config.site.url.clone(),
+            ..rss::Image::default()
+        });
+    }
     if let Some(d) = last_updated(&items) {
         channel.set_last_build_date(d.with_timezone(&tz).to_rfc2822());
     }
@@ -119,10 +127,49 @@ pub fn rss(config: &Config, entries: &[Entry]) -> String {
     drop_c0(&channel.to_string())
 }
 
-/// Renders `atom.xml` (Atom 1.0).
+/// Renders `atom.xml` (Atom 1.0): the newest posts; with older years, a `prev-archive` link to
+/// the newest year's archive (RFC 5005 §4), so readers that page back get the full history.
 pub fn atom(config: &Config, entries: &[Entry]) -> String {
+    let base = config.public_base();
+    let newest_year = entries
+        .iter()
+        .map(|e| e.published.with_timezone(&config.tz()).year())
+        .max();
+    let mut links = vec![(format!("{base}/atom.xml"), "self")];
+    links.extend(newest_year.map(|y| (format!("{base}/archive/{y}.xml"), "prev-archive")));
+    atom_document(config, newest(entries), &links, false)
+}
+
+/// Renders `archive/<year>.xml`: every post of `year`, an RFC 5005 §4 archive document
+/// (`fh:archive`, `current`, and `prev-archive` / `next-archive` to the years around it).
+pub fn atom_archive(
+    config: &Config,
+    year: i32,
+    entries: &[&Entry],
+    older: Option<i32>,
+    newer: Option<i32>,
+) -> String {
+    let base = config.public_base();
+    let mut links = vec![
+        (format!("{base}/archive/{year}.xml"), "self"),
+        (format!("{base}/atom.xml"), "current"),
+    ];
+    links.extend(older.map(|y| (format!("{base}/archive/{y}.xml"), "prev-archive")));
+    links.extend(newer.map(|y| (format!("{base}/archive/{y}.xml"), "next-archive")));
+    atom_document(config, entries.to_vec(), &links, true)
+}
+
+/// The namespace of RFC 5005's `fh:archive`.
+const FEED_HISTORY: &str = "http://purl.org/syndication/history/1.0";
+
+/// An Atom 1.0 document of `items` with the feed links `links` (href, rel).
+fn atom_document(
+    config: &Config,
+    items: Vec<&Entry>,
+    links: &[(String, &str)],
+    archive: bool,
+) -> String {
     use atom_syndication::{Content, Feed, Link, Person, Text};
-    let items: Vec<&Entry> = newest(entries);
     let tz = config.tz();
     let at = |d: &DateTime<FixedOffset>| d.with_timezone(&tz).fixed_offset();
     let author = Person {
@@ -144,16 +191,33 @@ pub fn atom(config: &Config, entries: &[Entry]) -> String {
     feed.set_title(Text::plain(config.site.title.clone()));
     feed.set_lang(Some(config.site.language.clone()));
     feed.set_authors(vec![author.clone()]);
-    let mut links = vec![
-        link(config.site.url.clone(), "alternate", Some("text/html")),
-        link(
-            format!("{}/atom.xml", config.public_base()),
-            "self",
-            Some("application/atom+xml"),
-        ),
-    ];
-    links.extend(config.hubs().iter().map(|h| link(h.clone(), "hub", None)));
-    feed.set_links(links);
+    feed.set_icon(config.site.icon.clone());
+    let mut all = vec![link(
+        config.site.url.clone(),
+        "alternate",
+        Some("text/html"),
+    )];
+    for (href, rel) in links {
+        all.push(link(href.clone(), rel, Some("application/atom+xml")));
+    }
+    all.extend(config.hubs().iter().map(|h| link(h.clone(), "hub", None)));
+    feed.set_links(all);
+    if archive {
+        let mut ns = BTreeMap::new();
+        ns.insert("fh".to_string(), FEED_HISTORY.to_string());
+        feed.set_namespaces(ns);
+        let mut fh = BTreeMap::new();
+        fh.insert(
+            "archive".to_string(),
+            vec![atom_syndication::extension::Extension {
+                name: "fh:archive".to_string(),
+                ..Default::default()
+            }],
+        );
+        let mut ext = BTreeMap::new();
+        ext.insert("fh".to_string(), fh);
+        feed.set_extensions(ext);
+    }
     if let Some(d) = last_updated(&items) {
         feed.set_updated(at(&d));
     }
@@ -221,6 +285,10 @@ pub fn json(config: &Config, entries: &[Entry]) -> String {
     });
     if let Some(author) = &config.site.author {
         feed["authors"] = serde_json::json!([{ "name": author }]);
+    }
+    if let Some(icon) = &config.site.icon {
+        feed["icon"] = serde_json::json!(icon);
+        feed["favicon"] = serde_json::json!(icon);
     }
     if !config.hubs().is_empty() {
         let hubs: Vec<_> = config
