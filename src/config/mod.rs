@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::problem::Problem;
 
 pub mod calendar;
+pub mod editor;
 mod optional;
 pub use optional::{
     Bounces, Micropub, PaceLimits, PostStatus, Processed, Records, Subscribe, WebSub, WordPress,
@@ -68,6 +69,9 @@ pub struct Config {
     /// How long each issue's record (content and recipients) is kept (業務広告規程 第11条).
     #[serde(default)]
     pub records: Option<Records>,
+    /// The office: who hears from tayori (receipts, proofs, reports, alerts).
+    #[serde(default)]
+    pub editor: Option<editor::Editor>,
 }
 
 /// `site:`
@@ -374,6 +378,13 @@ impl Config {
         }
         if let Some(c) = &self.calendar {
             c.rules().1.into_iter().for_each(&mut bad);
+        }
+        if let Some(e) = &self.editor {
+            let is_address = |a: &str| a.parse::<lettre::Address>().is_ok();
+            let is_web = |u: &str| url_base(u).is_some();
+            e.problems(is_address, is_web)
+                .into_iter()
+                .for_each(&mut bad);
         }
         if let Some(icon) = self.site.icon.clone() {
             let resolved = url::Url::parse(&self.site.url)
