@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::files;
+use crate::lock::SenderLock;
 use crate::message::{sender_domain, Template};
 use crate::publish;
 use crate::render::{self, email::Rendered};
@@ -110,7 +111,7 @@ impl Retry {
 }
 
 /// What a run did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// The issue sent or resumed.
     pub issue: Option<i64>,
@@ -135,6 +136,7 @@ pub fn issue_to_send(
     config: &Config,
     store: &mut Store,
     entries: &[render::Entry],
+    _held: &SenderLock,
 ) -> Result<Option<IssueRecord>, DeliverError> {
     let journal = Journal::of(root);
     journal.check(store)?;
@@ -228,6 +230,18 @@ pub fn make_issue(
     Ok(Some(issue))
 }
 
+/// `send --retry-failed`: the last issue's failed deliveries are pending again and the issue
+/// reopened (in `issues.log` too); returns the issue and how many, `None` before any issue.
+pub fn requeue_failed(root: &Path, store: &Store) -> Result<Option<(i64, usize)>, DeliverError> {
+    let Some((id, n)) = store.retry_failed()? else {
+        return Ok(None);
+    };
+    if let Some(issue) = store.issue(id)?.filter(|_| n > 0) {
+        Journal::of(root).reopened(&issue)?;
+    }
+    Ok(Some((id, n)))
+}
+
 /// Reads the bounce mailbox (`bounces.mailbox`) before an issue, so that its suppressions
 /// hold for it. A mailbox that cannot be read decides nothing: it is said, and sending goes on.
 pub async fn read_bounces(root: &Path, config: &Config, store: &mut Store) {
@@ -264,6 +278,7 @@ pub async fn send(
     root: &Path,
     config: &Config,
     mut store: Store,
+    held: &SenderLock,
     retry: Retry,
     progress: bool,
     stop: CancellationToken,
@@ -273,17 +288,19 @@ pub async fn send(
     for p in &report.problems {
         tracing::warn!(file = %p.path.display(), "{p}; skipped");
     }
-    let Some(issue) = issue_to_send(root, config, &mut store, &report.entries)? else {
+    let Some(issue) = issue_to_send(root, config, &mut store, &report.entries, held)? else {
         return Ok(Summary::default());
     };
-    deliver_issue(root, config, store, &issue, retry, progress, stop).await
+    deliver_issue(root, config, store, held, &issue, retry, progress, stop).await
 }
 
 /// Sends every delivery of `issue` still pending.
+#[allow(clippy::too_many_arguments)]
 pub async fn deliver_issue(
     root: &Path,
     config: &Config,
     store: Store,
+    held: &SenderLock,
     issue: &IssueRecord,
     retry: Retry,
     progress: bool,
@@ -311,7 +328,7 @@ pub async fn deliver_issue(
     };
     let concurrency = config.smtp.as_ref().map_or(1, |s| s.concurrency.max(1)) as usize;
     let rate = config.smtp.as_ref().map_or(0, |s| s.max_per_second);
-    store.requeue_in_flight(issue.id)?;
+    store.requeue_in_flight(issue.id, held)?;
     tracing::info!(issue = issue.id, subject = %issue.subject, to = %destination, "sending");
     let run = worker::Run {
         issue: issue.id,
@@ -336,7 +353,7 @@ pub async fn deliver_issue(
         },
     };
     let (store, counts, stopped) = run.execute(store, stop.clone()).await?;
-    store.requeue_in_flight(issue.id)?;
+    store.requeue_in_flight(issue.id, held)?;
     if let Some(cause) = stopped {
         let left = store.count_in(issue.id, "pending")?;
         return Err(DeliverError::Stopped {

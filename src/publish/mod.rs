@@ -30,13 +30,51 @@ pub fn scan(root: &Path, opts: &IngestOptions) -> Result<Scan, ListError> {
     let dir = root.join("posts");
     let mut scan = Scan::default();
     for path in content::list_post_files(&dir)? {
-        match content::ingest(&path, &dir, opts) {
+        match read_post(&path, &dir, opts) {
             Ok(post) => scan.posts.push(post),
-            Err(e) => scan.problems.push(e.problem(&display(&path))),
+            Err(problem) => scan.problems.push(problem),
         }
     }
     scan.dedupe_slugs();
     Ok(scan)
+}
+
+/// Ingests one post file. A panic while reading it is this file's problem, reported like any
+/// invalid post: it never ends the daemon, nor hides the other posts.
+pub fn read_post(path: &Path, dir: &Path, opts: &IngestOptions) -> Result<Post, Problem> {
+    let read = std::panic::catch_unwind(|| {
+        panic_on_request(path);
+        content::ingest(path, dir, opts)
+    });
+    match read {
+        Ok(Ok(post)) => Ok(post),
+        Ok(Err(e)) => Err(e.problem(&display(path))),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Problem::new(
+                display(path),
+                None,
+                format!("tayori failed reading this file (a bug; please report it): {why}"),
+            ))
+        }
+    }
+}
+
+/// Test hook, in debug builds only: `TAYORI_TEST_PANIC_ON=<file name>` makes reading that file
+/// panic, so that the tests can show a panic is one file's error.
+fn panic_on_request(path: &Path) {
+    #[cfg(debug_assertions)]
+    if let Some(name) = std::env::var_os("TAYORI_TEST_PANIC_ON") {
+        if path.file_name() == Some(name.as_os_str()) {
+            panic!("TAYORI_TEST_PANIC_ON={}", name.to_string_lossy());
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = path;
 }
 
 impl Scan {

@@ -13,6 +13,7 @@ mod bounces;
 mod deliveries;
 mod journal;
 mod posts;
+mod requests;
 pub mod signups;
 mod webhooks;
 
@@ -20,6 +21,7 @@ pub use bounces::BounceRecord;
 pub use deliveries::*;
 pub use journal::{Journal, JournalError, Journaled};
 pub use posts::{Change, PostRecord};
+pub use requests::{Request, RequestState};
 pub use signups::{Signup, SignupRequest};
 pub use webhooks::*;
 
@@ -143,6 +145,19 @@ pub const MIGRATIONS: &[&str] = &[
         remote_id TEXT NOT NULL,
         remote_url TEXT,
         PRIMARY KEY (target, slug)
+    );",
+    // 7: requests to the running daemon (`send` today), taken within a second and answered
+    // with what came of them, so that a command never does the daemon's work beside it.
+    "CREATE TABLE requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        args TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        requested_by INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        taken_at TEXT,
+        answered_at TEXT,
+        answer TEXT
     );",
 ];
 
