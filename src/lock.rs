@@ -141,12 +141,23 @@ fn read_holder(file: &mut File) -> Option<Holder> {
         let read = file
             .seek(SeekFrom::Start(0))
             .and_then(|_| file.read_to_string(&mut text));
-        if let Some(h) = read.ok().and_then(|_| Holder::parse(&text)) {
+        // A name whose process is gone is a killed holder's; the new one writes its own.
+        if let Some(h) = read.ok().and_then(|_| Holder::parse(&text)).filter(alive) {
             return Some(h);
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     None
+}
+
+/// Whether the holder's process still exists.
+fn alive(h: &Holder) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(h.pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Who holds the lock of `root` now, read without taking it (for `status` and tests).

@@ -308,3 +308,58 @@ fn a_killed_send_leaves_the_lock_free_and_the_next_send_finishes_the_issue() {
         "{duplicates} duplicates"
     );
 }
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn a_send_following_a_daemon_that_is_killed_sends_the_rest_itself() {
+    let server = SmtpServer::start(&python(), &["--delay-ms", "2"]);
+    let dir = folder(server.port, "0 9 1 1 *");
+    let d = Daemon::start(dir.path());
+    add_post(dir.path());
+    d.wait_log("published");
+    let send = start(dir.path(), &["send"]);
+    wait_received(&server, EVERYONE / 4);
+    let daemon_pid = d.child.id();
+    drop(d); // SIGKILL, while the send follows it
+    let send = send.wait_with_output().unwrap();
+    show("send", &send);
+    assert!(text(&send.stderr).contains(&format!("`tayori run` (pid {daemon_pid}")));
+    assert!(text(&send.stderr).contains("the daemon ended without answering; sending here"));
+    assert_eq!(send.status.code(), Some(0));
+    let per = server.per_recipient();
+    assert_eq!(per.len(), EVERYONE, "every subscriber reached");
+    let duplicates: usize = per.values().map(|n| n - 1).sum();
+    eprintln!("daemon killed; duplicates after the send took over: {duplicates}");
+    assert!(
+        duplicates <= 2 * CONCURRENCY as usize,
+        "{duplicates} duplicates"
+    );
+}
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn a_send_handed_to_a_daemon_that_is_stopped_exits_2_and_the_next_send_finishes() {
+    let server = SmtpServer::start(&python(), &["--delay-ms", "2"]);
+    let dir = folder(server.port, "0 9 1 1 *");
+    let d = Daemon::start(dir.path());
+    add_post(dir.path());
+    d.wait_log("published");
+    let send = start(dir.path(), &["send"]);
+    wait_received(&server, EVERYONE / 4);
+    assert!(d.stop().success(), "SIGTERM: a clean stop mid-issue");
+    let send = send.wait_with_output().unwrap();
+    show("send", &send);
+    assert_eq!(
+        send.status.code(),
+        Some(2),
+        "2: stopped early, the rest pending"
+    );
+    assert!(text(&send.stdout).contains("(stopped; `tayori send` resumes)"));
+    let at_stop = server.received().len();
+    assert!(at_stop < EVERYONE, "stopped before the end");
+
+    let again = tayori(dir.path(), &["send"]);
+    show("again", &again);
+    assert_eq!(again.status.code(), Some(0));
+    exactly_once(&server, &[]);
+}

@@ -125,41 +125,64 @@ const ONE_ISSUE: usize = 5;
 #[test]
 fn sighup_applies_a_valid_schedule_and_keeps_the_running_one_when_the_file_is_invalid() {
     let dir = newsletter_with_smtp(None, 1);
-    edit_config(dir.path(), "schedule: \"0 9 * * Mon\"", "schedule: \"0 9 1 1 *\"");
+    edit_config(
+        dir.path(),
+        "schedule: \"0 9 * * Mon\"",
+        "schedule: \"0 9 1 1 *\"",
+    );
     let mut d = Daemon::start(dir.path(), &[]);
     article(dir.path(), "first", "最初の記事");
     d.wait_log("published", 1);
     assert!(outbox(dir.path()).is_empty(), "no tick before next January");
 
     // A valid file with a schedule of every second: the next tick sends the issue.
-    edit_config(dir.path(), "schedule: \"0 9 1 1 *\"", "schedule: \"* * * * * *\"");
+    edit_config(
+        dir.path(),
+        "schedule: \"0 9 1 1 *\"",
+        "schedule: \"* * * * * *\"",
+    );
     d.signal("-HUP");
     d.wait_log("SIGHUP: tayori.yaml reloaded", 1);
-    wait_for("the issue at the new schedule", Duration::from_secs(20), || {
-        outbox(dir.path()).len() == ONE_ISSUE
-    });
+    wait_for(
+        "the issue at the new schedule",
+        Duration::from_secs(20),
+        || outbox(dir.path()).len() == ONE_ISSUE,
+    );
 
     // An invalid file: said in the log; the daemon stays up on the schedule it had.
-    edit_config(dir.path(), "schedule: \"* * * * * *\"", "schedule: \"61 * * * *\"");
+    edit_config(
+        dir.path(),
+        "schedule: \"* * * * * *\"",
+        "schedule: \"61 * * * *\"",
+    );
     d.signal("-HUP");
     d.wait_log("not reloaded", 1);
     assert!(d.lines_with("schedule") > 0);
     assert!(d.running(), "SIGHUP never ends the daemon");
     assert_eq!(d.healthz(), 200);
     article(dir.path(), "second", "二つ目の記事");
-    wait_for("the next issue on the kept schedule", Duration::from_secs(20), || {
-        outbox(dir.path()).len() == 2 * ONE_ISSUE
-    });
+    wait_for(
+        "the next issue on the kept schedule",
+        Duration::from_secs(20),
+        || outbox(dir.path()).len() == 2 * ONE_ISSUE,
+    );
 
     // A key the loop does not read is said to need a restart.
-    edit_config(dir.path(), "schedule: \"61 * * * *\"", "schedule: \"* * * * * *\"");
+    edit_config(
+        dir.path(),
+        "schedule: \"61 * * * *\"",
+        "schedule: \"* * * * * *\"",
+    );
     edit_config(dir.path(), "listen: 127.0.0.1:0", "listen: 127.0.0.1:1");
     d.signal("-HUP");
     d.wait_log("SIGHUP: tayori.yaml reloaded", 2);
     assert!(d.lines_with("server changed; it takes effect when tayori run is restarted") == 1);
     assert_eq!(d.healthz(), 200, "still serving where it listened");
     let status = d.stop();
-    assert!(status.success(), "SIGTERM still ends it cleanly: {status:?}");
+    assert!(
+        status.success(),
+        "SIGTERM still ends it cleanly: {status:?}"
+    );
 }
 
 #[test]

@@ -15,8 +15,11 @@ use chrono::Utc;
 use super::{next_tick, Daemon, Loop};
 use crate::config::{self, Config};
 
-/// The keys a reload does not apply, with how to tell whether they changed.
-const NEEDS_RESTART: &[(&str, fn(&Config) -> String)] = &[
+/// How to tell whether a key changed: its value, printed.
+type Print = fn(&Config) -> String;
+
+/// The keys a reload does not apply.
+const NEEDS_RESTART: &[(&str, Print)] = &[
     ("server", |c| format!("{:?}", c.server)),
     ("subscribe", |c| format!("{:?}", c.subscribe)),
     ("webhook", |c| format!("{:?}", c.webhook)),
