@@ -31,7 +31,7 @@ mod reading;
 mod reload;
 pub mod requests;
 mod tasks;
-use requests::{SendAnswer, SendArgs};
+use requests::Asked;
 use tasks::{first_issue_retry, Daemon, Round, MAX_ISSUE_RETRY, MAX_SPREAD};
 
 /// Runs until `stop` fires; returns after in-flight work is finished and persisted.
@@ -174,15 +174,6 @@ async fn watch_mailbox(
     }
 }
 
-/// A `send` request waiting for its answer.
-struct Asked {
-    id: i64,
-    retry_failed: bool,
-    /// The issue the daemon was sending when the request came: the answer when the request's
-    /// own round finds nothing more to send.
-    observed: Option<deliver::Summary>,
-}
-
 /// The daemon's event loop and what it waits on.
 struct Loop {
     schedule: Schedule,
@@ -290,87 +281,6 @@ impl Loop {
         self.serving.append(&mut self.asked);
         self.sending = Some(d.start_issue(stop, spread, retry_failed));
         self.running = true;
-    }
-
-    /// A request taken from the store: a `send` is served by the next issue thread, at once
-    /// when none is running (after publishing what is due, as `send` does).
-    async fn requested(&mut self, d: &mut Daemon, stop: &CancellationToken, r: Request) {
-        if r.kind != requests::SEND {
-            let why = format!("this tayori run does not know the request `{}`", r.kind);
-            tracing::warn!(request = r.id, "{why}");
-            let answer = serde_json::to_string(&SendAnswer {
-                retried: None,
-                outcome: Err(why),
-            })
-            .unwrap_or_default();
-            self.write_answers(d, vec![(r.id, answer)]).await;
-            return;
-        }
-        let args: SendArgs = serde_json::from_str(&r.args).unwrap_or_default();
-        self.asked.push(Asked {
-            id: r.id,
-            retry_failed: args.retry_failed,
-            observed: None,
-        });
-        if self.running {
-            tracing::info!(request = r.id, "send: after the issue being sent");
-        } else {
-            tracing::info!(request = r.id, "send: now");
-            d.reconcile_logged().await;
-            self.start(d, stop, Duration::ZERO);
-        }
-    }
-
-    /// Answers the requests the round served.
-    async fn answer(&mut self, d: &mut Daemon, round: &Round) {
-        let answers = std::mem::take(&mut self.serving)
-            .into_iter()
-            .map(|a| {
-                let outcome = match &round.outcome {
-                    Ok(s) if s.issue.is_none() => Ok(a.observed.unwrap_or_else(|| s.clone())),
-                    other => other.clone(),
-                };
-                let answer = SendAnswer {
-                    retried: round.retried,
-                    outcome,
-                };
-                (a.id, serde_json::to_string(&answer).unwrap_or_default())
-            })
-            .collect();
-        self.write_answers(d, answers).await;
-    }
-
-    /// At shutdown: the requests no round served are answered "stopped early".
-    async fn answer_stopped(&mut self, d: &mut Daemon) {
-        let why = "the daemon stopped before sending; what is unsent stays pending";
-        let answers = std::mem::take(&mut self.asked)
-            .into_iter()
-            .chain(std::mem::take(&mut self.serving))
-            .map(|a| {
-                let answer = SendAnswer {
-                    retried: None,
-                    outcome: Err(why.into()),
-                };
-                (a.id, serde_json::to_string(&answer).unwrap_or_default())
-            })
-            .collect();
-        self.write_answers(d, answers).await;
-    }
-
-    async fn write_answers(&mut self, d: &mut Daemon, answers: Vec<(i64, String)>) {
-        if answers.is_empty() {
-            return;
-        }
-        let written = d
-            .with_store(move |s| {
-                answers
-                    .iter()
-                    .try_for_each(|(id, a)| s.answer_request(*id, a, Utc::now()))
-            })
-            .await;
-        if let Err(e) = written {
-            tracing::error!("answering a request: {e}");
-        }
     }
 
     /// After an issue thread: answers its requests, serves the ones that came meanwhile, and

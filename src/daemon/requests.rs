@@ -1,6 +1,9 @@
 //! Requests to the running daemon (see `store::requests`): what a `send` asks and what the
-//! daemon answers, and the thread that takes new requests from the store within
-//! [`REQUEST_POLL`] so the daemon reacts at once rather than at its next tick.
+//! daemon answers, the thread that takes new requests from the store within [`REQUEST_POLL`]
+//! so the daemon reacts at once rather than at its next tick, and how the loop serves them: a
+//! `send` starts an issue thread at once, or — while one is sending — the next one, and is
+//! answered with what that thread did (or, when it found nothing more to send, with the issue
+//! the daemon was sending when the request came).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +12,8 @@ use chrono::Utc;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
+use super::tasks::{Daemon, Round};
+use super::Loop;
 use crate::deliver::Summary;
 use crate::store::{Request, Store};
 
@@ -75,4 +80,96 @@ pub(super) fn watch(
                 std::thread::sleep(REQUEST_POLL);
             }
         })
+}
+
+/// A `send` request waiting for its answer.
+pub(super) struct Asked {
+    pub(super) id: i64,
+    pub(super) retry_failed: bool,
+    /// The issue the daemon was sending when the request came: the answer when the request's
+    /// own round finds nothing more to send.
+    pub(super) observed: Option<Summary>,
+}
+
+impl Loop {
+    /// A request taken from the store: a `send` is served by the next issue thread, at once
+    /// when none is running (after publishing what is due, as `send` does).
+    pub(super) async fn requested(&mut self, d: &mut Daemon, stop: &CancellationToken, r: Request) {
+        if r.kind != SEND {
+            let why = format!("this tayori run does not know the request `{}`", r.kind);
+            tracing::warn!(request = r.id, "{why}");
+            let answer = serde_json::to_string(&SendAnswer {
+                retried: None,
+                outcome: Err(why),
+            })
+            .unwrap_or_default();
+            self.write_answers(d, vec![(r.id, answer)]).await;
+            return;
+        }
+        let args: SendArgs = serde_json::from_str(&r.args).unwrap_or_default();
+        self.asked.push(Asked {
+            id: r.id,
+            retry_failed: args.retry_failed,
+            observed: None,
+        });
+        if self.running {
+            tracing::info!(request = r.id, "send: after the issue being sent");
+        } else {
+            tracing::info!(request = r.id, "send: now");
+            d.reconcile_logged().await;
+            self.start(d, stop, Duration::ZERO);
+        }
+    }
+
+    /// Answers the requests the round served.
+    pub(super) async fn answer(&mut self, d: &mut Daemon, round: &Round) {
+        let answers = std::mem::take(&mut self.serving)
+            .into_iter()
+            .map(|a| {
+                let outcome = match &round.outcome {
+                    Ok(s) if s.issue.is_none() => Ok(a.observed.unwrap_or_else(|| s.clone())),
+                    other => other.clone(),
+                };
+                let answer = SendAnswer {
+                    retried: round.retried,
+                    outcome,
+                };
+                (a.id, serde_json::to_string(&answer).unwrap_or_default())
+            })
+            .collect();
+        self.write_answers(d, answers).await;
+    }
+
+    /// At shutdown: the requests no round served are answered "stopped early".
+    pub(super) async fn answer_stopped(&mut self, d: &mut Daemon) {
+        let why = "the daemon stopped before sending; what is unsent stays pending";
+        let answers = std::mem::take(&mut self.asked)
+            .into_iter()
+            .chain(std::mem::take(&mut self.serving))
+            .map(|a| {
+                let answer = SendAnswer {
+                    retried: None,
+                    outcome: Err(why.into()),
+                };
+                (a.id, serde_json::to_string(&answer).unwrap_or_default())
+            })
+            .collect();
+        self.write_answers(d, answers).await;
+    }
+
+    async fn write_answers(&mut self, d: &mut Daemon, answers: Vec<(i64, String)>) {
+        if answers.is_empty() {
+            return;
+        }
+        let written = d
+            .with_store(move |s| {
+                answers
+                    .iter()
+                    .try_for_each(|(id, a)| s.answer_request(*id, a, Utc::now()))
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::error!("answering a request: {e}");
+        }
+    }
 }
