@@ -232,3 +232,40 @@ fn a_panic_reading_one_post_is_that_files_error_and_the_rest_is_published() {
     assert!(text(&check.stderr).contains("posts/boom.md"));
     assert!(d.stop().success());
 }
+
+#[test]
+fn a_panic_making_one_posts_page_leaves_that_post_out_and_publishes_the_rest() {
+    let dir = newsletter_with_smtp(None, 1);
+    let env = [("TAYORI_TEST_PANIC_ON", "page:boom.md")];
+    let mut d = Daemon::start(dir.path(), &env);
+    article(dir.path(), "boom", "ページが作れない記事");
+    article(dir.path(), "fine", "ページが作れる記事");
+    wait_for("the good post's page", Duration::from_secs(20), || {
+        dir.path().join("public/posts/fine.html").exists()
+    });
+    d.wait_log("its page could not be made", 1);
+    assert!(d
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| { l.contains("its page could not be made") && l.contains("posts/boom.md") }));
+    assert!(d.running(), "the daemon goes on");
+    assert_eq!(d.healthz(), 200);
+    let feed = std::fs::read_to_string(dir.path().join("public/feed.xml")).unwrap();
+    assert!(feed.contains("ページが作れる記事"));
+    assert!(
+        !feed.contains("ページが作れない記事"),
+        "left out of the feed too"
+    );
+    assert!(!dir.path().join("public/posts/boom.html").exists());
+    assert!(d.stop().success());
+
+    let build = tayori_env(dir.path(), &["build"], &env);
+    assert_eq!(
+        build.status.code(),
+        Some(1),
+        "build reports it like an invalid post"
+    );
+    assert!(text(&build.stderr).contains("posts/boom.md"));
+}

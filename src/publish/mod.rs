@@ -42,39 +42,40 @@ pub fn scan(root: &Path, opts: &IngestOptions) -> Result<Scan, ListError> {
 /// Ingests one post file. A panic while reading it is this file's problem, reported like any
 /// invalid post: it never ends the daemon, nor hides the other posts.
 pub fn read_post(path: &Path, dir: &Path, opts: &IngestOptions) -> Result<Post, Problem> {
-    let read = std::panic::catch_unwind(|| {
-        panic_on_request(path);
-        content::ingest(path, dir, opts)
-    });
-    match read {
+    match guarded(path, "read", || content::ingest(path, dir, opts)) {
         Ok(Ok(post)) => Ok(post),
         Ok(Err(e)) => Err(e.problem(&display(path))),
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(Problem::new(
-                display(path),
-                None,
-                format!("tayori failed reading this file (a bug; please report it): {why}"),
-            ))
-        }
+        Err(why) => Err(Problem::new(
+            display(path),
+            None,
+            format!("tayori failed reading this file (a bug; please report it): {why}"),
+        )),
     }
 }
 
+/// Runs `f`, one step (`read`, `page`) on the post file `path`; a panic in it is returned as
+/// its message instead of unwinding further.
+///
 /// Test hook, in debug builds only: `TAYORI_TEST_PANIC_ON=<file name>` makes reading that file
-/// panic, so that the tests can show a panic is one file's error.
-fn panic_on_request(path: &Path) {
-    #[cfg(debug_assertions)]
-    if let Some(name) = std::env::var_os("TAYORI_TEST_PANIC_ON") {
-        if path.file_name() == Some(name.as_os_str()) {
-            panic!("TAYORI_TEST_PANIC_ON={}", name.to_string_lossy());
+/// panic, `TAYORI_TEST_PANIC_ON=page:<file name>` making its page, so that the tests can show a
+/// panic is one file's error.
+pub(crate) fn guarded<T>(path: &Path, step: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        #[cfg(debug_assertions)]
+        if let Ok(name) = std::env::var("TAYORI_TEST_PANIC_ON") {
+            let (want_step, file) = name.split_once(':').unwrap_or(("read", &name));
+            if want_step == step && path.file_name().is_some_and(|n| n == file) {
+                panic!("TAYORI_TEST_PANIC_ON={name}");
+            }
         }
-    }
-    #[cfg(not(debug_assertions))]
-    let _ = path;
+        f()
+    }))
+    .map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into())
+    })
 }
 
 impl Scan {
@@ -221,7 +222,14 @@ pub fn publish(
     for r in &gone {
         delete(config, store, r, now, &mut report)?;
     }
-    write_public(root, config, &report.entries, written)?;
+    let unwritten = write_public(root, config, &report.entries, written)?;
+    if !unwritten.is_empty() {
+        let broken: HashSet<&Path> = unwritten.iter().map(|p| p.path.as_path()).collect();
+        report
+            .entries
+            .retain(|e| !broken.contains(display(&e.post.source).as_path()));
+        report.problems.extend(unwritten);
+    }
     // What `posts/` held when the store was created is recorded: from now on a file is new.
     store.close_back_catalogue()?;
     Ok(report)
