@@ -269,3 +269,27 @@ fn a_panic_making_one_posts_page_leaves_that_post_out_and_publishes_the_rest() {
     );
     assert!(text(&build.stderr).contains("posts/boom.md"));
 }
+
+#[test]
+fn a_panic_rendering_one_posts_email_sends_the_issue_without_it_and_keeps_it_pending() {
+    let dir = newsletter_with_smtp(None, 1);
+    let env = [("TAYORI_TEST_PANIC_ON", "email:boom.md")];
+    article(dir.path(), "boom", "メールが作れない記事");
+    article(dir.path(), "fine", "メールが作れる記事");
+    let first = tayori_env(dir.path(), &["send"], &env);
+    let err = text(&first.stderr);
+    assert_eq!(first.status.code(), Some(0), "{err}");
+    assert!(text(&first.stdout).contains("「メールが作れる記事」: 5 sent"));
+    assert!(
+        err.lines()
+            .any(|l| l.contains("posts/boom.md") && l.contains("email could not be made")),
+        "{err}"
+    );
+    assert_eq!(outbox(dir.path()).len(), ONE_ISSUE);
+
+    // Fixed (the hook off): the post that waited is the next issue.
+    let second = tayori(dir.path(), &["send"]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert!(text(&second.stdout).contains("「メールが作れない記事」: 5 sent"));
+    assert_eq!(outbox(dir.path()).len(), 2 * ONE_ISSUE);
+}

@@ -176,10 +176,10 @@ pub fn make_issue(
         .iter()
         .filter(|e| pending.contains(&e.post.slug))
         .collect();
-    if posts.is_empty() {
+    let css = render::load_css(root);
+    let Some((posts, rendered)) = render_issue(config, posts, &css)? else {
         return Ok(None);
-    }
-    let rendered = render::email::render(config, &posts, &render::load_css(root))?;
+    };
     // A post limited to some lists narrows the audience only if every post in the issue is.
     let lists: Vec<String> = if posts.iter().any(|e| e.post.lists.is_empty()) {
         Vec::new()
@@ -240,6 +240,43 @@ pub fn requeue_failed(root: &Path, store: &Store) -> Result<Option<(i64, usize)>
         Journal::of(root).reopened(&issue)?;
     }
     Ok(Some((id, n)))
+}
+
+/// Renders the issue of `posts`. A post whose email panics while rendering (a bug) is left
+/// out, logged with its file, and stays pending: it never holds up the others.
+fn render_issue<'a>(
+    config: &Config,
+    mut posts: Vec<&'a render::Entry>,
+    css: &str,
+) -> Result<Option<(Vec<&'a render::Entry>, Rendered)>, DeliverError> {
+    if posts.is_empty() {
+        return Ok(None);
+    }
+    let whole = |posts: &[&render::Entry]| {
+        for e in posts {
+            publish::panic_if_asked(&e.post.source, "email");
+        }
+        render::email::render(config, posts, css)
+    };
+    let nowhere = Path::new("");
+    if let Ok(rendered) = publish::guarded(nowhere, "email", || whole(&posts)) {
+        return Ok(Some((posts, rendered?)));
+    }
+    posts.retain(|e| {
+        let alone = publish::guarded(nowhere, "email", || whole(&[*e]));
+        if let Err(why) = &alone {
+            tracing::error!(
+                file = %files::display(&e.post.source).display(),
+                "this post's email could not be made (a bug in tayori; please report it): {why}; it stays pending, the issue goes without it"
+            );
+        }
+        alone.is_ok()
+    });
+    if posts.is_empty() {
+        return Ok(None);
+    }
+    let rendered = whole(&posts)?;
+    Ok(Some((posts, rendered)))
 }
 
 /// Reads the bounce mailbox (`bounces.mailbox`) before an issue, so that its suppressions

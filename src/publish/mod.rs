@@ -53,21 +53,11 @@ pub fn read_post(path: &Path, dir: &Path, opts: &IngestOptions) -> Result<Post, 
     }
 }
 
-/// Runs `f`, one step (`read`, `page`) on the post file `path`; a panic in it is returned as
-/// its message instead of unwinding further.
-///
-/// Test hook, in debug builds only: `TAYORI_TEST_PANIC_ON=<file name>` makes reading that file
-/// panic, `TAYORI_TEST_PANIC_ON=page:<file name>` making its page, so that the tests can show a
-/// panic is one file's error.
+/// Runs `f`, one step (`read`, `page`, `email`) on the post file `path`; a panic in it is
+/// returned as its message instead of unwinding further.
 pub(crate) fn guarded<T>(path: &Path, step: &str, f: impl FnOnce() -> T) -> Result<T, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        #[cfg(debug_assertions)]
-        if let Ok(name) = std::env::var("TAYORI_TEST_PANIC_ON") {
-            let (want_step, file) = name.split_once(':').unwrap_or(("read", &name));
-            if want_step == step && path.file_name().is_some_and(|n| n == file) {
-                panic!("TAYORI_TEST_PANIC_ON={name}");
-            }
-        }
+        panic_if_asked(path, step);
         f()
     }))
     .map_err(|p| {
@@ -76,6 +66,21 @@ pub(crate) fn guarded<T>(path: &Path, step: &str, f: impl FnOnce() -> T) -> Resu
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "(no message)".into())
     })
+}
+
+/// Test hook, in debug builds only: `TAYORI_TEST_PANIC_ON=<file name>` makes reading that file
+/// panic, `TAYORI_TEST_PANIC_ON=page:<file name>` making its page and `email:<file name>`
+/// rendering its email, so that the tests can show a panic is one file's error.
+pub(crate) fn panic_if_asked(path: &Path, step: &str) {
+    #[cfg(debug_assertions)]
+    if let Ok(name) = std::env::var("TAYORI_TEST_PANIC_ON") {
+        let (want_step, file) = name.split_once(':').unwrap_or(("read", &name));
+        if want_step == step && path.file_name().is_some_and(|n| n == file) {
+            panic!("TAYORI_TEST_PANIC_ON={name}");
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = (path, step);
 }
 
 impl Scan {
