@@ -91,8 +91,9 @@ async fn one_sender(
             }
             Ok(Attempt::Held(holder)) => {
                 if !said {
-                    let who =
-                        holder.map_or("another `tayori send`".into(), |h| h.describe(&config.tz()));
+                    let who = holder.map_or("another tayori process".into(), |h| {
+                        h.describe(&config.tz())
+                    });
                     eprintln!(
                         "tayori: {who} is sending this folder's issue; waiting for it to finish"
                     );

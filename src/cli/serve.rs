@@ -95,8 +95,9 @@ async fn take_lock(
                 return Ok(Taken::Refused);
             }
             Attempt::Held(holder) if !said => {
-                let who =
-                    holder.map_or("another `tayori send`".into(), |h| h.describe(&config.tz()));
+                let who = holder.map_or("another tayori process".into(), |h| {
+                    h.describe(&config.tz())
+                });
                 tracing::info!("{who} is sending this folder's issue; starting once it is done");
                 said = true;
             }
