@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod deliver;
 pub mod doctor;
 pub mod files;
+pub mod lock;
 pub mod message;
 pub mod problem;
 pub mod publish;

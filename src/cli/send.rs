@@ -1,17 +1,28 @@
 //! `tayori send`: one issue now, `--dry-run`, `--test ADDR` and `--retry-failed`, with the
 //! exit statuses of the contract (1: a delivery failed permanently; 2: the run stopped early).
+//!
+//! One sender per folder (see [`crate::lock`]): `send` sends only while it holds the folder's
+//! sender lock. While `tayori run` holds it, the issue is handed to the daemon as a request
+//! and followed to the end, with the same summary and exit status; while another `send` holds
+//! it, this one says so, waits, and then sends what is still pending (normally nothing).
+//! `--dry-run` and `--test` change no ledger and take no lock.
 
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::{load_config, runtime, stop_on_signals};
+use crate::config::Config;
+use crate::daemon::requests::{self, SendAnswer, SendArgs};
 use crate::deliver::next_issue::{self, Next};
 use crate::deliver::single;
 use crate::deliver::{self, Retry};
-use crate::store::Store;
+use crate::lock::{self, Attempt, Holder, SenderLock};
+use crate::store::{RequestState, Store};
 use crate::subscribers;
 use crate::unsubscribe::Key;
 
@@ -40,6 +51,78 @@ pub fn send(
             tracing::warn!("{w}");
         }
     }
+    if let Err(e) = Store::open(root) {
+        eprintln!("tayori: {e}");
+        return Ok(ExitCode::from(STOPPED));
+    }
+    // Checked before anything is published or sent, not when the first message is due.
+    if let Err(e) = Key::load_or_create(root) {
+        eprintln!("tayori: {e}");
+        return Ok(ExitCode::from(STOPPED));
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let stop = CancellationToken::new();
+        stop_on_signals(stop.clone());
+        one_sender(root, &config, retry_failed, stop).await
+    })
+}
+
+/// Sends here once this process holds the folder's sender lock; hands the issue to a daemon
+/// that holds it; waits for another `send` that holds it.
+async fn one_sender(
+    root: &Path,
+    config: &Config,
+    retry_failed: bool,
+    stop: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let mut said = false;
+    loop {
+        match SenderLock::try_acquire(root, lock::Command::Send) {
+            Err(e) => {
+                eprintln!("tayori: the sender lock: {e}");
+                return Ok(ExitCode::from(STOPPED));
+            }
+            Ok(Attempt::Acquired(held)) => {
+                return send_here(root, config, &held, retry_failed, stop).await;
+            }
+            Ok(Attempt::Held(Some(h))) if h.command == lock::Command::Run => {
+                return hand_to_daemon(root, config, &h, retry_failed, stop).await;
+            }
+            Ok(Attempt::Held(holder)) => {
+                if !said {
+                    let who = holder.map_or("another tayori process".into(), |h| {
+                        h.describe(&config.tz())
+                    });
+                    eprintln!(
+                        "tayori: {who} is sending this folder's issue; waiting for it to finish"
+                    );
+                    said = true;
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {
+                eprintln!("tayori: stopped while waiting; nothing was sent");
+                return Ok(ExitCode::from(STOPPED));
+            }
+            _ = tokio::time::sleep(LOCK_POLL) => {}
+        }
+    }
+}
+
+/// How often a waiting `send` tries the lock again.
+const LOCK_POLL: Duration = Duration::from_millis(100);
+
+/// `send` by this process, holding the lock: publishes what is due and sends (or resumes) one
+/// issue.
+async fn send_here(
+    root: &Path,
+    config: &Config,
+    held: &SenderLock,
+    retry_failed: bool,
+    stop: CancellationToken,
+) -> anyhow::Result<ExitCode> {
     let store = match Store::open(root) {
         Ok(s) => s,
         Err(e) => {
@@ -47,46 +130,112 @@ pub fn send(
             return Ok(ExitCode::from(STOPPED));
         }
     };
-    // Checked before anything is published or sent, not when the first message is due.
-    if let Err(e) = Key::load_or_create(root) {
-        eprintln!("tayori: {e}");
-        return Ok(ExitCode::from(STOPPED));
-    }
     if retry_failed {
-        match store.retry_failed()? {
-            Some((id, n)) => {
-                if let Some(issue) = store.issue(id)?.filter(|_| n > 0) {
-                    crate::store::Journal::of(root).reopened(&issue)?;
-                }
-                println!("issue {id}: {n} failed deliveries queued again");
+        print_retried(deliver::requeue_failed(root, &store)?);
+    }
+    let result = deliver::send(
+        root,
+        config,
+        store,
+        held,
+        Retry::default(),
+        std::io::stderr().is_terminal(),
+        stop,
+    )
+    .await;
+    Ok(report(result.map_err(|e| e.to_string())))
+}
+
+fn print_retried(retried: Option<(i64, usize)>) {
+    match retried {
+        Some((id, n)) => println!("issue {id}: {n} failed deliveries queued again"),
+        None => println!("no issue yet: nothing to retry"),
+    }
+}
+
+/// Hands the issue to the daemon that holds the lock and follows it to the end. If the daemon
+/// dies first (the lock comes free with the request unanswered), the request is taken back and
+/// sent here.
+async fn hand_to_daemon(
+    root: &Path,
+    config: &Config,
+    daemon: &Holder,
+    retry_failed: bool,
+    stop: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let store = Store::open(root)?;
+    let args = serde_json::to_string(&SendArgs { retry_failed })?;
+    let id = store.request(requests::SEND, &args, Utc::now())?;
+    eprintln!(
+        "tayori: {} runs on this folder: the issue is handed to it; following it to the end",
+        daemon.describe(&config.tz())
+    );
+    let progress = std::io::stderr().is_terminal().then(Progress::default);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => {
+                eprintln!("tayori: no longer following; the daemon goes on (`tayori status` shows it)");
+                return Ok(ExitCode::from(STOPPED));
             }
-            None => println!("no issue yet: nothing to retry"),
+            _ = tokio::time::sleep(LOCK_POLL) => {}
+        }
+        match store.request_state(id)? {
+            Some(RequestState::Answered(a)) => {
+                let answer: SendAnswer = serde_json::from_str(&a)?;
+                if retry_failed {
+                    print_retried(answer.retried);
+                }
+                return Ok(report(answer.outcome));
+            }
+            Some(RequestState::Waiting | RequestState::Taken) => {}
+            Some(RequestState::Abandoned) | None => {
+                anyhow::bail!("request {id} to the daemon is gone from the store")
+            }
+        }
+        if let Some(p) = &progress {
+            p.show(&store);
+        }
+        if let Attempt::Acquired(held) = SenderLock::try_acquire(root, lock::Command::Send)? {
+            if store.abandon_request(id)? {
+                eprintln!("tayori: the daemon ended without answering; sending here");
+                return send_here(root, config, &held, retry_failed, stop).await;
+            }
         }
     }
-    let rt = runtime()?;
-    let result = rt.block_on(async {
-        let stop = CancellationToken::new();
-        stop_on_signals(stop.clone());
-        deliver::send(
-            root,
-            &config,
-            store,
-            Retry::default(),
-            std::io::stderr().is_terminal(),
-            stop,
-        )
-        .await
-    });
+}
+
+/// The progress of the issue the daemon sends, on a terminal.
+#[derive(Default)]
+struct Progress(std::cell::OnceCell<indicatif::ProgressBar>);
+
+impl Progress {
+    fn show(&self, store: &Store) {
+        let Ok(counts) = store.issue_counts() else {
+            return;
+        };
+        let Some(c) = counts.iter().find(|c| c.state == "sending") else {
+            return;
+        };
+        let total = (c.sent + c.pending + c.sending + c.failed) as u64;
+        let pb = self.0.get_or_init(|| indicatif::ProgressBar::new(total));
+        pb.set_length(total);
+        pb.set_position((c.sent + c.failed) as u64);
+    }
+}
+
+/// Prints what a `send` did — by itself or through the daemon — and gives its exit status:
+/// 0, 1 when a delivery failed permanently, 2 when the run stopped early.
+fn report(result: Result<deliver::Summary, String>) -> ExitCode {
     let summary = match result {
         Ok(s) => s,
         Err(e) => {
             eprintln!("tayori: {e}");
-            return Ok(ExitCode::from(STOPPED));
+            return ExitCode::from(STOPPED);
         }
     };
     let Some(id) = summary.issue else {
         println!("nothing to send: no posts published since the last issue");
-        return Ok(ExitCode::SUCCESS);
+        return ExitCode::SUCCESS;
     };
     println!(
         "issue {id} 「{}」: {} sent, {} failed, {} deferred → {}{}",
@@ -103,7 +252,7 @@ pub fn send(
     );
     if summary.failed > 0 {
         println!("see `tayori status` for each failure; `tayori send --retry-failed` sends them again once the cause is fixed");
-        return Ok(ExitCode::FAILURE);
+        return ExitCode::FAILURE;
     }
     if summary.deferred > 0 || summary.interrupted {
         if let Some(reply) = &summary.last_deferral {
@@ -112,9 +261,9 @@ pub fn send(
                 summary.deferred
             );
         }
-        return Ok(ExitCode::from(STOPPED));
+        return ExitCode::from(STOPPED);
     }
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 /// `send --dry-run`: what the next issue would be, without changing anything.

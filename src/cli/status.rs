@@ -75,6 +75,7 @@ pub fn status(root: &Path, subscriber: Option<&str>, feeds: bool) -> anyhow::Res
     if let Some(c) = &config {
         progress(&store, c)?;
     }
+    invalid_posts(root, config.as_ref());
     let waiting = store.pending_posts()?;
     println!(
         "posts waiting for the next issue: {}",
@@ -105,6 +106,27 @@ pub fn status(root: &Path, subscriber: Option<&str>, feeds: bool) -> anyhow::Res
         println!("  {p}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The post files that are not valid posts now, each with why (as `check` says it).
+fn invalid_posts(root: &Path, config: Option<&crate::config::Config>) {
+    let opts = match config {
+        Some(c) => crate::content::IngestOptions::from_config(c),
+        None => crate::content::IngestOptions {
+            strip_lines: Vec::new(),
+            tz: chrono_tz::Asia::Tokyo,
+            base_url: "https://example.invalid/".into(),
+        },
+    };
+    match crate::publish::scan(root, &opts) {
+        Ok(scan) => {
+            println!("invalid posts: {}", scan.problems.len());
+            for p in &scan.problems {
+                println!("  {p}");
+            }
+        }
+        Err(e) => println!("posts cannot be listed: {}: {}", e.path.display(), e.source),
+    }
 }
 
 /// An RFC 3339 time from the store as a person reads it: `2026-11-23 09:00:00 +09:00`.

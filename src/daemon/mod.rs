@@ -4,6 +4,11 @@
 //! Everything durable is in the store, so the loop itself keeps only caches: on start it
 //! reconciles the folder with the store, resumes an unfinished issue, catches up a tick missed
 //! while it was down, and picks the webhook outbox up where it was.
+//!
+//! The daemon holds the folder's sender lock ([`crate::lock`]) for its whole life and is the
+//! only process that sends while it runs: a `tayori send` typed meanwhile becomes a request
+//! ([`requests`]) that the loop takes within a second and answers with what came of it.
+//! SIGHUP reloads `tayori.yaml` (see [`Loop::reload`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,23 +22,30 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::deliver;
 use crate::files::display;
+use crate::lock::SenderLock;
 use crate::schedule::{self, Schedule};
-use crate::store::Store;
+use crate::store::{Request, Store};
 use crate::watch;
 
 mod reading;
+mod reload;
+pub mod requests;
 mod tasks;
-use tasks::{first_issue_retry, Daemon, MAX_ISSUE_RETRY, MAX_SPREAD};
+use requests::Asked;
+use tasks::{first_issue_retry, Daemon, Round, MAX_ISSUE_RETRY, MAX_SPREAD};
 
 /// Runs until `stop` fires; returns after in-flight work is finished and persisted.
 ///
 /// `/healthz` (and the rest of the server) answers only once `posts/` is watched and has been
 /// reconciled with the store: a file dropped after that is a new post, even on a first start.
+/// `held` is the folder's sender lock; `hangup` delivers SIGHUP (reload `tayori.yaml`).
 pub async fn run(
     root: PathBuf,
     config: Config,
     listener: tokio::net::TcpListener,
     stop: CancellationToken,
+    held: SenderLock,
+    hangup: tokio::signal::unix::Signal,
 ) -> anyhow::Result<()> {
     if config.smtp.is_some() {
         if let Some(w) = crate::config::unreachable_public_url(&config) {
@@ -57,7 +69,7 @@ pub async fn run(
     let (watcher, events) = watch::watch(&posts_dir)
         .with_context(|| format!("watching {}", display(&posts_dir).display()))?;
     let (issue_tx, issue_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut d = Daemon::new(&root, config.clone(), store, issue_tx);
+    let mut d = Daemon::new(&root, config.clone(), store, held, issue_tx);
     d.reconcile().await?;
 
     // Only now that posts/ is read and watched does the server (and /healthz) answer.
@@ -65,8 +77,12 @@ pub async fn run(
     let state = crate::server::AppState::new(&root, config.clone(), key);
     let server = tokio::spawn(crate::server::serve(listener, state, stop.clone()));
     let webhook_wake = Arc::new(Notify::new());
-    let outbox =
-        crate::crosspost::run_outbox(root, config.clone(), webhook_wake.clone(), stop.clone());
+    let outbox = crate::crosspost::run_outbox(
+        root.clone(),
+        config.clone(),
+        webhook_wake.clone(),
+        stop.clone(),
+    );
     let webhooks = tokio::spawn(outbox);
     webhook_wake.notify_one();
 
@@ -77,7 +93,15 @@ pub async fn run(
         }
     }
     let sending = d.catch_up(&schedule, &tz, &stop).await?;
+    let (request_tx, requests) = tokio::sync::mpsc::unbounded_channel();
+    let request_thread = requests::watch(root.clone(), request_tx, stop.clone())
+        .context("starting the thread that reads requests")?;
     let mut lp = Loop {
+        running: sending.is_some(),
+        requests,
+        asked: Vec::new(),
+        serving: Vec::new(),
+        hangup,
         next_tick: next_tick(&schedule, &tz, Utc::now()),
         schedule,
         tz,
@@ -103,9 +127,14 @@ pub async fn run(
     lp.run(&mut d, &stop).await;
 
     tracing::info!("stopping: finishing in-flight sends and webhook attempts");
-    if let Some(h) = lp.sending {
+    if let Some(h) = lp.sending.take() {
         let _ = tokio::task::spawn_blocking(move || h.join()).await;
     }
+    while let Ok(round) = lp.issue_done.try_recv() {
+        lp.answer(&mut d, &round).await;
+    }
+    lp.answer_stopped(&mut d).await;
+    let _ = tokio::task::spawn_blocking(move || request_thread.join()).await;
     let _ = webhooks.await;
     server.await??;
     tracing::info!("stopped");
@@ -152,8 +181,18 @@ struct Loop {
     next_tick: Option<DateTime<Utc>>,
     /// The issue being sent, on its own thread.
     sending: Option<std::thread::JoinHandle<()>>,
-    /// Whether each issue thread got its issue out (or had nothing to send).
-    issue_done: tokio::sync::mpsc::UnboundedReceiver<bool>,
+    /// From an issue thread's start until its [`Round`] is taken from `issue_done`.
+    running: bool,
+    /// What each issue thread did.
+    issue_done: tokio::sync::mpsc::UnboundedReceiver<Round>,
+    /// Requests taken from the store (see [`requests::watch`]).
+    requests: tokio::sync::mpsc::UnboundedReceiver<Request>,
+    /// `send` requests for the next round (one is running).
+    asked: Vec<Asked>,
+    /// `send` requests the running round answers.
+    serving: Vec<Asked>,
+    /// SIGHUP: reload `tayori.yaml`.
+    hangup: tokio::signal::unix::Signal,
     /// An issue stopped early (server down, lists unreadable) is tried again by itself at this
     /// time, instead of waiting for the next tick — which may be a week away.
     issue_retry_at: Option<Instant>,
@@ -201,14 +240,16 @@ impl Loop {
                 _ = sleep_opt(wake_post) => self.publish(d).await,
                 _ = sleep_until(d.retry.map(|r| r.at)) => self.publish(d).await,
                 _ = sleep_opt(wake_tick) => self.tick(d, stop).await,
-                Some(ok) = self.issue_done.recv() => self.issue_finished(ok),
+                Some(round) = self.issue_done.recv() => self.issue_finished(d, stop, round).await,
+                Some(request) = self.requests.recv() => self.requested(d, stop, request).await,
+                Some(()) = self.hangup.recv() => self.reload(d).await,
                 _ = sleep_until(self.bounces_at) => self.read_bounces(d).await,
                 Some(()) = self.mailbox_changed.recv() => self.read_bounces(d).await,
                 _ = sleep_until(self.issue_retry_at) => {
                     self.issue_retry_at = None;
-                    if self.sending.as_ref().is_none_or(|h| h.is_finished()) {
+                    if !self.running {
                         tracing::info!("trying the pending issue again");
-                        self.sending = Some(d.start_issue(stop, Duration::ZERO));
+                        self.start(d, stop, Duration::ZERO);
                     }
                 }
             }
@@ -234,9 +275,29 @@ impl Loop {
         }
     }
 
-    /// After an issue thread: schedules a retry when the issue did not get out.
-    fn issue_finished(&mut self, ok: bool) {
-        if ok {
+    /// Starts an issue thread, which answers the requests waiting.
+    fn start(&mut self, d: &Daemon, stop: &CancellationToken, spread: Duration) {
+        let retry_failed = self.asked.iter().any(|a| a.retry_failed);
+        self.serving.append(&mut self.asked);
+        self.sending = Some(d.start_issue(stop, spread, retry_failed));
+        self.running = true;
+    }
+
+    /// After an issue thread: answers its requests, serves the ones that came meanwhile, and
+    /// schedules a retry when the issue did not get out.
+    async fn issue_finished(&mut self, d: &mut Daemon, stop: &CancellationToken, round: Round) {
+        self.running = false;
+        self.answer(d, &round).await;
+        if let Some(s) = round.outcome.as_ref().ok().filter(|s| s.issue.is_some()) {
+            for a in self.asked.iter_mut().filter(|a| a.observed.is_none()) {
+                a.observed = Some(s.clone());
+            }
+        }
+        if !self.asked.is_empty() {
+            d.reconcile_logged().await;
+            self.start(d, stop, Duration::ZERO);
+        }
+        if round.outcome.is_ok() {
             self.issue_retry_wait = None;
             return;
         }
@@ -289,7 +350,7 @@ impl Loop {
             tracing::info!(
                 "tick on {day} passes: no issue today ({why}); a pending issue waits for the next tick"
             );
-        } else if self.sending.as_ref().is_some_and(|h| !h.is_finished()) {
+        } else if self.running {
             tracing::info!("tick while an issue is still being sent; the next tick picks up");
         } else {
             // Spread only real schedules (ticks an hour or more apart), not test ones.
@@ -301,7 +362,7 @@ impl Loop {
             } else {
                 Duration::ZERO
             };
-            self.sending = Some(d.start_issue(stop, spread));
+            self.start(d, stop, spread);
         }
     }
 }

@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::content::{self, IngestOptions, Post};
-use crate::files::display;
 use crate::problem::Problem;
 use crate::publish::Scan;
 use crate::watch::Tracker;
@@ -86,16 +85,15 @@ fn read_one(
     cached: &mut Cached,
 ) {
     cached.stamp = stamp;
-    match content::ingest(path, dir, opts) {
+    match crate::publish::read_post(path, dir, opts) {
         Ok(post) => {
             cached.post = Some(post);
             cached.problem = None;
         }
-        Err(e) => {
-            let problem = e.problem(&display(path));
+        Err(problem) => {
             // Each version of a bad file is logged once, not at every build.
             if cached.problem.as_ref() != Some(&problem) {
-                tracing::warn!(file = %problem.path.display(), reason = %e, "rejected file");
+                tracing::warn!(file = %problem.path.display(), reason = %problem.message, "rejected file");
             }
             cached.problem = Some(problem);
         }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::content::IngestOptions;
 use crate::deliver;
+use crate::lock::SenderLock;
 use crate::publish;
 use crate::render::Entry;
 use crate::schedule::Schedule;
@@ -20,8 +21,10 @@ use crate::store::Store;
 use crate::watch::Tracker;
 
 pub(super) struct Daemon {
-    /// Told by each issue thread whether its issue got out.
-    pub(super) issue_done: tokio::sync::mpsc::UnboundedSender<bool>,
+    /// Told by each issue thread what came of its issue.
+    pub(super) issue_done: tokio::sync::mpsc::UnboundedSender<Round>,
+    /// The folder's sender lock, held for the daemon's life: issue threads send under it.
+    pub(super) held: Arc<SenderLock>,
     pub(super) root: PathBuf,
     pub(super) config: Arc<Config>,
     /// Lent to a blocking thread while it publishes; always back between calls.
@@ -34,6 +37,14 @@ pub(super) struct Daemon {
     pub(super) next_post_due: Option<DateTime<Utc>>,
     /// A publish that failed is tried again by itself at this time.
     pub(super) retry: Option<Retry>,
+}
+
+/// What one issue thread did: the summary of the issue (none: nothing to send) or why it stopped.
+#[derive(Debug, Clone)]
+pub(super) struct Round {
+    /// With `--retry-failed` asked: the issue and how many failed deliveries were queued again.
+    pub(super) retried: Option<(i64, usize)>,
+    pub(super) outcome: Result<deliver::Summary, String>,
 }
 
 /// When a failed publish is tried again, and how long the wait after it will be.
@@ -64,10 +75,12 @@ impl Daemon {
         root: &Path,
         config: Arc<Config>,
         store: Store,
-        issue_done: tokio::sync::mpsc::UnboundedSender<bool>,
+        held: SenderLock,
+        issue_done: tokio::sync::mpsc::UnboundedSender<Round>,
     ) -> Daemon {
         Daemon {
             issue_done,
+            held: Arc::new(held),
             root: root.to_path_buf(),
             config,
             store: Some(store),
@@ -91,12 +104,29 @@ impl Daemon {
             cache: std::mem::take(&mut self.cache),
             written: std::mem::take(&mut self.written),
         };
-        let (work, result) = tokio::task::spawn_blocking(move || {
-            let r = work.run();
+        // A panic while reading one file is that file's problem (see `reading`); one anywhere
+        // else in publishing fails this publish, which is tried again, and the daemon goes on.
+        let root = self.root.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.run()))
+                .unwrap_or_else(|p| {
+                    Err(anyhow::anyhow!(
+                        "publishing panicked: {}",
+                        panic_message(&*p)
+                    ))
+                });
             (work, r)
         })
-        .await
-        .expect("publishing does not panic");
+        .await;
+        let (work, result) = match done {
+            Ok(done) => done,
+            Err(e) => {
+                // Only a cancelled runtime gets here; the store is opened again, the caches
+                // start afresh.
+                self.store = Some(Store::open(&root)?);
+                anyhow::bail!("publishing ended: {e}");
+            }
+        };
         self.store = Some(work.store);
         self.tracker = work.tracker;
         self.cache = work.cache;
@@ -138,14 +168,30 @@ impl Daemon {
         f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
     ) -> Result<T, crate::store::StoreError> {
         let store = self.store.take().expect("the store is back between calls");
-        let (store, r) = tokio::task::spawn_blocking(move || {
-            let r = f(&store);
+        let root = self.root.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&store)))
+                .unwrap_or_else(|p| {
+                    Err(crate::store::StoreError::Abandoned(format!(
+                        "a store call panicked: {}",
+                        panic_message(&*p)
+                    )))
+                });
             (store, r)
         })
-        .await
-        .expect("a store call does not panic");
-        self.store = Some(store);
-        r
+        .await;
+        match done {
+            Ok((store, r)) => {
+                self.store = Some(store);
+                r
+            }
+            Err(e) => {
+                self.store = Some(Store::open(&root)?);
+                Err(crate::store::StoreError::Abandoned(format!(
+                    "a store call ended: {e}"
+                )))
+            }
+        }
     }
 
     /// At start: a tick missed while we were down is caught up once (the first start only
@@ -185,49 +231,66 @@ impl Daemon {
         }
         if missed {
             tracing::info!(last_tick = ?last, "catching up a tick missed while stopped");
-            return Ok(Some(self.start_issue(stop, Duration::ZERO)));
+            return Ok(Some(self.start_issue(stop, Duration::ZERO, false)));
         }
         if unfinished {
             tracing::info!("resuming the unfinished issue");
-            return Ok(Some(self.start_issue(stop, Duration::ZERO)));
+            return Ok(Some(self.start_issue(stop, Duration::ZERO, false)));
         }
         Ok(None)
     }
 
     /// Makes (or resumes) an issue and sends it on a thread of its own, with its own
     /// single-threaded runtime — the same path as `tayori send` — so that issue creation,
-    /// list reads and ledger commits never hold up the server.
+    /// list reads and ledger commits never hold up the server. With `retry_failed`, the last
+    /// issue's failed deliveries are queued again first (`send --retry-failed` handed over).
     pub(super) fn start_issue(
         &self,
         stop: &CancellationToken,
         spread: Duration,
+        retry_failed: bool,
     ) -> std::thread::JoinHandle<()> {
-        let (root, config, entries, stop, done) = (
+        let (root, config, entries, stop, done, held) = (
             self.root.clone(),
             self.config.clone(),
             self.entries.clone(),
             stop.clone(),
             self.issue_done.clone(),
+            self.held.clone(),
         );
         std::thread::spawn(move || {
-            let sent = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| {
-                    rt.block_on(async {
-                        // A weekly issue's first messages do not all leave at :00.
-                        tokio::select! {
-                            _ = tokio::time::sleep(spread) => {}
-                            _ = stop.cancelled() => return Ok(()),
-                        }
-                        send_issue(&root, &config, &entries, stop).await
-                    })
+            let run = || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    // A weekly issue's first messages do not all leave at :00.
+                    tokio::select! {
+                        _ = tokio::time::sleep(spread) => {}
+                        _ = stop.cancelled() => return Ok((None, deliver::Summary::default())),
+                    }
+                    send_issue(&root, &config, &entries, &held, retry_failed, stop).await
+                })
+            };
+            // A panic is this issue's error: it stays pending and is tried again.
+            let sent =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|p| {
+                    Err(anyhow::anyhow!("sending panicked: {}", panic_message(&*p)))
                 });
-            if let Err(e) = &sent {
-                tracing::error!("issue not sent; it stays pending: {e:#}");
-            }
-            let _ = done.send(sent.is_ok());
+            let round = match sent {
+                Ok((retried, summary)) => Round {
+                    retried,
+                    outcome: Ok(summary),
+                },
+                Err(e) => {
+                    tracing::error!("issue not sent; it stays pending: {e:#}");
+                    Round {
+                        retried: None,
+                        outcome: Err(format!("{e:#}")),
+                    }
+                }
+            };
+            let _ = done.send(round);
         })
     }
 }
@@ -260,22 +323,38 @@ impl Reconcile {
     }
 }
 
+/// What a panic carried, as text.
+pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
 async fn send_issue(
     root: &Path,
     config: &Config,
     entries: &[Entry],
+    held: &SenderLock,
+    retry_failed: bool,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Option<(i64, usize)>, deliver::Summary)> {
     let mut store = Store::open(root)?;
-    let Some(issue) = deliver::issue_to_send(root, config, &mut store, entries)? else {
-        tracing::info!("tick: nothing published since the last issue");
-        return Ok(());
+    let retried = if retry_failed {
+        deliver::requeue_failed(root, &store)?
+    } else {
+        None
+    };
+    let Some(issue) = deliver::issue_to_send(root, config, &mut store, entries, held)? else {
+        tracing::info!("nothing published since the last issue");
+        return Ok((retried, deliver::Summary::default()));
     };
     tracing::info!(issue = issue.id, subject = %issue.subject, "issue");
     let s = deliver::deliver_issue(
         root,
         config,
         store,
+        held,
         &issue,
         deliver::Retry::default(),
         false,
@@ -283,5 +362,5 @@ async fn send_issue(
     )
     .await?;
     tracing::info!(issue = issue.id, sent = s.sent, failed = s.failed, deferred = s.deferred, to = %s.destination, "issue sent");
-    Ok(())
+    Ok((retried, s))
 }

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::files;
+use crate::lock::SenderLock;
 use crate::message::{sender_domain, Template};
 use crate::publish;
 use crate::render::{self, email::Rendered};
@@ -110,7 +111,7 @@ impl Retry {
 }
 
 /// What a run did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// The issue sent or resumed.
     pub issue: Option<i64>,
@@ -135,6 +136,7 @@ pub fn issue_to_send(
     config: &Config,
     store: &mut Store,
     entries: &[render::Entry],
+    _held: &SenderLock,
 ) -> Result<Option<IssueRecord>, DeliverError> {
     let journal = Journal::of(root);
     journal.check(store)?;
@@ -183,14 +185,10 @@ pub fn make_issue(
         .iter()
         .filter(|e| pending.contains(&e.post.slug))
         .collect();
-    if posts.is_empty() {
+    let css = render::load_css(root).map_err(publish::BuildError::Css)?;
+    let Some((posts, rendered)) = render_issue(config, posts, &css)? else {
         return Ok(None);
-    }
-    let rendered = render::email::render(
-        config,
-        &posts,
-        &render::load_css(root).map_err(publish::BuildError::Css)?,
-    )?;
+    };
     // A post limited to some lists narrows the audience only if every post in the issue is.
     let lists: Vec<String> = if posts.iter().any(|e| e.post.lists.is_empty()) {
         Vec::new()
@@ -241,6 +239,55 @@ pub fn make_issue(
     Ok(Some(issue))
 }
 
+/// `send --retry-failed`: the last issue's failed deliveries are pending again and the issue
+/// reopened (in `issues.log` too); returns the issue and how many, `None` before any issue.
+pub fn requeue_failed(root: &Path, store: &Store) -> Result<Option<(i64, usize)>, DeliverError> {
+    let Some((id, n)) = store.retry_failed()? else {
+        return Ok(None);
+    };
+    if let Some(issue) = store.issue(id)?.filter(|_| n > 0) {
+        Journal::of(root).reopened(&issue)?;
+    }
+    Ok(Some((id, n)))
+}
+
+/// Renders the issue of `posts`. A post whose email panics while rendering (a bug) is left
+/// out, logged with its file, and stays pending: it never holds up the others.
+fn render_issue<'a>(
+    config: &Config,
+    mut posts: Vec<&'a render::Entry>,
+    css: &str,
+) -> Result<Option<(Vec<&'a render::Entry>, Rendered)>, DeliverError> {
+    if posts.is_empty() {
+        return Ok(None);
+    }
+    let whole = |posts: &[&render::Entry]| {
+        for e in posts {
+            publish::panic_if_asked(&e.post.source, "email");
+        }
+        render::email::render(config, posts, css)
+    };
+    let nowhere = Path::new("");
+    if let Ok(rendered) = publish::guarded(nowhere, "email", || whole(&posts)) {
+        return Ok(Some((posts, rendered?)));
+    }
+    posts.retain(|e| {
+        let alone = publish::guarded(nowhere, "email", || whole(&[*e]));
+        if let Err(why) = &alone {
+            tracing::error!(
+                file = %files::display(&e.post.source).display(),
+                "this post's email could not be made (a bug in tayori; please report it): {why}; it stays pending, the issue goes without it"
+            );
+        }
+        alone.is_ok()
+    });
+    if posts.is_empty() {
+        return Ok(None);
+    }
+    let rendered = whole(&posts)?;
+    Ok(Some((posts, rendered)))
+}
+
 /// Reads the bounce mailbox (`bounces.mailbox`) before an issue, so that its suppressions
 /// hold for it. A mailbox that cannot be read decides nothing: it is said, and sending goes on.
 pub async fn read_bounces(root: &Path, config: &Config, store: &mut Store) {
@@ -277,6 +324,7 @@ pub async fn send(
     root: &Path,
     config: &Config,
     mut store: Store,
+    held: &SenderLock,
     retry: Retry,
     progress: bool,
     stop: CancellationToken,
@@ -286,17 +334,19 @@ pub async fn send(
     for p in &report.problems {
         tracing::warn!(file = %p.path.display(), "{p}; skipped");
     }
-    let Some(issue) = issue_to_send(root, config, &mut store, &report.entries)? else {
+    let Some(issue) = issue_to_send(root, config, &mut store, &report.entries, held)? else {
         return Ok(Summary::default());
     };
-    deliver_issue(root, config, store, &issue, retry, progress, stop).await
+    deliver_issue(root, config, store, held, &issue, retry, progress, stop).await
 }
 
 /// Sends every delivery of `issue` still pending.
+#[allow(clippy::too_many_arguments)]
 pub async fn deliver_issue(
     root: &Path,
     config: &Config,
     store: Store,
+    held: &SenderLock,
     issue: &IssueRecord,
     retry: Retry,
     progress: bool,
@@ -325,7 +375,7 @@ pub async fn deliver_issue(
     };
     let concurrency = config.smtp.as_ref().map_or(1, |s| s.concurrency.max(1)) as usize;
     let rate = config.smtp.as_ref().map_or(0, |s| s.max_per_second);
-    store.requeue_in_flight(issue.id)?;
+    store.requeue_in_flight(issue.id, held)?;
     tracing::info!(issue = issue.id, subject = %issue.subject, to = %destination, "sending");
     let run = worker::Run {
         issue: issue.id,
@@ -350,7 +400,7 @@ pub async fn deliver_issue(
         },
     };
     let (store, counts, stopped) = run.execute(store, stop.clone()).await?;
-    store.requeue_in_flight(issue.id)?;
+    store.requeue_in_flight(issue.id, held)?;
     if let Some(cause) = stopped {
         let left = store.count_in(issue.id, "pending")?;
         return Err(DeliverError::Stopped {

@@ -30,13 +30,57 @@ pub fn scan(root: &Path, opts: &IngestOptions) -> Result<Scan, ListError> {
     let dir = root.join("posts");
     let mut scan = Scan::default();
     for path in content::list_post_files(&dir)? {
-        match content::ingest(&path, &dir, opts) {
+        match read_post(&path, &dir, opts) {
             Ok(post) => scan.posts.push(post),
-            Err(e) => scan.problems.push(e.problem(&display(&path))),
+            Err(problem) => scan.problems.push(problem),
         }
     }
     scan.dedupe_slugs();
     Ok(scan)
+}
+
+/// Ingests one post file. A panic while reading it is this file's problem, reported like any
+/// invalid post: it never ends the daemon, nor hides the other posts.
+pub fn read_post(path: &Path, dir: &Path, opts: &IngestOptions) -> Result<Post, Problem> {
+    match guarded(path, "read", || content::ingest(path, dir, opts)) {
+        Ok(Ok(post)) => Ok(post),
+        Ok(Err(e)) => Err(e.problem(&display(path))),
+        Err(why) => Err(Problem::new(
+            display(path),
+            None,
+            format!("tayori failed reading this file (a bug; please report it): {why}"),
+        )),
+    }
+}
+
+/// Runs `f`, one step (`read`, `page`, `email`) on the post file `path`; a panic in it is
+/// returned as its message instead of unwinding further.
+pub(crate) fn guarded<T>(path: &Path, step: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        panic_if_asked(path, step);
+        f()
+    }))
+    .map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into())
+    })
+}
+
+/// Test hook, in debug builds only: `TAYORI_TEST_PANIC_ON=<file name>` makes reading that file
+/// panic, `TAYORI_TEST_PANIC_ON=page:<file name>` making its page and `email:<file name>`
+/// rendering its email, so that the tests can show a panic is one file's error.
+pub(crate) fn panic_if_asked(path: &Path, step: &str) {
+    #[cfg(debug_assertions)]
+    if let Ok(name) = std::env::var("TAYORI_TEST_PANIC_ON") {
+        let (want_step, file) = name.split_once(':').unwrap_or(("read", &name));
+        if want_step == step && path.file_name().is_some_and(|n| n == file) {
+            panic!("TAYORI_TEST_PANIC_ON={name}");
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = (path, step);
 }
 
 impl Scan {
@@ -185,7 +229,14 @@ pub fn publish(
     for r in &gone {
         delete(config, store, r, now, &mut report)?;
     }
-    write_public(root, config, &report.entries, written)?;
+    let unwritten = write_public(root, config, &report.entries, written)?;
+    if !unwritten.is_empty() {
+        let broken: HashSet<&Path> = unwritten.iter().map(|p| p.path.as_path()).collect();
+        report
+            .entries
+            .retain(|e| !broken.contains(display(&e.post.source).as_path()));
+        report.problems.extend(unwritten);
+    }
     crate::search::sync(config, store, &report.entries)?;
     // What `posts/` held when the store was created is recorded: from now on a file is new.
     store.close_back_catalogue()?;

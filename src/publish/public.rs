@@ -16,6 +16,7 @@ use chrono::Datelike;
 use super::BuildError;
 use crate::config::Config;
 use crate::files;
+use crate::problem::Problem;
 use crate::render::{self, archive, Entry};
 
 /// What the last build wrote, by what each page was made from.
@@ -37,13 +38,15 @@ fn page_print(e: &Entry) -> u64 {
     fingerprint((&e.post.hash, e.published, e.updated))
 }
 
-/// Writes feeds, index, year and post pages; removes pages of posts no longer published.
+/// Writes feeds, index, year and post pages; removes pages of posts no longer published. A
+/// post whose page panics while rendering (a bug) is left out of everything, returned as a
+/// problem naming its file, and the rest is written.
 pub fn write_public(
     root: &Path,
     config: &Config,
     entries: &[Entry],
     written: &mut Written,
-) -> Result<(), BuildError> {
+) -> Result<Vec<Problem>, BuildError> {
     let public = root.join("public");
     let css = render::load_css(root).map_err(BuildError::Css)?;
     let css_print = fingerprint(&css);
@@ -63,15 +66,44 @@ pub fn write_public(
     };
 
     let mut pages = HashMap::with_capacity(entries.len());
+    let mut problems = Vec::new();
     for e in entries {
         let print = page_print(e);
         let rel = format!("posts/{}.html", e.post.slug);
         let known = written.pages.get(&e.post.slug) == Some(&print);
         if !known || !public.join(&rel).exists() {
-            write(&rel, archive::post_page(config, e, &css))?;
+            match super::guarded(&e.post.source, "page", || {
+                archive::post_page(config, e, &css)
+            }) {
+                Ok(page) => write(&rel, page)?,
+                Err(why) => {
+                    let p = Problem::new(
+                        files::display(&e.post.source),
+                        None,
+                        format!(
+                            "its page could not be made (a bug in tayori; please report it): {why}"
+                        ),
+                    );
+                    tracing::error!(file = %p.path.display(), "{}", p.message);
+                    problems.push(p);
+                    continue;
+                }
+            }
         }
         pages.insert(e.post.slug.clone(), print);
     }
+    // A post whose page could not be made is in no feed and no list either.
+    let kept: Vec<Entry>;
+    let entries = if problems.is_empty() {
+        entries
+    } else {
+        kept = entries
+            .iter()
+            .filter(|e| pages.contains_key(&e.post.slug))
+            .cloned()
+            .collect();
+        &kept
+    };
 
     let mut newest: Vec<&Entry> = entries.iter().collect();
     newest.sort_by_key(|e| std::cmp::Reverse(e.published));
@@ -126,7 +158,7 @@ pub fn write_public(
     });
     written.pages = pages;
     written.years = year_prints;
-    Ok(())
+    Ok(problems)
 }
 
 /// Removes the `.html` and `.xml` files of `dir` whose stem `keep` refuses.

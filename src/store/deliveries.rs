@@ -207,8 +207,13 @@ impl Store {
         Ok(Some((issue.id, n)))
     }
 
-    /// Puts deliveries a crashed run left `sending` back to `pending`.
-    pub fn requeue_in_flight(&self, issue: i64) -> Result<usize, StoreError> {
+    /// Puts deliveries a crashed run left `sending` back to `pending`. Only the holder of the
+    /// folder's sender lock may: another process's `sending` rows are its messages in flight.
+    pub fn requeue_in_flight(
+        &self,
+        issue: i64,
+        _held: &crate::lock::SenderLock,
+    ) -> Result<usize, StoreError> {
         self.conn
             .execute(
                 "UPDATE deliveries SET state = 'pending' WHERE issue_id = ?1 AND state = 'sending'",

@@ -16,6 +16,7 @@ mod journal;
 mod posts;
 mod readers;
 mod records;
+mod requests;
 mod search;
 pub mod signups;
 mod webhooks;
@@ -27,6 +28,7 @@ pub use journal::{Journal, JournalError, Journaled};
 pub use posts::{Change, PostRecord};
 pub use readers::FeedFetcher;
 pub use records::IssueRecipient;
+pub use requests::{Request, RequestState};
 pub use search::SearchDoc;
 pub use signups::{Signup, SignupRequest};
 pub use webhooks::*;
@@ -152,7 +154,20 @@ pub const MIGRATIONS: &[&str] = &[
         remote_url TEXT,
         PRIMARY KEY (target, slug)
     );",
-    // 7: the search index: each published post's text, normalised (NFKC, lower case), kept
+    // 7: requests to the running daemon (`send` today), taken within a second and answered
+    // with what came of them, so that a command never does the daemon's work beside it.
+    "CREATE TABLE requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        args TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        requested_by INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        taken_at TEXT,
+        answered_at TEXT,
+        answer TEXT
+    );",
+    // 8: the search index: each published post's text, normalised (NFKC, lower case), kept
     // with the revision it was made from so a build re-indexes only what changed.
     "CREATE TABLE search_docs (
         slug TEXT PRIMARY KEY,
@@ -162,7 +177,7 @@ pub const MIGRATIONS: &[&str] = &[
         published_at TEXT NOT NULL,
         body TEXT NOT NULL
     );",
-    // 8: feed fetchers that say how many readers they fetch for (no reader is recorded).
+    // 9: feed fetchers that say how many readers they fetch for (no reader is recorded).
     "CREATE TABLE feed_fetchers (
         fetcher TEXT NOT NULL,
         feed TEXT NOT NULL,
