@@ -206,10 +206,21 @@ async fn feeds_answer_conditional_requests_with_304() {
         .unwrap();
     assert_eq!(year.status(), 200);
     assert!(year.text().await.unwrap().contains("2026年の記事"));
+    let atom = http
+        .get(format!("{}/archive/2026.xml", srv.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(atom.status(), 200, "the year's Atom archive (RFC 5005)");
+    assert_eq!(
+        atom.headers()["content-type"],
+        "application/atom+xml; charset=utf-8"
+    );
     for bad in [
         "/archive/..%2Findex.html",
-        "/archive/2026.xml",
+        "/archive/2026.txt",
         "/archive/20261.html",
+        "/archive/20261.xml",
     ] {
         let r = http.get(format!("{}{bad}", srv.base)).send().await.unwrap();
         assert_eq!(r.status(), 404, "{bad}");
