@@ -10,13 +10,16 @@ use chrono::{DateTime, FixedOffset};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 mod bounces;
+mod confirmations;
 mod deliveries;
 mod journal;
 mod posts;
 pub mod signups;
+mod unsubscribe_ids;
 mod webhooks;
 
 pub use bounces::BounceRecord;
+pub use confirmations::{Confirmation, ConfirmationOutcome};
 pub use deliveries::*;
 pub use journal::{Journal, JournalError, Journaled};
 pub use posts::{Change, PostRecord};
@@ -144,6 +147,17 @@ pub const MIGRATIONS: &[&str] = &[
         remote_url TEXT,
         PRIMARY KEY (target, slug)
     );",
+    // 7: sign-up confirmations as a queue (due, attempts, last error; `confirmation_sent_at`
+    // is when one was acknowledged), and the store-resolved ids of unsubscribe links.
+    "ALTER TABLE signups ADD COLUMN confirmation_due TEXT;
+    ALTER TABLE signups ADD COLUMN confirmation_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE signups ADD COLUMN confirmation_error TEXT;
+    CREATE INDEX signups_by_confirmation_due ON signups(confirmation_due);
+    CREATE TABLE unsubscribe_ids (
+        id TEXT PRIMARY KEY,
+        address TEXT NOT NULL
+    );
+    CREATE INDEX unsubscribe_ids_by_address ON unsubscribe_ids(address);",
 ];
 
 /// Why the store failed. Database errors are worth a retry only when the file was busy.
