@@ -176,7 +176,12 @@ fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
 
 /// Why a request gets no email, or the mailbox to confirm when it passes every check.
 fn screen(s: &AppState, f: &SignupForm, client: IpAddr) -> Result<String, &'static str> {
-    if s.signup.per_client.check_key(&client).is_err() {
+    if s
+        .signup
+        .per_client
+        .check_key(&crate::server::client_key(client))
+        .is_err()
+    {
         return Err("too many requests from this client");
     }
     if !f.website.is_empty() {
@@ -243,13 +248,8 @@ fn plausible(email: &str) -> bool {
     e.len() <= 254 && domain.contains('.') && !domain.starts_with('[') && !domain.ends_with('.')
 }
 
-/// The client ([`crate::server::client_key`]: an IPv6 client is its /64): the TCP peer, or
-/// what the trusted reverse proxy says it is.
+/// The client: the TCP peer, or what the trusted reverse proxy says it is.
 fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: Option<IpAddr>) -> IpAddr {
-    crate::server::client_key(forwarded_client(peer, headers, trusted))
-}
-
-fn forwarded_client(peer: SocketAddr, headers: &HeaderMap, trusted: Option<IpAddr>) -> IpAddr {
     let peer_ip = peer.ip().to_canonical();
     if trusted.is_some_and(|t| t.to_canonical() == peer_ip) {
         // The proxy appends the address it saw: the last entry. Earlier ones are the client's
