@@ -163,21 +163,23 @@ fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    [config.server.public_url.as_deref(), Some(config.site.url.as_str())]
-        .into_iter()
-        .flatten()
-        .filter_map(|u| url::Url::parse(u).ok())
-        .any(|u| {
-            u.origin()
-                .ascii_serialization()
-                .eq_ignore_ascii_case(origin.trim())
-        })
+    [
+        config.server.public_url.as_deref(),
+        Some(config.site.url.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|u| url::Url::parse(u).ok())
+    .any(|u| {
+        u.origin()
+            .ascii_serialization()
+            .eq_ignore_ascii_case(origin.trim())
+    })
 }
 
 /// Why a request gets no email, or the mailbox to confirm when it passes every check.
 fn screen(s: &AppState, f: &SignupForm, client: IpAddr) -> Result<String, &'static str> {
-    if s
-        .signup
+    if s.signup
         .per_client
         .check_key(&crate::server::client_key(client))
         .is_err()
@@ -230,11 +232,16 @@ fn unquoted(local: &str) -> Option<String> {
         text.push(if c == '\\' { chars.next()? } else { c });
     }
     let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
-    let dot_atom = text.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
+    let dot_atom = text
+        .split('.')
+        .all(|a| !a.is_empty() && a.chars().all(atext));
     if dot_atom {
         Some(text)
     } else {
-        Some(format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")))
+        Some(format!(
+            "\"{}\"",
+            text.replace('\\', "\\\\").replace('"', "\\\"")
+        ))
     }
 }
 
@@ -436,7 +443,10 @@ mod tests {
         let idn = key("victim@xn--r8jz45g.jp");
         assert_eq!(key("victim@例え.jp"), idn);
         assert_eq!(key("victim@例え.JP"), idn);
-        assert_eq!(mailbox("Kato@例え.jp").as_deref(), Some("Kato@xn--r8jz45g.jp"));
+        assert_eq!(
+            mailbox("Kato@例え.jp").as_deref(),
+            Some("Kato@xn--r8jz45g.jp")
+        );
         assert_eq!(
             mailbox("Yoko.Kato@Example.JP").as_deref(),
             Some("Yoko.Kato@Example.JP"),
@@ -446,7 +456,10 @@ mod tests {
 
     #[test]
     fn a_quoted_local_part_that_needs_its_quotes_keeps_them_and_ip_domains_are_no_mailbox() {
-        assert_eq!(mailbox("\"a b\"@example.jp").as_deref(), Some("\"a b\"@example.jp"));
+        assert_eq!(
+            mailbox("\"a b\"@example.jp").as_deref(),
+            Some("\"a b\"@example.jp")
+        );
         assert_ne!(key("\"a b\"@example.jp"), key("ab@example.jp"));
         assert_eq!(mailbox("a@[192.0.2.1]"), None);
         assert_eq!(mailbox("a@192.0.2.1"), None);

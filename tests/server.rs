@@ -469,7 +469,10 @@ fn trickling_uploads_from_one_client_are_cut_and_never_starve_another() {
     let asked = Instant::now();
     assert_eq!(healthz_from("127.0.0.2", addr), "HTTP/1.1 200 OK");
     let healthz = asked.elapsed();
-    assert!(healthz < Duration::from_secs(2), "/healthz took {healthz:?}");
+    assert!(
+        healthz < Duration::from_secs(2),
+        "/healthz took {healthz:?}"
+    );
 
     // Trickle a byte every 200 ms to those still open, until every one is closed (bounded).
     let mut most_open_after_a_second = 0;
@@ -509,5 +512,8 @@ fn trickling_uploads_from_one_client_are_cut_and_never_starve_another() {
         "{most_open_after_a_second} open"
     );
     let deadline = tayori::server::HEADER_TIMEOUT + tayori::server::BODY_TIMEOUT;
-    assert!(took < deadline + Duration::from_secs(3), "closed after {took:?}");
+    assert!(
+        took < deadline + Duration::from_secs(3),
+        "closed after {took:?}"
+    );
 }

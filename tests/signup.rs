@@ -81,7 +81,10 @@ fn open_every_link(base: &str, mail: &str) {
     rt.block_on(async {
         let http = reqwest::Client::new();
         for link in links {
-            let url = format!("{base}{}", link.trim_start_matches("https://news.example.jp"));
+            let url = format!(
+                "{base}{}",
+                link.trim_start_matches("https://news.example.jp")
+            );
             for method in [reqwest::Method::HEAD, reqwest::Method::GET] {
                 let r = http.request(method.clone(), &url).send().await.unwrap();
                 assert!(r.status().as_u16() < 500, "{method} {url}: {}", r.status());
@@ -260,7 +263,10 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
     });
     assert!(outbox(root).contains(&"00001-yoko.kato@example.jp.eml".to_string()));
     // Every link of the issue (view in browser, unsubscribe…), opened by a scanner: nothing.
-    open_every_link(&srv.base, &text_part(root, "00001-yoko.kato@example.jp.eml"));
+    open_every_link(
+        &srv.base,
+        &text_part(root, "00001-yoko.kato@example.jp.eml"),
+    );
     let record = text(&tayori(root, &["status", "--subscriber", "yoko.kato@example.jp"]).stdout);
     assert!(record.contains("state subscribed"), "{record}");
     assert!(suppressions(root).is_empty());
@@ -580,15 +586,20 @@ fn confirmation_of(root: &Path, address: &str) -> (i64, Option<String>, Option<S
 
 #[test]
 #[ignore = "needs aiosmtpd: scripts/test installs it and runs ignored tests"]
-fn a_confirmation_lost_to_a_relay_outage_is_sent_once_when_the_relay_is_back_even_after_a_restart(
-) {
+fn a_confirmation_lost_to_a_relay_outage_is_sent_once_when_the_relay_is_back_even_after_a_restart()
+{
     let port = free_port(); // the relay's port, with nothing listening yet
     let dir = folder_with(&smtp_block(port, 1));
     let root = dir.path();
     let reader = "outage@example.jp";
     let srv = start(root);
 
-    let (status, page) = post(&srv.base, "/subscribe", "198.51.100.40", &[("email", reader)]);
+    let (status, page) = post(
+        &srv.base,
+        "/subscribe",
+        "198.51.100.40",
+        &[("email", reader)],
+    );
     assert_eq!(status, 200);
     assert!(page.contains(SAME_PAGE), "the page answers as usual");
     wait_for("a failed attempt", Duration::from_secs(10), || {
@@ -599,7 +610,12 @@ fn a_confirmation_lost_to_a_relay_outage_is_sent_once_when_the_relay_is_back_eve
     assert!(due.is_some(), "and it is due again");
 
     // Asking again while the first is unsent neither locks the reader out nor makes two.
-    let (status, page) = post(&srv.base, "/subscribe", "198.51.100.41", &[("email", reader)]);
+    let (status, page) = post(
+        &srv.base,
+        "/subscribe",
+        "198.51.100.41",
+        &[("email", reader)],
+    );
     assert_eq!(status, 200);
     assert!(page.contains(SAME_PAGE));
 
@@ -610,9 +626,11 @@ fn a_confirmation_lost_to_a_relay_outage_is_sent_once_when_the_relay_is_back_eve
     wait_for("the confirmation", Duration::from_secs(60), || {
         relay.per_recipient().contains_key(reader)
     });
-    wait_for("the confirmation recorded as sent", Duration::from_secs(10), || {
-        confirmation_of(root, reader).1.is_some()
-    });
+    wait_for(
+        "the confirmation recorded as sent",
+        Duration::from_secs(10),
+        || confirmation_of(root, reader).1.is_some(),
+    );
     let (attempts, _, due) = confirmation_of(root, reader);
     assert_eq!(due, None, "nothing more queued after {attempts} attempts");
     assert_eq!(relay.per_recipient()[reader], 1, "exactly one confirmation");
@@ -640,7 +658,10 @@ fn one_mailbox_however_written_gets_one_confirmation_an_hour_and_an_ipv6_client_
     let dir = folder();
     let root = dir.path();
     let srv = start(root);
-    let lure = format!("{}http://evil.example/pay", "【重要】未払いの請求があります。".repeat(3));
+    let lure = format!(
+        "{}http://evil.example/pay",
+        "【重要】未払いの請求があります。".repeat(3)
+    );
     assert!(lure.len() <= 200);
     let spellings = [
         ("198.51.100.50", "victim@target.example"),
@@ -705,11 +726,15 @@ fn one_mailbox_however_written_gets_one_confirmation_an_hour_and_an_ipv6_client_
         "2001:db8:1:3::1",
         &[("email", "next64@example.jp")],
     );
-    wait_for("five of the /64 and one of the next", Duration::from_secs(10), || {
-        let sent = outbox(root);
-        sent.iter().filter(|f| f.starts_with("confirm-six")).count() == 5
-            && sent.contains(&"confirm-next64@example.jp.eml".to_string())
-    });
+    wait_for(
+        "five of the /64 and one of the next",
+        Duration::from_secs(10),
+        || {
+            let sent = outbox(root);
+            sent.iter().filter(|f| f.starts_with("confirm-six")).count() == 5
+                && sent.contains(&"confirm-next64@example.jp.eml".to_string())
+        },
+    );
     std::thread::sleep(Duration::from_millis(500)); // nothing to await: we assert an absence
     assert!(!outbox(root).contains(&"confirm-six6@example.jp.eml".to_string()));
 }
@@ -722,7 +747,11 @@ fn a_sign_up_posted_from_another_site_gets_403_and_no_email() {
     let cases = [
         ("https://evil.example", "evil@example.jp", 403),
         ("null", "null@example.jp", 403),
-        ("https://news.example.jp.evil.example", "suffix@example.jp", 403),
+        (
+            "https://news.example.jp.evil.example",
+            "suffix@example.jp",
+            403,
+        ),
         ("http://news.example.jp", "plain-http@example.jp", 403),
         ("https://news.example.jp", "public-url@example.jp", 200),
         ("https://example.jp", "site-url@example.jp", 200),
@@ -738,15 +767,22 @@ fn a_sign_up_posted_from_another_site_gets_403_and_no_email() {
         );
         assert_eq!(status, *want, "Origin: {origin}");
     }
-    wait_for("the two allowed confirmations", Duration::from_secs(10), || {
-        let sent = outbox(root);
-        ["public-url", "site-url"]
-            .iter()
-            .all(|w| sent.contains(&format!("confirm-{w}@example.jp.eml")))
-    });
+    wait_for(
+        "the two allowed confirmations",
+        Duration::from_secs(10),
+        || {
+            let sent = outbox(root);
+            ["public-url", "site-url"]
+                .iter()
+                .all(|w| sent.contains(&format!("confirm-{w}@example.jp.eml")))
+        },
+    );
     std::thread::sleep(Duration::from_millis(500)); // nothing to await: we assert an absence
     let sent = outbox(root);
     for refused in ["evil@", "null@", "suffix@", "plain-http@"] {
-        assert!(!sent.iter().any(|f| f.contains(refused)), "{refused}: {sent:?}");
+        assert!(
+            !sent.iter().any(|f| f.contains(refused)),
+            "{refused}: {sent:?}"
+        );
     }
 }

@@ -67,7 +67,7 @@ pub fn send(
     let result = rt.block_on(async {
         let stop = CancellationToken::new();
         stop_on_signals(stop.clone());
-        deliver::send(
+        let sent = deliver::send(
             root,
             &config,
             store,
@@ -75,7 +75,12 @@ pub fn send(
             std::io::stderr().is_terminal(),
             stop,
         )
-        .await
+        .await;
+        // Sign-up confirmations the relay has not taken yet go out too.
+        if let Err(e) = crate::signup::confirmations::send_pending(root, &config).await {
+            eprintln!("tayori: sign-up confirmations: {e:#}");
+        }
+        sent
     });
     let summary = match result {
         Ok(s) => s,

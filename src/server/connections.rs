@@ -76,7 +76,10 @@ pub(super) async fn read_body(
     let read = axum::body::to_bytes(Body::new(body), MAX_BODY);
     match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Ok(Ok(bytes)) => Ok(Request::from_parts(parts, Body::from(bytes))),
-        Ok(Err(_)) => Err(closing(StatusCode::PAYLOAD_TOO_LARGE, "request too large\n")),
+        Ok(Err(_)) => Err(closing(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request too large\n",
+        )),
         Err(_) => Err(closing(StatusCode::REQUEST_TIMEOUT, "request too slow\n")),
     }
 }

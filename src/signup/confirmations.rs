@@ -76,19 +76,27 @@ pub async fn send_due(
     Ok(tokio::task::spawn_blocking(move || Store::open(&root)?.next_confirmation_due()).await??)
 }
 
+/// [`send_due`] for a process without a server (`tayori send`): the confirmations due now.
+pub async fn send_pending(root: &Path, config: &Config) -> anyhow::Result<()> {
+    if config.subscribe.is_none() {
+        return Ok(());
+    }
+    let key = Key::load_or_create(root)?;
+    let config = Arc::new(config.clone());
+    send_due(root, &config, &key, &CancellationToken::new()).await?;
+    Ok(())
+}
+
 /// One attempt on the oldest due confirmation, on a blocking thread; `None` when none is due.
-fn attempt(
-    root: &Path,
-    config: &Config,
-    key: &Key,
-) -> anyhow::Result<Option<ConfirmationOutcome>> {
+fn attempt(root: &Path, config: &Config, key: &Key) -> anyhow::Result<Option<ConfirmationOutcome>> {
     let mut raw = [0u8; 16];
     aws_lc_rs::rand::fill(&mut raw)
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
     let token = B64.encode(raw);
     let store = Store::open(root)?;
     let now = Utc::now();
-    let Some(c) = store.claim_confirmation(now, now + LEASE, &digest(&token), now + TOKEN_LIFETIME)?
+    let Some(c) =
+        store.claim_confirmation(now, now + LEASE, &digest(&token), now + TOKEN_LIFETIME)?
     else {
         return Ok(None);
     };

@@ -206,12 +206,13 @@ mod tests {
             consent_text: "同意",
             client_ip: None,
         };
-        store.request_signup(&req, TimeDelta::hours(1), now).unwrap()
+        store
+            .request_signup(&req, TimeDelta::hours(1), now)
+            .unwrap()
     }
 
     #[test]
-    fn a_deferred_confirmation_is_claimed_again_once_due_and_only_a_sent_one_counts_for_the_hour()
-    {
+    fn a_deferred_confirmation_is_claimed_again_once_due_and_only_a_sent_one_counts_for_the_hour() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let now = Utc::now();
@@ -233,8 +234,13 @@ mod tests {
             error: "connection refused".into(),
             retry_at,
         };
-        store.confirmation_done("a@example.jp", &deferred, now).unwrap();
-        assert!(!request(&store, "a@example.jp", now), "still queued: no second");
+        store
+            .confirmation_done("a@example.jp", &deferred, now)
+            .unwrap();
+        assert!(
+            !request(&store, "a@example.jp", now),
+            "still queued: no second"
+        );
         assert_eq!(store.next_confirmation_due().unwrap(), Some(retry_at));
         assert_eq!(
             store.claim_confirmation(now, lease, "h3", expires).unwrap(),
@@ -250,7 +256,10 @@ mod tests {
             .confirmation_done("a@example.jp", &ConfirmationOutcome::Sent, later)
             .unwrap();
         assert_eq!(store.next_confirmation_due().unwrap(), None);
-        assert!(!request(&store, "a@example.jp", later), "sent within the hour");
+        assert!(
+            !request(&store, "a@example.jp", later),
+            "sent within the hour"
+        );
         let next_hour = later + TimeDelta::minutes(61);
         assert!(request(&store, "a@example.jp", next_hour));
     }

@@ -63,7 +63,9 @@ impl Store {
                 )
                 .map_err(|e| sql(&p, e))?;
             let rows = q
-                .query_map([done], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                .query_map([done], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
                 .map_err(|e| sql(&p, e))?;
             for row in rows {
                 let (issue, address) = row.map_err(|e| sql(&p, e))?;
