@@ -786,3 +786,65 @@ fn a_sign_up_posted_from_another_site_gets_403_and_no_email() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs aiosmtpd: scripts/test installs it and runs ignored tests"]
+fn tayori_send_sends_a_confirmation_left_pending_and_a_5xx_for_the_address_is_never_retried() {
+    let port = free_port();
+    let dir = folder_with(&smtp_block(port, 1));
+    let root = dir.path();
+    let srv = start(root);
+    let pending = "pending@example.jp";
+    post(
+        &srv.base,
+        "/subscribe",
+        "198.51.100.70",
+        &[("email", pending)],
+    );
+    wait_for("a failed attempt", Duration::from_secs(10), || {
+        confirmation_of(root, pending).0 >= 1
+    });
+    drop(srv);
+
+    // The relay is back, refusing one address for good; no daemon runs, but `send` does.
+    let refused = "refused@example.jp";
+    let relay = SmtpServer::start(
+        &python(),
+        &["--port", &port.to_string(), "--reject-550", refused],
+    );
+    let o = tayori(root, &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        relay.per_recipient().get(pending),
+        Some(&1),
+        "sent by `send`"
+    );
+    assert!(confirmation_of(root, pending).1.is_some());
+
+    let srv = start(root);
+    post(
+        &srv.base,
+        "/subscribe",
+        "198.51.100.71",
+        &[("email", refused)],
+    );
+    wait_for("the refusal recorded", Duration::from_secs(10), || {
+        confirmation_of(root, refused).0 >= 1
+    });
+    let (attempts, sent, due) = confirmation_of(root, refused);
+    assert_eq!(
+        (attempts, sent, due),
+        (1, None, None),
+        "refused: not retried"
+    );
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    let error: String = db
+        .query_row(
+            "SELECT confirmation_error FROM signups WHERE address = ?1",
+            [refused],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(error.contains("550"), "{error}");
+    assert_eq!(relay.per_recipient().get(refused), None);
+}
