@@ -197,11 +197,13 @@ fn screen(s: &AppState, f: &SignupForm, client: IpAddr) -> Result<String, &'stat
             Some(_) => {}
         }
     }
-    let email = mailbox(&f.email).filter(|e| plausible(e));
-    if email.is_none() || f.name.chars().any(char::is_control) || f.name.len() > 200 {
-        return Err("malformed address or name");
+    let Some(email) = mailbox(&f.email).filter(|e| plausible(e)) else {
+        return Err("malformed address");
+    };
+    if f.name.chars().any(char::is_control) || f.name.len() > 200 {
+        return Err("malformed name");
     }
-    email.ok_or("malformed address")
+    Ok(email)
 }
 
 /// The one form of the mailbox an address names: a quoted local part that needs no quotes
