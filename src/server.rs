@@ -1,15 +1,22 @@
 //! The HTTP server (axum): feeds and archive from `public/`, one-click unsubscribe, health.
 //!
 //! `GET /unsubscribe/<token>` only shows a page with a confirm button — link scanners fetch
-//! URLs, so a GET never unsubscribes. `POST /unsubscribe/<token>` is RFC 8058 one-click: the
-//! address is suppressed at once and the answer is 200. A token that does not verify gets 404
-//! and changes nothing. `GET /preview` answers loopback clients only, and shows a made-up
-//! reader. The server takes an already-bound listener (tests bind port 0) and stops when its
-//! cancellation token fires.
+//! URLs, so a GET (or HEAD) never unsubscribes. `POST /unsubscribe/<token>` is RFC 8058
+//! one-click: the address is suppressed at once and the answer is 200. The token is opaque
+//! (nothing of the address inside) and resolved through the store; links of the older format
+//! (the address with its MAC) still work. A token that does not resolve gets 404 and changes
+//! nothing. Every unsubscribe link is made by [`unsubscribe_url`]. `GET /preview` answers
+//! only a loopback peer whose request carries no forwarding header (behind a reverse proxy on
+//! the same machine every peer is loopback), and shows a made-up reader. The server takes an
+//! already-bound listener (tests bind port 0) and stops when its cancellation token fires,
+//! letting sign-up emails in flight finish (or stay queued for the next start).
 //!
-//! Slow clients cannot starve it: a request's headers must arrive within [`HEADER_TIMEOUT`], a
-//! connection lives at most [`CONNECTION_LIFETIME`], and at most [`MAX_CONNECTIONS`] are served
-//! at once (the rest wait in the kernel's accept queue).
+//! Slow clients cannot starve it: a request's head must arrive within [`HEADER_TIMEOUT`] and
+//! its body within [`BODY_TIMEOUT`] after that, a connection lives at most
+//! [`CONNECTION_LIFETIME`], one client (an IPv4 address, an IPv6 /64; not
+//! `server.trusted_proxy`) holds at most [`PER_CLIENT_CONNECTIONS`] connections (more are
+//! closed at once), and at most [`MAX_CONNECTIONS`] are served at once (the rest wait in the
+//! kernel's accept queue).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,12 +30,17 @@ use axum::routing::get;
 use axum::Router;
 use maud::html;
 use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::deliver::next_issue::Next;
 use crate::store::Store;
 use crate::unsubscribe::Key;
+
+mod connections;
+pub use connections::{client_key, BODY_TIMEOUT, MAX_BODY, PER_CLIENT_CONNECTIONS};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -38,6 +50,10 @@ pub struct AppState {
     pub key: Key,
     /// The sign-up form's per-client limit.
     pub signup: Arc<crate::signup::Limits>,
+    /// Work the handlers start in the background (sign-up emails); [`serve`] waits for it.
+    pub tasks: TaskTracker,
+    /// Wakes the sender of queued sign-up confirmations.
+    pub confirmations: Arc<Notify>,
 }
 
 impl AppState {
@@ -47,7 +63,27 @@ impl AppState {
             config,
             key,
             signup: Arc::default(),
+            tasks: TaskTracker::new(),
+            confirmations: Arc::default(),
         }
+    }
+}
+
+/// Whose unsubscribe link an email carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Link<'a> {
+    /// A reader's: `/unsubscribe/<opaque token>`.
+    Reader(&'a Key, &'a str),
+    /// A made-up reader's (`preview`, `test`): a link that unsubscribes nobody.
+    Sample(&'static str),
+}
+
+/// The unsubscribe URL under `public_base` ([`Config::public_base`]): the one place links to
+/// `/unsubscribe/<token>` are made.
+pub fn unsubscribe_url(public_base: &str, link: Link<'_>) -> String {
+    match link {
+        Link::Reader(key, address) => format!("{public_base}/unsubscribe/{}", key.token(address)),
+        Link::Sample(name) => format!("{public_base}/unsubscribe/{name}"),
     }
 }
 
@@ -88,15 +124,28 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// How long requests in flight may take to finish once `stop` fires.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Serves until `stop` fires; requests in flight finish first (for up to 10 s).
+/// Serves until `stop` fires; requests in flight and sign-up emails being sent finish first
+/// (for up to 10 s). With `subscribe:` set, queued sign-up confirmations are sent meanwhile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
+    if state.config.subscribe.is_some() {
+        state.tasks.spawn(crate::signup::confirmations::run(
+            state.root.clone(),
+            state.config.clone(),
+            state.key.clone(),
+            state.confirmations.clone(),
+            stop.clone(),
+        ));
+    }
+    let tasks = state.tasks.clone();
+    let trusted_proxy = state.config.server.trusted_proxy.map(|p| p.to_canonical());
     let app = router(state);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_client = connections::ClientSlots::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let slot = tokio::select! {
@@ -115,10 +164,28 @@ pub async fn serve(
             },
             _ = stop.cancelled() => break,
         };
+        let client_slot = if Some(peer.ip().to_canonical()) == trusted_proxy {
+            None
+        } else {
+            match per_client.take(client_key(peer.ip())) {
+                Some(s) => Some(s),
+                None => {
+                    tracing::debug!(%peer, "connection closed: too many from this client");
+                    continue; // dropping `tcp` closes it
+                }
+            }
+        };
         let app = app.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            tower_service::Service::call(&mut app.clone(), req)
+        let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+            let mut app = app.clone();
+            async move {
+                let mut req = match connections::read_body(req).await {
+                    Ok(req) => req,
+                    Err(answer) => return Ok(answer),
+                };
+                req.extensions_mut().insert(ConnectInfo(peer));
+                tower_service::Service::call(&mut app, req).await
+            }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -126,17 +193,19 @@ pub async fn serve(
             .serve_connection(TokioIo::new(tcp), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _slot = slot;
+            let _slots = (slot, client_slot);
             let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    tasks.close();
+    let drained = async {
+        graceful.shutdown().await;
+        tasks.wait().await;
+    };
+    if tokio::time::timeout(DRAIN, drained).await.is_err() {
         tracing::warn!(
-            "stopping: requests still open after {}s were cut",
+            "stopping: requests or sign-up emails still open after {}s were cut (unsent confirmations stay queued)",
             DRAIN.as_secs()
         );
     }
@@ -381,8 +450,14 @@ pub(crate) fn page(config: &Config, title: &str, body: maud::Markup) -> Html<Str
 async fn preview(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
-    if !peer.ip().to_canonical().is_loopback() {
+    // A reverse proxy on this machine connects from loopback for everyone: a request it
+    // forwarded says so in one of these, and is no more the attorney's than any other.
+    let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|h| headers.contains_key(*h));
+    if !peer.ip().to_canonical().is_loopback() || forwarded {
         return not_found();
     }
     let (root, config) = (s.root.clone(), s.config.clone());
@@ -402,7 +477,7 @@ async fn preview(
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     };
     let (email, name) = crate::deliver::next_issue::SAMPLE_READER;
-    let url = format!("{}/unsubscribe/preview", s.config.public_base());
+    let url = unsubscribe_url(&s.config.public_base(), Link::Sample("preview"));
     let html_part = crate::render::email::personalize(&rendered.html, name, &url, true);
     let text_part = crate::render::email::personalize(&rendered.text, name, &url, false);
     page(&s.config, "次号のプレビュー", html! {
@@ -417,9 +492,31 @@ async fn preview(
     .into_response()
 }
 
+/// The address a token in an unsubscribe link stands for: an opaque token through the store,
+/// an old one by its MAC. `Err` is a store failure (503), never "not found".
+async fn resolve(s: &AppState, token: &str) -> Result<Option<String>, Response> {
+    if !Key::is_opaque(token) {
+        return Ok(s.key.verify(token));
+    }
+    let (root, key, token) = (s.root.clone(), s.key.clone(), token.to_string());
+    let found = tokio::task::spawn_blocking(move || {
+        Store::open(&root)?.unsubscribe_address(&token, |a| key.token(a))
+    })
+    .await;
+    match found {
+        Ok(Ok(address)) => Ok(address),
+        other => {
+            tracing::error!("unsubscribe token not looked up: {other:?}");
+            Err((StatusCode::SERVICE_UNAVAILABLE, "please try again later\n").into_response())
+        }
+    }
+}
+
 async fn unsubscribe_page(State(s): State<AppState>, UrlPath(token): UrlPath<String>) -> Response {
-    let Some(address) = s.key.verify(&token) else {
-        return not_found();
+    let address = match resolve(&s, &token).await {
+        Ok(Some(address)) => address,
+        Ok(None) => return not_found(),
+        Err(answer) => return answer,
     };
     page(
         &s.config,
@@ -437,8 +534,10 @@ async fn unsubscribe_page(State(s): State<AppState>, UrlPath(token): UrlPath<Str
 }
 
 async fn unsubscribe_now(State(s): State<AppState>, UrlPath(token): UrlPath<String>) -> Response {
-    let Some(address) = s.key.verify(&token) else {
-        return not_found();
+    let address = match resolve(&s, &token).await {
+        Ok(Some(address)) => address,
+        Ok(None) => return not_found(),
+        Err(answer) => return answer,
     };
     let root = s.root.clone();
     let addr = address.clone();

@@ -5,7 +5,11 @@
 //!   shown;
 //! - `POST /subscribe`: always the same page ("確認メールをお送りしました"), whatever the address,
 //!   so nobody can learn who is subscribed. Only a request that passes every check gets one
-//!   confirmation email, sent in the background at once (the answer takes as long either way);
+//!   confirmation email: it is queued in the store and sent at once in the background (the
+//!   answer takes as long either way), and retried with backoff while the relay is down, across
+//!   restarts, until it is sent or refused for good ([`confirmations`]). A POST whose `Origin`
+//!   is neither `server.public_url`'s nor `site.url`'s gets 403 and no email: another site
+//!   cannot make its visitors' browsers sign up third parties;
 //! - `GET /subscribe/confirm/<token>`: a page with a button; it confirms nothing, since mail
 //!   scanners follow links;
 //! - `POST /subscribe/confirm/<token>`: confirms; the address joins `subscribe.list` and gets
@@ -15,18 +19,20 @@
 //! hours; confirming twice is harmless. No email goes out for a filled honeypot, a form posted
 //! faster than a person could fill it, a malformed address, more than 5 requests an hour from
 //! one client (governor's keyed limiter; the client is the TCP peer, or the last
-//! `X-Forwarded-For` entry when the peer is `server.trusted_proxy`), or a second confirmation to
-//! one address within an hour.
+//! `X-Forwarded-For` entry when the peer is `server.trusted_proxy`; an IPv6 client is its /64),
+//! a second confirmation to one mailbox while one is queued or within an hour of one *sent*.
+//! One mailbox has one form ([`mailbox`]): `"kato"@example.jp` is `kato@example.jp`, and an
+//! internationalized domain is its IDNA ASCII form (RFC 5890), so neither starts a new hour.
+//! The confirmation never greets the reader by the name the form was given: anyone can type
+//! anything there, and the mail goes out from the office.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 
 use axum::extract::{ConnectInfo, Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use chrono::{TimeDelta, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use maud::html;
@@ -34,8 +40,10 @@ use serde::Deserialize;
 
 use crate::config::Config;
 use crate::deliver::single::{send_one, One};
-use crate::server::{page, AppState};
+use crate::server::{page, AppState, Link};
 use crate::store::{signups::digest, SignupRequest, Store};
+
+pub mod confirmations;
 
 /// How long a confirmation link works.
 pub const TOKEN_LIFETIME: TimeDelta = TimeDelta::hours(72);
@@ -107,7 +115,7 @@ pub async fn form_page(State(s): State<AppState>) -> Response {
     .into_response()
 }
 
-/// `POST /subscribe`: the same page whatever happened.
+/// `POST /subscribe`: the same page whatever happened (403 for a foreign `Origin`).
 pub async fn request(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -117,14 +125,23 @@ pub async fn request(
     if s.config.subscribe.is_none() {
         return StatusCode::NOT_FOUND.into_response();
     }
+    if !same_origin(&s.config, &headers) {
+        tracing::info!(origin = ?headers.get(header::ORIGIN), "sign-up from another site refused");
+        return (StatusCode::FORBIDDEN, "forbidden\n").into_response();
+    }
     let client = client_ip(peer, &headers, s.config.server.trusted_proxy);
     match screen(&s, &f, client) {
         Err(why) => tracing::info!(%client, why, "sign-up request dropped"),
-        Ok(()) => {
+        Ok(email) => {
             let state = s.clone();
-            tokio::spawn(async move {
-                if let Err(e) = confirm_by_email(&state, &f, client).await {
-                    tracing::error!("sign-up confirmation not sent: {e:#}");
+            let name = f.name.trim().to_string();
+            s.tasks.spawn(async move {
+                match record_request(&state, email, name, client).await {
+                    Ok(true) => state.confirmations.notify_one(),
+                    Ok(false) => tracing::info!(
+                        "sign-up request: no new confirmation (already subscribed, one queued, or one sent within the hour)"
+                    ),
+                    Err(e) => tracing::error!("sign-up request not recorded: {e:#}"),
                 }
             });
         }
@@ -137,9 +154,36 @@ pub async fn request(
     .into_response()
 }
 
-/// Why a request gets no email, or `Ok` when it passes every check.
-fn screen(s: &AppState, f: &SignupForm, client: IpAddr) -> Result<(), &'static str> {
-    if s.signup.per_client.check_key(&client).is_err() {
+/// A POST with no `Origin` (not a browser, or an old one), or from the newsletter's own pages
+/// (`server.public_url` or `site.url`, RFC 6454 origins).
+fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    [
+        config.server.public_url.as_deref(),
+        Some(config.site.url.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|u| url::Url::parse(u).ok())
+    .any(|u| {
+        u.origin()
+            .ascii_serialization()
+            .eq_ignore_ascii_case(origin.trim())
+    })
+}
+
+/// Why a request gets no email, or the mailbox to confirm when it passes every check.
+fn screen(s: &AppState, f: &SignupForm, client: IpAddr) -> Result<String, &'static str> {
+    if s.signup
+        .per_client
+        .check_key(&crate::server::client_key(client))
+        .is_err()
+    {
         return Err("too many requests from this client");
     }
     if !f.website.is_empty() {
@@ -153,10 +197,54 @@ fn screen(s: &AppState, f: &SignupForm, client: IpAddr) -> Result<(), &'static s
             Some(_) => {}
         }
     }
-    if !plausible(&f.email) || f.name.chars().any(char::is_control) || f.name.len() > 200 {
-        return Err("malformed address or name");
+    let Some(email) = mailbox(&f.email).filter(|e| plausible(e)) else {
+        return Err("malformed address");
+    };
+    if f.name.chars().any(char::is_control) || f.name.len() > 200 {
+        return Err("malformed name");
     }
-    Ok(())
+    Ok(email)
+}
+
+/// The one form of the mailbox an address names: a quoted local part that needs no quotes
+/// loses them (RFC 5321 §4.1.2: `"kato"@example.jp` is `kato@example.jp`), and a domain with
+/// non-ASCII labels becomes its IDNA ASCII form (RFC 5890, through `url`'s UTS #46 mapping:
+/// `例え.jp` is `xn--r8jz45g.jp`). Lower-cased by [`crate::subscribers::key`], it is the
+/// sign-up's key. `None` when the domain is not a domain name.
+pub fn mailbox(email: &str) -> Option<String> {
+    let (local, domain) = email.trim().rsplit_once('@')?;
+    let local = unquoted(local)?;
+    let url::Host::Domain(ascii) = url::Host::parse(domain).ok()? else {
+        return None; // an IP address
+    };
+    // An ASCII domain keeps the case it was typed in (the key lower-cases it anyway).
+    let domain = if domain.is_ascii() { domain } else { &ascii };
+    Some(format!("{local}@{domain}"))
+}
+
+/// A local part without needless quotes; a quoted one that needs them stays quoted.
+fn unquoted(local: &str) -> Option<String> {
+    let Some(inner) = local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) else {
+        return (!local.is_empty()).then(|| local.to_string());
+    };
+    let mut text = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        // quoted-pair: a backslash quotes the character after it.
+        text.push(if c == '\\' { chars.next()? } else { c });
+    }
+    let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    let dot_atom = text
+        .split('.')
+        .all(|a| !a.is_empty() && a.chars().all(atext));
+    if dot_atom {
+        Some(text)
+    } else {
+        Some(format!(
+            "\"{}\"",
+            text.replace('\\', "\\\\").replace('"', "\\\"")
+        ))
+    }
 }
 
 /// An address that could receive mail: valid syntax, and a domain with a dot (no IP literal).
@@ -189,75 +277,47 @@ fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: Option<IpAddr>) -> 
     peer_ip
 }
 
-/// Records the request and, unless the address is already subscribed or was sent a
-/// confirmation within the hour, sends the confirmation email.
-async fn confirm_by_email(s: &AppState, f: &SignupForm, client: IpAddr) -> anyhow::Result<()> {
+/// Records the request; returns whether a confirmation was queued.
+async fn record_request(
+    s: &AppState,
+    email: String,
+    name: String,
+    client: IpAddr,
+) -> anyhow::Result<bool> {
     let sub = s.config.subscribe.clone().expect("checked by the handler");
-    let mut raw = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut raw)
-        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    let token = B64.encode(raw);
     let (root, config) = (s.root.clone(), s.config.clone());
-    let (email, name) = (f.email.trim().to_string(), f.name.trim().to_string());
-    let token_hash = digest(&token);
     let keep_ip = sub.keep_ip.then(|| client.to_string());
-    let send = tokio::task::spawn_blocking({
-        let (email, name) = (email.clone(), name.clone());
-        move || -> anyhow::Result<bool> {
-            let store = Store::open(&root)?;
-            let now = Utc::now();
-            let req = SignupRequest {
-                email: &email,
-                name: &name,
-                list: &sub.list,
-                consent_text: &sub.consent(&config),
-                client_ip: keep_ip.as_deref(),
-                token_hash: &token_hash,
-                expires: now + TOKEN_LIFETIME,
-            };
-            Ok(store.request_signup(&req, CONFIRMATION_PAUSE, now)?)
-        }
+    tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
+        let store = Store::open(&root)?;
+        let req = SignupRequest {
+            email: &email,
+            name: &name,
+            list: &sub.list,
+            consent_text: &sub.consent(&config),
+            client_ip: keep_ip.as_deref(),
+        };
+        Ok(store.request_signup(&req, CONFIRMATION_PAUSE, Utc::now())?)
     })
-    .await??;
-    if !send {
-        tracing::info!(
-            "sign-up request: no confirmation (already subscribed, or sent within the hour)"
-        );
-        return Ok(());
-    }
-    let url = format!("{}/subscribe/confirm/{token}", s.config.public_base());
-    let css = crate::render::load_css(&s.root)?;
-    let rendered = crate::render::email::confirmation(&s.config, &url, &css)?;
-    let unsubscribe = format!(
-        "{}/unsubscribe/{}",
-        s.config.public_base(),
-        s.key.token(&email)
-    );
-    let one = One {
-        to: &email,
-        name: &name,
-        unsubscribe_url: &unsubscribe,
-        kind: "confirm",
-    };
-    let to = send_one(&s.root, &s.config, &rendered, one).await?;
-    tracing::info!(%to, "sign-up confirmation sent");
-    Ok(())
+    .await?
 }
 
 /// `GET /subscribe/confirm/<token>`: a button; confirms nothing.
 pub async fn confirm_page(State(s): State<AppState>, UrlPath(token): UrlPath<String>) -> Response {
     let (root, hash) = (s.root.clone(), digest(&token));
-    let found = tokio::task::spawn_blocking(move || {
-        Store::open_read_only(&root)
-            .ok()
-            .flatten()
-            .and_then(|st| st.signup_by_token(&hash, Utc::now()).ok().flatten())
+    let found = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        match Store::open_read_only(&root)? {
+            None => Ok(None),
+            Some(st) => Ok(st.signup_by_token(&hash, Utc::now())?),
+        }
     })
-    .await
-    .ok()
-    .flatten();
-    let Some(signup) = found else {
-        return not_found(&s.config);
+    .await;
+    let signup = match found {
+        Ok(Ok(Some(signup))) => signup,
+        Ok(Ok(None)) => return not_found(&s.config),
+        other => {
+            tracing::error!("sign-up not looked up: {other:?}");
+            return (StatusCode::SERVICE_UNAVAILABLE, "please try again later\n").into_response();
+        }
     };
     page(&s.config, "配信登録の確定", html! {
         h1 { "配信登録の確定" }
@@ -288,11 +348,13 @@ pub async fn confirm(State(s): State<AppState>, UrlPath(token): UrlPath<String>)
     if s.config.subscribe.as_ref().is_some_and(|c| c.welcome) {
         let state = s.clone();
         let (email, name) = (signup.email.clone(), signup.name.clone());
-        tokio::spawn(async move {
-            if let Err(e) = welcome(&state, &email, &name).await {
+        let blocking = tokio::task::spawn_blocking(move || {
+            let rt = tokio::runtime::Handle::current();
+            if let Err(e) = rt.block_on(welcome(&state, &email, &name)) {
                 tracing::error!("welcome email not sent: {e:#}");
             }
         });
+        s.tasks.spawn(blocking);
     }
     page(&s.config, "登録が完了しました", html! {
         h1 { "登録が完了しました" }
@@ -301,14 +363,12 @@ pub async fn confirm(State(s): State<AppState>, UrlPath(token): UrlPath<String>)
     .into_response()
 }
 
+/// The welcome email (run on a blocking thread: CSS, DKIM key and store are files).
 async fn welcome(s: &AppState, email: &str, name: &str) -> anyhow::Result<()> {
     let css = crate::render::load_css(&s.root)?;
     let rendered = crate::render::email::welcome(&s.config, &css)?;
-    let unsubscribe = format!(
-        "{}/unsubscribe/{}",
-        s.config.public_base(),
-        s.key.token(email)
-    );
+    let reader = Link::Reader(&s.key, email);
+    let unsubscribe = crate::server::unsubscribe_url(&s.config.public_base(), reader);
     let one = One {
         to: email,
         name,
@@ -364,5 +424,47 @@ pub fn snippet(config: &Config) -> String {
 impl std::fmt::Debug for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Limits")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(email: &str) -> Option<String> {
+        mailbox(email).map(|m| crate::subscribers::key(&m))
+    }
+
+    #[test]
+    fn one_mailbox_has_one_key_however_it_is_written() {
+        let plain = key("victim@target.example");
+        assert_eq!(plain.as_deref(), Some("victim@target.example"));
+        assert_eq!(key("\"victim\"@target.example"), plain);
+        assert_eq!(key(" Victim@Target.Example "), plain);
+        assert_eq!(key("\"vic\\tim\"@target.example"), plain, "a quoted pair");
+        let idn = key("victim@xn--r8jz45g.jp");
+        assert_eq!(key("victim@例え.jp"), idn);
+        assert_eq!(key("victim@例え.JP"), idn);
+        assert_eq!(
+            mailbox("Kato@例え.jp").as_deref(),
+            Some("Kato@xn--r8jz45g.jp")
+        );
+        assert_eq!(
+            mailbox("Yoko.Kato@Example.JP").as_deref(),
+            Some("Yoko.Kato@Example.JP"),
+            "an ASCII address is sent to as typed"
+        );
+    }
+
+    #[test]
+    fn a_quoted_local_part_that_needs_its_quotes_keeps_them_and_ip_domains_are_no_mailbox() {
+        assert_eq!(
+            mailbox("\"a b\"@example.jp").as_deref(),
+            Some("\"a b\"@example.jp")
+        );
+        assert_ne!(key("\"a b\"@example.jp"), key("ab@example.jp"));
+        assert_eq!(mailbox("a@[192.0.2.1]"), None);
+        assert_eq!(mailbox("a@192.0.2.1"), None);
+        assert_eq!(mailbox("no-at-sign"), None);
     }
 }

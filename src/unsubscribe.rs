@@ -1,5 +1,8 @@
-//! Per-subscriber unsubscribe tokens: `base64url(address).base64url(HMAC-SHA256(key, address))`
-//! (RFC 2104, truncated to 128 bits). The key comes from `TAYORI_SECRET`, else from
+//! Per-subscriber unsubscribe tokens: `base64url(HMAC-SHA256(key, address))` truncated to 128
+//! bits (RFC 2104), an opaque id with nothing of the address inside; the server resolves it
+//! through the store ([`crate::store::Store::unsubscribe_address`]). Links sent before carry
+//! `base64url(address).base64url(MAC)` ([`Key::address_token`]); they are still accepted,
+//! since they sit in inboxes, but no longer made. The key comes from `TAYORI_SECRET`, else from
 //! `state/secret`, generated on first use from the operating system's random generator
 //! (aws-lc's `SystemRandom`), with mode 0600. A key shorter than 32 bytes is refused.
 
@@ -149,8 +152,28 @@ impl Key {
         Some(now - at.parse::<i64>().ok()?)
     }
 
-    /// The token for an address (compared lower-cased).
+    /// The unsubscribe token of an address (compared lower-cased): 22 characters that cannot
+    /// be made without the key and say nothing of the address.
     pub fn token(&self, address: &str) -> String {
+        let address = address.trim().to_lowercase();
+        let id = self
+            .mac_for(b"tayori-unsubscribe-id:", &address)
+            .finalize()
+            .into_bytes();
+        B64.encode(&id[..MAC_BYTES])
+    }
+
+    /// Whether `token` has the shape of [`Key::token`] (and not of an old address token).
+    pub fn is_opaque(token: &str) -> bool {
+        token.len() == 22
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+
+    /// The token format of links sent by earlier versions (the address in base64 with its
+    /// MAC). Only [`Key::verify`] reads it now; tests make one to prove old links work.
+    pub fn address_token(&self, address: &str) -> String {
         let address = address.trim().to_lowercase();
         let tag = self.mac(&address).finalize().into_bytes();
         format!(
@@ -160,7 +183,7 @@ impl Key {
         )
     }
 
-    /// The address a token was made for, when the token is genuine.
+    /// The address an old-format token ([`Key::address_token`]) was made for, when genuine.
     pub fn verify(&self, token: &str) -> Option<String> {
         let (addr, tag) = token.split_once('.')?;
         let address = String::from_utf8(B64.decode(addr).ok()?).ok()?;
@@ -178,17 +201,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_round_trips_case_insensitively() {
+    fn old_address_tokens_still_verify_case_insensitively() {
         let k = Key::new(b"k".repeat(32));
-        let t = k.token("Keiko.Suzuki@Example.JP");
-        assert_eq!(t, k.token("keiko.suzuki@example.jp"));
+        let t = k.address_token("Keiko.Suzuki@Example.JP");
+        assert_eq!(t, k.address_token("keiko.suzuki@example.jp"));
         assert_eq!(k.verify(&t).as_deref(), Some("keiko.suzuki@example.jp"));
+    }
+
+    #[test]
+    fn new_tokens_are_opaque_and_hold_nothing_of_the_address() {
+        let k = Key::new(b"k".repeat(32));
+        let address = "keiko.suzuki@example.jp";
+        let t = k.token("Keiko.Suzuki@Example.JP");
+        assert_eq!(t, k.token(address), "one token per address, any case");
+        assert!(Key::is_opaque(&t), "{t}");
+        assert!(!Key::is_opaque(&k.address_token(address)));
+        assert_eq!(k.verify(&t), None, "not an address token");
+        let encodings = [
+            address.to_string(),
+            B64.encode(address),
+            crate::content::hex(address.as_bytes()),
+        ];
+        for e in &encodings {
+            for part in [&e[..8], &e[e.len() - 8..]] {
+                assert!(!t.contains(part), "{t} holds {part}");
+            }
+        }
+        assert_ne!(t, Key::new(b"o".repeat(32)).token(address));
     }
 
     #[test]
     fn rejects_forged_and_foreign_tokens() {
         let k = Key::new(b"k".repeat(32));
-        let t = k.token("a@example.jp");
+        let t = k.address_token("a@example.jp");
         let (_, tag) = t.split_once('.').unwrap();
         let forged = format!("{}.{tag}", B64.encode("b@example.jp"));
         assert_eq!(k.verify(&forged), None);

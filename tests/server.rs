@@ -6,6 +6,7 @@ mod support;
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use support::*;
 use tayori::server::{serve, AppState};
 use tayori::store::Store;
@@ -45,20 +46,61 @@ fn suppressed(root: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// The key `tayori send` signs with here, and the server checks with.
+const SECRET: &str = "0123456789abcdef0123456789abcdef-server-tests";
+
+/// Sends the sample post as issue 1 (to `outbox/`) and returns each reader's unsubscribe
+/// token, as the `List-Unsubscribe` header carries it.
+fn first_issue_tokens(root: &std::path::Path) -> Vec<(String, String)> {
+    add_post(root);
+    let o = tayori_env(root, &["send"], &[("TAYORI_SECRET", SECRET)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    outbox(root)
+        .iter()
+        .filter(|f| f.starts_with("00001-"))
+        .map(|f| {
+            let eml = std::fs::read_to_string(root.join("outbox").join(f)).unwrap();
+            let header = eml
+                .lines()
+                .find(|l| l.starts_with("List-Unsubscribe:"))
+                .unwrap_or_else(|| panic!("no List-Unsubscribe in {f}"));
+            let token = header
+                .split("/unsubscribe/")
+                .nth(1)
+                .and_then(|t| t.split('>').next())
+                .unwrap()
+                .to_string();
+            let address = f.trim_start_matches("00001-").trim_end_matches(".eml");
+            (address.to_string(), token)
+        })
+        .collect()
+}
+
+fn token_of<'a>(tokens: &'a [(String, String)], address: &str) -> &'a str {
+    &tokens.iter().find(|(a, _)| a == address).unwrap().1
+}
+
 #[tokio::test]
 async fn one_click_post_suppresses_at_once_and_get_only_asks() {
     let dir = newsletter_with_smtp(None, 1);
-    let key = Key::new(b"test-key".to_vec());
-    let token = key.token("Keiko.Suzuki@Example.JP");
-    let srv = start(dir.path(), key).await;
+    let tokens = first_issue_tokens(dir.path());
+    let token = token_of(&tokens, "keiko.suzuki@example.jp");
+    let srv = start(dir.path(), Key::new(SECRET)).await;
     let http = reqwest::Client::new();
 
+    for head_or_get in [reqwest::Method::HEAD, reqwest::Method::GET] {
+        let page = http
+            .request(head_or_get, format!("{}/unsubscribe/{token}", srv.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+    }
     let page = http
         .get(format!("{}/unsubscribe/{token}", srv.base))
         .send()
         .await
         .unwrap();
-    assert_eq!(page.status(), 200);
     let body = page.text().await.unwrap();
     assert!(
         body.contains("<form method=\"post\"") && body.contains("配信を停止する"),
@@ -66,7 +108,7 @@ async fn one_click_post_suppresses_at_once_and_get_only_asks() {
     );
     assert!(
         suppressed(dir.path()).is_empty(),
-        "a GET never unsubscribes"
+        "neither HEAD nor GET unsubscribes"
     );
 
     let post = http
@@ -82,29 +124,92 @@ async fn one_click_post_suppresses_at_once_and_get_only_asks() {
     srv.shutdown().await;
 
     // The next issue leaves the address out, in both of its case variants.
-    add_post(dir.path());
-    let o = tayori(dir.path(), &["send"]);
+    std::fs::copy(
+        fixtures().join("posts/2026-11-02-youikuhi-points.txt"),
+        dir.path().join("posts/2026-11-02-youikuhi-points.txt"),
+    )
+    .unwrap();
+    let o = tayori_env(dir.path(), &["send"], &[("TAYORI_SECRET", SECRET)]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("4 sent"), "{}", text(&o.stdout));
-    let outbox: Vec<String> = std::fs::read_dir(dir.path().join("outbox"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    let second: Vec<String> = outbox(dir.path())
+        .into_iter()
+        .filter(|f| f.starts_with("00002-"))
         .collect();
-    assert!(!outbox.iter().any(|f| f.contains("keiko")), "{outbox:?}");
+    assert!(!second.iter().any(|f| f.contains("keiko")), "{second:?}");
 }
 
 #[tokio::test]
-async fn forged_or_foreign_tokens_get_404_and_change_nothing() {
+async fn unsubscribe_links_hold_nothing_of_the_address_and_old_links_still_work() {
     let dir = newsletter_with_smtp(None, 1);
-    let key = Key::new(b"test-key".to_vec());
-    let genuine = key.token("hanako.sato@example.jp");
+    let tokens = first_issue_tokens(dir.path());
+    assert_eq!(tokens.len(), 5, "{tokens:?}");
+    for (address, token) in &tokens {
+        let (local, domain) = address.split_once('@').unwrap();
+        let encodings = [
+            address.clone(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(address),
+            base64::engine::general_purpose::STANDARD.encode(address),
+            address.bytes().map(|b| format!("{b:02x}")).collect(),
+        ];
+        for part in [local, domain]
+            .into_iter()
+            .chain(encodings.iter().map(|e| &e[..6]))
+        {
+            assert!(
+                !token.to_lowercase().contains(&part.to_lowercase()),
+                "{token} holds {part} of {address}"
+            );
+        }
+    }
+    let key = Key::new(SECRET);
+    let srv = start(dir.path(), key.clone()).await;
+    let http = reqwest::Client::new();
+    // A link in the old format (the address with its MAC), as mail already in inboxes has it.
+    let old = key.address_token("Hanako.Sato@example.jp");
+    let url = format!("{}/unsubscribe/{old}", srv.base);
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+    assert!(suppressed(dir.path()).is_empty());
+    let post = http
+        .post(&url)
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 200);
+    assert_eq!(suppressed(dir.path()), ["hanako.sato@example.jp"]);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn forged_guessed_or_foreign_tokens_get_404_and_unsubscribe_nobody() {
+    let dir = newsletter_with_smtp(None, 1);
+    let tokens = first_issue_tokens(dir.path());
+    let key = Key::new(SECRET);
+    let genuine = key.address_token("hanako.sato@example.jp");
     let (_, mac) = genuine.split_once('.').unwrap();
-    let forged = format!("{}.{mac}", "eXVtaS50YW5ha2FAZXhhbXBsZS5jb20"); // yumi's address, hanako's MAC
-    let foreign = Key::new(b"another-key".to_vec()).token("hanako.sato@example.jp");
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let forged_old = format!("{}.{mac}", b64.encode("yumi.tanaka@example.com")); // yumi's address, hanako's MAC
+    let foreign = Key::new(b"another-key-another-key-another-key".to_vec());
+    let guesses = [
+        forged_old,
+        foreign.address_token("hanako.sato@example.jp"),
+        foreign.token("hanako.sato@example.jp"),
+        key.token("not-a-reader@example.jp"),
+        b64.encode([0u8; 16]),
+        b64.encode(b"hanako.sato@exam"),
+        {
+            // One character off a genuine token.
+            let t = token_of(&tokens, "hanako.sato@example.jp");
+            let last = if t.ends_with('A') { "B" } else { "A" };
+            format!("{}{last}", &t[..t.len() - 1])
+        },
+        "nonsense".to_string(),
+        "a.b".to_string(),
+    ];
     let srv = start(dir.path(), key).await;
     let http = reqwest::Client::new();
-    for token in [forged.as_str(), foreign.as_str(), "nonsense", "a.b"] {
+    for token in &guesses {
         let url = format!("{}/unsubscribe/{token}", srv.base);
         assert_eq!(
             http.get(&url).send().await.unwrap().status(),
@@ -291,4 +396,135 @@ async fn preview_is_refused_to_clients_off_the_loopback_interface() {
     assert_eq!(local.status(), 200);
     let mapped = app.call(ask("[::ffff:127.0.0.1]:50000")).await.unwrap();
     assert_eq!(mapped.status(), 200, "IPv4-mapped loopback is loopback");
+}
+
+#[tokio::test]
+async fn preview_is_refused_to_requests_a_reverse_proxy_forwarded() {
+    let dir = newsletter_with_smtp(None, 1);
+    add_post(dir.path());
+    let srv = start(dir.path(), Key::new(b"k".to_vec())).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/preview", srv.base);
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+    for (name, value) in [
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("X-Forwarded-For", "127.0.0.1"),
+        ("Forwarded", "for=203.0.113.7;proto=https"),
+        ("X-Real-IP", "203.0.113.7"),
+    ] {
+        let r = http.get(&url).header(name, value).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{name}: {value}");
+    }
+    srv.shutdown().await;
+}
+
+/// `tayori serve` on a free port of 127.0.0.1, once `/healthz` answers.
+fn serve_binary(root: &std::path::Path) -> (Spawned, std::net::SocketAddr) {
+    let port = free_port();
+    let cfg = root.join("tayori.yaml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"));
+    std::fs::write(&cfg, text).unwrap();
+    let server = Spawned::tayori(root, &["serve"], &[]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_for("the server", std::time::Duration::from_secs(30), || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    (server, addr)
+}
+
+/// `GET /healthz` from the loopback address `from` (another client than 127.0.0.1); the
+/// status line.
+fn healthz_from(from: &str, to: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let mut tcp = socket.connect(to).await.unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: news\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        answer.lines().next().unwrap_or("").to_string()
+    })
+}
+
+#[test]
+fn trickling_uploads_from_one_client_are_cut_and_never_starve_another() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    const TRICKLERS: usize = 300;
+    let dir = newsletter_with_smtp(None, 1);
+    let (_server, addr) = serve_binary(dir.path());
+
+    // 300 connections from 127.0.0.1, each announcing a 100 KB form and sending one byte.
+    let started = Instant::now();
+    let mut tricklers: Vec<Option<std::net::TcpStream>> = (0..TRICKLERS)
+        .map(|_| {
+            let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+            let head = "POST /subscribe HTTP/1.1\r\nHost: news\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 102400\r\n\r\ne";
+            let _ = tcp.write_all(head.as_bytes());
+            tcp.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+            Some(tcp)
+        })
+        .collect();
+
+    // Another client is answered at once.
+    let asked = Instant::now();
+    assert_eq!(healthz_from("127.0.0.2", addr), "HTTP/1.1 200 OK");
+    let healthz = asked.elapsed();
+    assert!(
+        healthz < Duration::from_secs(2),
+        "/healthz took {healthz:?}"
+    );
+
+    // Trickle a byte every 200 ms to those still open, until every one is closed (bounded).
+    let mut most_open_after_a_second = 0;
+    let mut buf = [0u8; 1024];
+    for _round in 0..100 {
+        for slot in tricklers.iter_mut() {
+            let Some(tcp) = slot else { continue };
+            let closed = match tcp.read(&mut buf) {
+                Ok(0) => true,
+                Ok(_) => false, // the 408 answer; the close follows
+                Err(e) => !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+            };
+            if closed || tcp.write_all(b"e").is_err() {
+                *slot = None;
+            }
+        }
+        let open = tricklers.iter().flatten().count();
+        if started.elapsed() > Duration::from_secs(1) {
+            most_open_after_a_second = most_open_after_a_second.max(open);
+        }
+        if open == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let took = started.elapsed();
+    eprintln!(
+        "/healthz from another client: {healthz:?}; at most {most_open_after_a_second} of \
+         {TRICKLERS} trickling connections open after 1 s; all closed after {took:?}"
+    );
+    assert_eq!(tricklers.iter().flatten().count(), 0, "all closed");
+    assert!(
+        most_open_after_a_second <= tayori::server::PER_CLIENT_CONNECTIONS,
+        "{most_open_after_a_second} open"
+    );
+    let deadline = tayori::server::HEADER_TIMEOUT + tayori::server::BODY_TIMEOUT;
+    assert!(
+        took < deadline + Duration::from_secs(3),
+        "closed after {took:?}"
+    );
 }

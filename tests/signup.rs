@@ -25,6 +25,17 @@ fn start(root: &Path) -> Running {
 
 /// A request from a client at `ip` (the test's loopback is the trusted proxy).
 fn post(base: &str, path: &str, ip: &str, form: &[(&str, &str)]) -> (u16, String) {
+    post_with(base, path, ip, &[], form)
+}
+
+/// [`post`] with more headers (`Origin`).
+fn post_with(
+    base: &str,
+    path: &str,
+    ip: &str,
+    headers: &[(&str, &str)],
+    form: &[(&str, &str)],
+) -> (u16, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -33,14 +44,14 @@ fn post(base: &str, path: &str, ip: &str, form: &[(&str, &str)]) -> (u16, String
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        let r = reqwest::Client::new()
+        let mut req = reqwest::Client::new()
             .post(format!("{base}{path}"))
             .header("x-forwarded-for", ip)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let r = req.body(body).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     })
 }
@@ -56,6 +67,39 @@ fn get(base: &str, path: &str) -> (u16, String) {
     })
 }
 
+/// HEAD then GET on every link of ours in `mail` (mail scanners open them all).
+fn open_every_link(base: &str, mail: &str) {
+    let links: Vec<&str> = mail
+        .split(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '(' || c == ')')
+        .filter(|w| w.starts_with("https://news.example.jp/"))
+        .collect();
+    assert!(!links.is_empty(), "links in {mail}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        for link in links {
+            let url = format!(
+                "{base}{}",
+                link.trim_start_matches("https://news.example.jp")
+            );
+            for method in [reqwest::Method::HEAD, reqwest::Method::GET] {
+                let r = http.request(method.clone(), &url).send().await.unwrap();
+                assert!(r.status().as_u16() < 500, "{method} {url}: {}", r.status());
+            }
+        }
+    });
+}
+
+fn suppressions(root: &Path) -> Vec<String> {
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    let mut q = db.prepare("SELECT address FROM suppressions").unwrap();
+    let rows = q.query_map([], |r| r.get(0)).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
 /// The text part of an `.eml` in `outbox/`, decoded.
 fn text_part(root: &Path, file: &str) -> String {
     let eml = std::fs::read_to_string(root.join("outbox").join(file)).unwrap();
@@ -63,7 +107,14 @@ fn text_part(root: &Path, file: &str) -> String {
 }
 
 fn folder() -> tempfile::TempDir {
-    let dir = fresh_folder(Some("subscribe:\n  list: web\n  keep_ip: true\n"));
+    folder_with("")
+}
+
+/// [`folder`] with `extra` configuration before `subscribe:` (an `smtp:` block).
+fn folder_with(extra: &str) -> tempfile::TempDir {
+    let dir = fresh_folder(Some(&format!(
+        "{extra}subscribe:\n  list: web\n  keep_ip: true\n"
+    )));
     let cfg = dir.path().join("tayori.yaml");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
@@ -118,7 +169,13 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
         asked.elapsed()
     );
     let mail = text_part(root, "confirm-yoko.kato@example.jp.eml");
-    assert!(mail.contains("加藤 陽子 様"), "{mail}");
+    let eml =
+        std::fs::read_to_string(root.join("outbox/confirm-yoko.kato@example.jp.eml")).unwrap();
+    assert!(
+        !mail.contains("加藤") && !eml.contains("=?utf-8?b?5Yqg6Jek"),
+        "the name typed into the form is not repeated to the address: {mail}"
+    );
+    assert!(mail.contains("読者の皆さま"), "{mail}");
     assert!(
         mail.contains("登録") && mail.contains("住所:"),
         "the legal footer: {mail}"
@@ -128,11 +185,15 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
         .find(|w| w.starts_with("https://news.example.jp/subscribe/confirm/"))
         .expect("a confirmation link");
     let path = link.trim_start_matches("https://news.example.jp");
-    let eml =
-        std::fs::read_to_string(root.join("outbox/confirm-yoko.kato@example.jp.eml")).unwrap();
     assert!(eml.contains("Subject: =?utf-8?"), "encoded subject");
 
-    // A GET (what a mail scanner does) shows a button and confirms nothing.
+    // HEAD and GET on every link of the email (what mail scanners do) change nothing.
+    open_every_link(&srv.base, &mail);
+    let record = text(&tayori(root, &["status", "--subscriber", "yoko.kato@example.jp"]).stdout);
+    assert!(record.contains("state pending"), "{record}");
+    assert!(suppressions(root).is_empty());
+
+    // A GET shows a button and confirms nothing.
     let (status, page) = get(&srv.base, path);
     assert_eq!(status, 200);
     assert!(page.contains("<form method=\"post\"") && page.contains("登録を確定する"));
@@ -201,6 +262,14 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
             == 6
     });
     assert!(outbox(root).contains(&"00001-yoko.kato@example.jp.eml".to_string()));
+    // Every link of the issue (view in browser, unsubscribe…), opened by a scanner: nothing.
+    open_every_link(
+        &srv.base,
+        &text_part(root, "00001-yoko.kato@example.jp.eml"),
+    );
+    let record = text(&tayori(root, &["status", "--subscriber", "yoko.kato@example.jp"]).stdout);
+    assert!(record.contains("state subscribed"), "{record}");
+    assert!(suppressions(root).is_empty());
 
     let export = text(&tayori(root, &["subscribers", "export"]).stdout);
     let row = export
@@ -500,4 +569,282 @@ fn a_reader_signs_up_in_a_real_browser_and_gets_the_next_issue() {
             })
         },
     );
+}
+
+/// What the store says of an address's confirmation: attempts made, when one was sent, when
+/// the next attempt is due.
+fn confirmation_of(root: &Path, address: &str) -> (i64, Option<String>, Option<String>) {
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    db.query_row(
+        "SELECT confirmation_attempts, confirmation_sent_at, confirmation_due FROM signups
+         WHERE address = ?1",
+        [address],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .unwrap_or((0, None, None))
+}
+
+#[test]
+#[ignore = "needs aiosmtpd: scripts/test installs it and runs ignored tests"]
+fn a_confirmation_lost_to_a_relay_outage_is_sent_once_when_the_relay_is_back_even_after_a_restart()
+{
+    let port = free_port(); // the relay's port, with nothing listening yet
+    let dir = folder_with(&smtp_block(port, 1));
+    let root = dir.path();
+    let reader = "outage@example.jp";
+    let srv = start(root);
+
+    let (status, page) = post(
+        &srv.base,
+        "/subscribe",
+        "198.51.100.40",
+        &[("email", reader)],
+    );
+    assert_eq!(status, 200);
+    assert!(page.contains(SAME_PAGE), "the page answers as usual");
+    wait_for("a failed attempt", Duration::from_secs(10), || {
+        confirmation_of(root, reader).0 >= 1
+    });
+    let (_, sent, due) = confirmation_of(root, reader);
+    assert_eq!(sent, None, "nothing was sent");
+    assert!(due.is_some(), "and it is due again");
+
+    // Asking again while the first is unsent neither locks the reader out nor makes two.
+    let (status, page) = post(
+        &srv.base,
+        "/subscribe",
+        "198.51.100.41",
+        &[("email", reader)],
+    );
+    assert_eq!(status, 200);
+    assert!(page.contains(SAME_PAGE));
+
+    // The daemon dies with the relay still down; the queue is in the store.
+    drop(srv);
+    let srv = start(root);
+    let relay = SmtpServer::start(&python(), &["--port", &port.to_string()]);
+    wait_for("the confirmation", Duration::from_secs(60), || {
+        relay.per_recipient().contains_key(reader)
+    });
+    wait_for(
+        "the confirmation recorded as sent",
+        Duration::from_secs(10),
+        || confirmation_of(root, reader).1.is_some(),
+    );
+    let (attempts, _, due) = confirmation_of(root, reader);
+    assert_eq!(due, None, "nothing more queued after {attempts} attempts");
+    assert_eq!(relay.per_recipient()[reader], 1, "exactly one confirmation");
+    eprintln!("confirmation sent after {attempts} attempts across a restart");
+
+    // Its link is the one that works.
+    let mail = relay
+        .received()
+        .into_iter()
+        .find(|m| m["rcpt"][0] == reader)
+        .unwrap();
+    let text = mail["text"].as_str().unwrap().to_string();
+    let link = text
+        .split_whitespace()
+        .find(|w| w.starts_with("https://news.example.jp/subscribe/confirm/"))
+        .expect("a confirmation link");
+    let path = link.trim_start_matches("https://news.example.jp");
+    let (status, page) = post(&srv.base, path, "198.51.100.40", &[]);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("登録が完了しました"));
+}
+
+#[test]
+fn one_mailbox_however_written_gets_one_confirmation_an_hour_and_an_ipv6_client_is_its_64() {
+    let dir = folder();
+    let root = dir.path();
+    let srv = start(root);
+    let lure = format!(
+        "{}http://evil.example/pay",
+        "【重要】未払いの請求があります。".repeat(3)
+    );
+    assert!(lure.len() <= 200);
+    let spellings = [
+        ("198.51.100.50", "victim@target.example"),
+        ("198.51.100.51", "\"victim\"@target.example"),
+        ("198.51.100.52", "Victim@Target.Example"),
+        ("198.51.100.53", "victim@例え.jp"),
+        ("198.51.100.54", "victim@xn--r8jz45g.jp"),
+        ("198.51.100.55", "\"victim\"@例え.JP"),
+    ];
+    for (ip, email) in spellings {
+        let (status, page) = post(
+            &srv.base,
+            "/subscribe",
+            ip,
+            &[("email", email), ("name", &lure)],
+        );
+        assert_eq!((status, page.contains(SAME_PAGE)), (200, true), "{email}");
+    }
+    for file in [
+        "confirm-victim@target.example.eml",
+        "confirm-victim@xn--r8jz45g.jp.eml",
+    ] {
+        wait_for(file, Duration::from_secs(10), || {
+            outbox(root).contains(&file.to_string())
+        });
+        let eml = std::fs::read_to_string(root.join("outbox").join(file)).unwrap();
+        let mail = eml_part(&eml, "text/plain");
+        assert!(
+            !mail.contains("未払い") && !mail.contains("evil.example"),
+            "the name given is not repeated: {mail}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500)); // nothing to await: we assert an absence
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    let rows: Vec<(String, i64)> = db
+        .prepare("SELECT address, confirmation_attempts FROM signups ORDER BY address")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("victim@target.example".to_string(), 1),
+            ("victim@xn--r8jz45g.jp".to_string(), 1)
+        ],
+        "one sign-up and one confirmation per mailbox"
+    );
+
+    // Six addresses of one IPv6 /64 are one client: the sixth request is dropped; another /64
+    // is another client.
+    for i in 1..=6 {
+        let email = format!("six{i}@example.jp");
+        let ip = format!("2001:db8:1:2::{i:x}");
+        let (status, page) = post(&srv.base, "/subscribe", &ip, &[("email", &email)]);
+        assert_eq!((status, page.contains(SAME_PAGE)), (200, true));
+    }
+    post(
+        &srv.base,
+        "/subscribe",
+        "2001:db8:1:3::1",
+        &[("email", "next64@example.jp")],
+    );
+    wait_for(
+        "five of the /64 and one of the next",
+        Duration::from_secs(10),
+        || {
+            let sent = outbox(root);
+            sent.iter().filter(|f| f.starts_with("confirm-six")).count() == 5
+                && sent.contains(&"confirm-next64@example.jp.eml".to_string())
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500)); // nothing to await: we assert an absence
+    assert!(!outbox(root).contains(&"confirm-six6@example.jp.eml".to_string()));
+}
+
+#[test]
+fn a_sign_up_posted_from_another_site_gets_403_and_no_email() {
+    let dir = folder();
+    let root = dir.path();
+    let srv = start(root);
+    let cases = [
+        ("https://evil.example", "evil@example.jp", 403),
+        ("null", "null@example.jp", 403),
+        (
+            "https://news.example.jp.evil.example",
+            "suffix@example.jp",
+            403,
+        ),
+        ("http://news.example.jp", "plain-http@example.jp", 403),
+        ("https://news.example.jp", "public-url@example.jp", 200),
+        ("https://example.jp", "site-url@example.jp", 200),
+    ];
+    for (i, (origin, email, want)) in cases.iter().enumerate() {
+        let ip = format!("198.51.100.{}", 60 + i);
+        let (status, _) = post_with(
+            &srv.base,
+            "/subscribe",
+            &ip,
+            &[("origin", origin)],
+            &[("email", email)],
+        );
+        assert_eq!(status, *want, "Origin: {origin}");
+    }
+    wait_for(
+        "the two allowed confirmations",
+        Duration::from_secs(10),
+        || {
+            let sent = outbox(root);
+            ["public-url", "site-url"]
+                .iter()
+                .all(|w| sent.contains(&format!("confirm-{w}@example.jp.eml")))
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500)); // nothing to await: we assert an absence
+    let sent = outbox(root);
+    for refused in ["evil@", "null@", "suffix@", "plain-http@"] {
+        assert!(
+            !sent.iter().any(|f| f.contains(refused)),
+            "{refused}: {sent:?}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs aiosmtpd: scripts/test installs it and runs ignored tests"]
+fn tayori_send_sends_a_confirmation_left_pending_and_a_5xx_for_the_address_is_never_retried() {
+    let port = free_port();
+    let dir = folder_with(&smtp_block(port, 1));
+    let root = dir.path();
+    let srv = start(root);
+    let pending = "pending@example.jp";
+    post(
+        &srv.base,
+        "/subscribe",
+        "198.51.100.70",
+        &[("email", pending)],
+    );
+    wait_for("a failed attempt", Duration::from_secs(10), || {
+        confirmation_of(root, pending).0 >= 1
+    });
+    drop(srv);
+
+    // The relay is back, refusing one address for good; no daemon runs, but `send` does.
+    let refused = "refused@example.jp";
+    let relay = SmtpServer::start(
+        &python(),
+        &["--port", &port.to_string(), "--reject-550", refused],
+    );
+    let o = tayori(root, &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        relay.per_recipient().get(pending),
+        Some(&1),
+        "sent by `send`"
+    );
+    assert!(confirmation_of(root, pending).1.is_some());
+
+    let srv = start(root);
+    post(
+        &srv.base,
+        "/subscribe",
+        "198.51.100.71",
+        &[("email", refused)],
+    );
+    wait_for("the refusal recorded", Duration::from_secs(10), || {
+        confirmation_of(root, refused).0 >= 1
+    });
+    let (attempts, sent, due) = confirmation_of(root, refused);
+    assert_eq!(
+        (attempts, sent, due),
+        (1, None, None),
+        "refused: not retried"
+    );
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    let error: String = db
+        .query_row(
+            "SELECT confirmation_error FROM signups WHERE address = ?1",
+            [refused],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(error.contains("550"), "{error}");
+    assert_eq!(relay.per_recipient().get(refused), None);
 }

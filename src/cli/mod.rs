@@ -374,7 +374,8 @@ fn preview(root: &Path, file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     };
     let rendered = render::email::render(&config, &[&entry], &render::load_css(root)?)?;
     let (_, from_addr) = render::email::sender_parts(&config);
-    let unsubscribe = format!("{}/unsubscribe/preview", config.public_base());
+    let sample = crate::server::Link::Sample("preview");
+    let unsubscribe = crate::server::unsubscribe_url(&config.public_base(), sample);
     let to = Recipient {
         email: &from_addr,
         name: "",

@@ -7,18 +7,29 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use super::{load_config, runtime, stop_on_signals};
+use super::{load_config, stop_on_signals};
 use crate::lock::{self, Attempt, SenderLock};
 use crate::unsubscribe::Key;
 
-/// `serve`: only the HTTP server, until SIGINT/SIGTERM.
+/// The runtime of `serve` and `run`: two worker threads, so that the server answers while the
+/// other is busy; blocking work (the store, files, sign-up emails) goes to tokio's blocking
+/// pool, never onto these.
+fn server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
+/// `serve`: only the HTTP server (and the sign-up confirmations it queues), until
+/// SIGINT/SIGTERM.
 pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
     let config = match load_config(root) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     let key = Key::load_or_create(root).context("the unsubscribe key")?;
-    let rt = runtime()?;
+    let rt = server_runtime()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
@@ -42,10 +53,7 @@ pub fn run(root: &Path) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = server_runtime()?;
     rt.block_on(async {
         // First of all: from now on a SIGHUP never ends the daemon.
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

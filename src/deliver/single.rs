@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::files;
 use crate::message::{sender_domain, Recipient, Template};
 use crate::render::email::Rendered;
+use crate::server::Link;
 use crate::subscribers;
 
 /// Who a single message goes to.
@@ -37,7 +38,7 @@ pub async fn send_test(
             name = s.name.to_string();
         }
     });
-    let unsubscribe = format!("{}/unsubscribe/test", config.public_base());
+    let unsubscribe = crate::server::unsubscribe_url(&config.public_base(), Link::Sample("test"));
     let one = One {
         to: address,
         name: &name,
@@ -54,6 +55,19 @@ pub async fn send_one(
     rendered: &Rendered,
     one: One<'_>,
 ) -> Result<String, DeliverError> {
+    transmit_one(root, config, rendered, one)
+        .await?
+        .map_err(send_error)
+}
+
+/// [`send_one`], telling how the SMTP exchange failed (the outer error is ours: the message,
+/// DKIM, `outbox/`); `Ok(Err(SendError::Permanent))` is a 5xx for this address.
+pub async fn transmit_one(
+    root: &Path,
+    config: &Config,
+    rendered: &Rendered,
+    one: One<'_>,
+) -> Result<Result<String, SendError>, DeliverError> {
     let mut template = Template::new(config, rendered, SystemTime::now())?;
     if let Some(d) = config.smtp.as_ref().and_then(|s| s.dkim.as_ref()) {
         template = template.with_dkim(crate::message::dkim::Signer::load(root, d)?);
@@ -75,20 +89,21 @@ pub async fn send_one(
             ));
             files::write_private(&path, message.as_bytes())
                 .map_err(|e| DeliverError::One(format!("{}: {e}", path.display())))?;
-            Ok(files::display(&path).display().to_string())
+            Ok(Ok(files::display(&path).display().to_string()))
         }
         Some(s) => {
             let target = smtp::Target::parse(&s.url, &domain)?;
             let timeout = super::Retry::default().timeout;
-            let mut conn = smtp::Connection::open(&target, timeout)
-                .await
-                .map_err(send_error)?;
-            let reply = conn
-                .send(&template.envelope_from, one.to, &message)
-                .await
-                .map_err(send_error)?;
+            let mut conn = match smtp::Connection::open(&target, timeout).await {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(e)),
+            };
+            let reply = match conn.send(&template.envelope_from, one.to, &message).await {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
             conn.close().await;
-            Ok(format!("{}:{} ({reply})", target.host, target.port))
+            Ok(Ok(format!("{}:{} ({reply})", target.host, target.port)))
         }
     }
 }

@@ -252,11 +252,8 @@ impl Run {
             let Some(job) = next else {
                 break;
             };
-            let unsubscribe = format!(
-                "{}/unsubscribe/{}",
-                self.public_base,
-                self.key.token(&job.address)
-            );
+            let reader = crate::server::Link::Reader(&self.key, &job.address);
+            let unsubscribe = crate::server::unsubscribe_url(&self.public_base, reader);
             let message = self.template.render(&Recipient {
                 email: &job.email,
                 name: &job.name,

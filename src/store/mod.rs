@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 mod blocking;
 mod bounces;
+mod confirmations;
 mod deliveries;
 mod journal;
 mod posts;
@@ -19,10 +20,12 @@ mod records;
 mod requests;
 mod search;
 pub mod signups;
+mod unsubscribe_ids;
 mod webhooks;
 
 pub use blocking::Shared;
 pub use bounces::BounceRecord;
+pub use confirmations::{Confirmation, ConfirmationOutcome};
 pub use deliveries::*;
 pub use journal::{Journal, JournalError, Journaled};
 pub use posts::{Change, PostRecord};
@@ -167,7 +170,18 @@ pub const MIGRATIONS: &[&str] = &[
         answered_at TEXT,
         answer TEXT
     );",
-    // 8: the search index: each published post's text, normalised (NFKC, lower case), kept
+    // 8: sign-up confirmations as a queue (due, attempts, last error; `confirmation_sent_at`
+    // is when one was acknowledged), and the store-resolved ids of unsubscribe links.
+    "ALTER TABLE signups ADD COLUMN confirmation_due TEXT;
+    ALTER TABLE signups ADD COLUMN confirmation_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE signups ADD COLUMN confirmation_error TEXT;
+    CREATE INDEX signups_by_confirmation_due ON signups(confirmation_due);
+    CREATE TABLE unsubscribe_ids (
+        id TEXT PRIMARY KEY,
+        address TEXT NOT NULL
+    );
+    CREATE INDEX unsubscribe_ids_by_address ON unsubscribe_ids(address);",
+    // 9: the search index: each published post's text, normalised (NFKC, lower case), kept
     // with the revision it was made from so a build re-indexes only what changed.
     "CREATE TABLE search_docs (
         slug TEXT PRIMARY KEY,
@@ -177,7 +191,7 @@ pub const MIGRATIONS: &[&str] = &[
         published_at TEXT NOT NULL,
         body TEXT NOT NULL
     );",
-    // 9: feed fetchers that say how many readers they fetch for (no reader is recorded).
+    // 10: feed fetchers that say how many readers they fetch for (no reader is recorded).
     "CREATE TABLE feed_fetchers (
         fetcher TEXT NOT NULL,
         feed TEXT NOT NULL,

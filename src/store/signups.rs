@@ -41,9 +41,6 @@ pub struct SignupRequest<'a> {
     pub list: &'a str,
     pub consent_text: &'a str,
     pub client_ip: Option<&'a str>,
-    /// SHA-256 (hex) of the confirmation token sent by email.
-    pub token_hash: &'a str,
-    pub expires: DateTime<Utc>,
 }
 
 /// How long a consent record is kept after the last mail to an address that unsubscribed:
@@ -96,8 +93,11 @@ impl Store {
         Ok(hash)
     }
 
-    /// Records a request from the web form. Returns whether a confirmation email is to be sent:
-    /// not for an address already subscribed, and not twice within `pause` for one address.
+    /// Records a request from the web form and queues its confirmation email
+    /// ([`Store::claim_confirmation`]). Returns whether one was queued: not for an address
+    /// already subscribed, not while an earlier one is still queued (unsent), and not within
+    /// `pause` of one that was *sent* — a confirmation that never went out locks nobody out.
+    /// The address is the key of `req.email`, which the caller has made canonical.
     pub fn request_signup(
         &self,
         req: &SignupRequest<'_>,
@@ -110,18 +110,9 @@ impl Store {
             if s.state == "subscribed" && !self.is_suppressed(&address)? {
                 return Ok(false);
             }
-            let sent: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT confirmation_sent_at FROM signups WHERE address = ?1",
-                    [&address],
-                    |r| r.get(0),
-                )
-                .map_err(|e| sql(&self.path, e))?;
-            let recent = sent
-                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                .is_some_and(|t| now.signed_duration_since(t) < pause);
-            if recent {
+            if self.confirmation_queued(&address)?
+                || self.confirmation_sent_within(&address, pause, now)?
+            {
                 return Ok(false);
             }
         }
@@ -129,12 +120,13 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO signups (address, email, name, list, state, method, consent_hash,
-                     requested_at, client_ip, token_hash, token_expires, confirmation_sent_at)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', 'web form', ?5, ?6, ?7, ?8, ?9, ?6)
+                     requested_at, client_ip, confirmation_due, confirmation_attempts)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', 'web form', ?5, ?6, ?7, ?6, 0)
                  ON CONFLICT(address) DO UPDATE SET email = ?2, name = ?3, list = ?4,
                      state = 'pending', method = 'web form', consent_hash = ?5,
-                     requested_at = ?6, confirmed_at = NULL, client_ip = ?7, token_hash = ?8,
-                     token_expires = ?9, confirmation_sent_at = ?6",
+                     requested_at = ?6, confirmed_at = NULL, client_ip = ?7,
+                     confirmation_due = ?6, confirmation_attempts = 0,
+                     confirmation_error = NULL",
                 params![
                     address,
                     req.email.trim(),
@@ -143,8 +135,6 @@ impl Store {
                     consent,
                     now_s,
                     req.client_ip,
-                    req.token_hash,
-                    req.expires.to_rfc3339()
                 ],
             )
             .map_err(|e| sql(&self.path, e))?;
@@ -292,8 +282,12 @@ impl Store {
         let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
         for address in &old {
             let hashed = hashed_address(address);
-            tx.execute("DELETE FROM signups WHERE address = ?1", [address])
-                .map_err(|e| sql(&p, e))?;
+            for q in [
+                "DELETE FROM signups WHERE address = ?1",
+                "DELETE FROM unsubscribe_ids WHERE address = ?1",
+            ] {
+                tx.execute(q, [address]).map_err(|e| sql(&p, e))?;
+            }
             tx.execute(
                 "UPDATE deliveries SET address = ?2, email = '', name = '' WHERE address = ?1
                    AND issue_id IN (SELECT id FROM issues WHERE created_at < ?3)",
