@@ -24,6 +24,9 @@ pub const HOLIDAYS_UNTIL: (i32, u32, u32) = (2027, 12, 31);
 /// whose every tick is skipped).
 const MAX_SKIPPED_TICKS: usize = 1000;
 
+/// The first tick that sends, if any, and the ticks that pass before it, each with why.
+pub type SendingTick<Tz> = (Option<DateTime<Tz>>, Vec<(DateTime<Tz>, String)>);
+
 /// The days the configuration takes out of the schedule.
 #[derive(Debug, Clone, Default)]
 pub struct Calendar {
@@ -66,7 +69,7 @@ impl Calendar {
         &self,
         schedule: &Schedule,
         after: &DateTime<Tz>,
-    ) -> (Option<DateTime<Tz>>, Vec<(DateTime<Tz>, String)>)
+    ) -> SendingTick<Tz>
     where
         DateTime<Tz>: croner::CronDateTime,
     {

@@ -805,6 +805,12 @@ fn tayori_send_sends_a_confirmation_left_pending_and_a_5xx_for_the_address_is_ne
         confirmation_of(root, pending).0 >= 1
     });
     drop(srv);
+    // `send` sends the confirmations that are due: wait out the attempt's backoff.
+    wait_for("the retry to come due", Duration::from_secs(30), || {
+        confirmation_of(root, pending).2.is_some_and(|due| {
+            chrono::DateTime::parse_from_rfc3339(&due).unwrap() <= chrono::Utc::now()
+        })
+    });
 
     // The relay is back, refusing one address for good; no daemon runs, but `send` does.
     let refused = "refused@example.jp";

@@ -7,8 +7,18 @@ use super::components::{post, Placement};
 use super::{display_date, Entry};
 use crate::config::Config;
 
-/// A page of the site: head with the feeds, masthead, `body`, footer.
+/// A page of the site: head with the feeds, masthead, `body`, footer. Pages that ask for an
+/// action (confirm, unsubscribe) have no other form: see [`archive_page`] for the search box.
 pub fn page(config: &Config, title: &str, css: &str, body: Markup) -> String {
+    page_with(config, title, css, body, false)
+}
+
+/// [`page`] with the search box in the masthead: the archive's pages and the search page.
+pub fn archive_page(config: &Config, title: &str, css: &str, body: Markup) -> String {
+    page_with(config, title, css, body, true)
+}
+
+fn page_with(config: &Config, title: &str, css: &str, body: Markup, search: bool) -> String {
     let base = config.public_base();
     html! {
         (DOCTYPE)
@@ -29,7 +39,7 @@ pub fn page(config: &Config, title: &str, css: &str, body: Markup) -> String {
                     table class="container" role="presentation" {
                         tr { td class="masthead" {
                             p class="site-title" { a href={ (base) "/" } { (config.site.title) } }
-                            (search_box(config, ""))
+                            @if search { (search_box(config, "")) }
                         } }
                         tr { td class="content" { (body) } }
                         tr { td class="footer" {
@@ -74,7 +84,7 @@ pub fn post_page(config: &Config, entry: &Entry, css: &str) -> String {
         },
     );
     let title = format!("{} | {}", entry.post.title, config.site.title);
-    page(config, &title, css, body)
+    archive_page(config, &title, css, body)
 }
 
 /// How many of the newest posts `index.html` shows; the rest are on the year pages.
@@ -100,7 +110,7 @@ pub fn index_page(config: &Config, newest: &[&Entry], years: &Years, css: &str) 
         }
         (year_links(&base, years, None))
     };
-    page(config, &config.site.title, css, body)
+    archive_page(config, &config.site.title, css, body)
 }
 
 /// `archive/<year>.html`: every post of one year, newest first, title and date only.
@@ -127,7 +137,7 @@ pub fn year_page(
         (year_links(&base, years, Some(year)))
     };
     let title = format!("{year}年の記事 | {}", config.site.title);
-    page(config, &title, css, body)
+    archive_page(config, &title, css, body)
 }
 
 /// The list of year pages; the current one is not a link.
