@@ -96,6 +96,15 @@ fn make_hostile_posts() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "nested more than",
         ),
         (
+            "big-table.md",
+            format!(
+                "# 表\n\n|a|b|c|d|\n|-|-|-|-|\n{}",
+                "|1|2|3|4|\n".repeat(16_000)
+            )
+            .into_bytes(),
+            "more than 200000 pieces",
+        ),
+        (
             "deep-tables.docx",
             docx(&deep_tables, "", &[]),
             "nested more than",

@@ -8,24 +8,37 @@
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use super::html::{safe_url, sanitize};
+use super::nesting::Excess;
 use super::{
     is_editors_note_heading, nesting, one_line, Body, IngestOptions, Parsed, Section, SectionIds,
     TocEntry,
 };
 
-/// Parses the body of a Markdown post; `Err` is the 1-based line (of `body`) where it is
-/// nested deeper than [`nesting::MAX_DEPTH`], checked before anything walks its tree.
-pub(super) fn parse(body: &str, opts: &IngestOptions) -> Result<Parsed, usize> {
+/// Parses the body of a Markdown post; `Err` is the limit crossed (see [`nesting`]) and the
+/// 1-based line of `body` where, checked before anything walks the post's tree.
+pub(super) fn parse(body: &str, opts: &IngestOptions) -> Result<Parsed, (Excess, usize)> {
     if let Some(line) = nesting::markdown_lines(body) {
-        return Err(line);
+        return Err((Excess::Depth, line));
     }
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
-    let (events, offsets): (Vec<Event>, Vec<usize>) = Parser::new_ext(body, options)
-        .into_offset_iter()
-        .map(|(ev, range)| (ev, range.start))
-        .unzip();
-    if let Some(i) = nesting::first_too_deep(&events) {
-        return Err(body[..offsets[i]].matches('\n').count() + 1);
+    let line_at = |offset: usize| body[..offset].matches('\n').count() + 1;
+    let mut events = Vec::new();
+    let mut last_offset = 0;
+    // Collected only up to the limit: a table of a million cells is refused, not kept.
+    for (ev, range) in Parser::new_ext(body, options).into_offset_iter() {
+        if events.len() == nesting::MAX_PIECES {
+            return Err((Excess::Pieces, line_at(range.start)));
+        }
+        last_offset = range.start;
+        events.push(ev);
+    }
+    if let Some((i, excess)) = nesting::first_excess(&events) {
+        // Where: the offsets again, only for a post that is refused.
+        let offset = Parser::new_ext(body, options)
+            .into_offset_iter()
+            .nth(i)
+            .map_or(last_offset, |(_, range)| range.start);
+        return Err((excess, line_at(offset)));
     }
     Ok(parse_events(events, opts))
 }

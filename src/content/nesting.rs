@@ -22,6 +22,21 @@ use pulldown_cmark::Event;
 /// The deepest nesting a post may have, Markdown and HTML levels counted together.
 pub const MAX_DEPTH: usize = 48;
 
+/// The most pieces a post may have: Markdown events (each paragraph, line, list item, table
+/// cell, link… opens, closes or holds one) and HTML start tags in its raw HTML. A long article
+/// has a few thousand; every renderer keeps some hundred bytes per piece (a sanitiser's tree
+/// node, an event), so this bounds memory however small the file's bytes per piece are.
+pub const MAX_PIECES: usize = 200_000;
+
+/// What makes a post too big to render within bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Excess {
+    /// Nested deeper than [`MAX_DEPTH`].
+    Depth,
+    /// More than [`MAX_PIECES`] pieces.
+    Pieces,
+}
+
 /// The 1-based line of the first Markdown line whose container prefix (block quote markers,
 /// list markers, and indentation at two columns a level) is deeper than [`MAX_DEPTH`].
 pub(super) fn markdown_lines(body: &str) -> Option<usize> {
@@ -72,9 +87,13 @@ fn prefix_depth(line: &str) -> usize {
     markers + columns / 2
 }
 
-/// The index of the first event nested deeper than [`MAX_DEPTH`], counting Markdown
-/// containers and spans (Start/End) and the HTML elements of raw HTML in the post.
-pub(super) fn first_too_deep(events: &[Event]) -> Option<usize> {
+/// The index of the first event nested deeper than [`MAX_DEPTH`] (counting Markdown
+/// containers and spans, Start/End, with the HTML elements of raw HTML in the post) or past
+/// [`MAX_PIECES`] (events and HTML start tags), and which limit it crossed.
+pub(super) fn first_excess(events: &[Event]) -> Option<(usize, Excess)> {
+    if events.len() > MAX_PIECES {
+        return Some((MAX_PIECES, Excess::Pieces));
+    }
     let mut markdown = 0usize;
     let html = HtmlDepth::default();
     for (i, ev) in events.iter().enumerate() {
@@ -87,7 +106,10 @@ pub(super) fn first_too_deep(events: &[Event]) -> Option<usize> {
             _ => {}
         }
         if markdown + html.peak() > MAX_DEPTH {
-            return Some(i);
+            return Some((i, Excess::Depth));
+        }
+        if i + html.tags() > MAX_PIECES {
+            return Some((i, Excess::Pieces));
         }
     }
     None
@@ -104,11 +126,17 @@ struct HtmlDepth {
     peak: RefCell<usize>,
     /// Stop counting past this depth: the post is refused anyway.
     room: RefCell<usize>,
+    /// Start tags seen, every kind counted.
+    tags: RefCell<usize>,
 }
 
 impl HtmlDepth {
     fn peak(&self) -> usize {
         *self.peak.borrow()
+    }
+
+    fn tags(&self) -> usize {
+        *self.tags.borrow()
     }
 
     fn feed(&self, html: &str, room: usize) {
@@ -136,6 +164,9 @@ impl TokenSink for &HtmlDepth {
         let Token::TagToken(tag) = token else {
             return TokenSinkResult::Continue;
         };
+        if tag.kind == TagKind::StartTag {
+            *self.tags.borrow_mut() += 1;
+        }
         let name = &*tag.name;
         if NOT_COUNTED.contains(&name) {
             return TokenSinkResult::Continue;
@@ -201,24 +232,40 @@ mod tests {
     #[test]
     fn deep_html_emphasis_and_links_are_too_deep() {
         let divs = format!("{}x{}", "<div>".repeat(60), "</div>".repeat(60));
-        assert!(first_too_deep(&events(&divs)).is_some());
+        assert!(first_excess(&events(&divs)).is_some());
         let split = format!("{}\n\nx\n\n{}", "<div>".repeat(60), "</div>".repeat(60));
-        assert!(first_too_deep(&events(&split)).is_some());
+        assert!(first_excess(&events(&split)).is_some());
         let spans = format!("x {}x", "<span>".repeat(60));
-        assert!(first_too_deep(&events(&spans)).is_some());
+        assert!(first_excess(&events(&spans)).is_some());
         let strong = format!("{}x{}", "**a ".repeat(60), " b**".repeat(60));
-        assert!(first_too_deep(&events(&strong)).is_some());
+        assert!(first_excess(&events(&strong)).is_some());
     }
 
     #[test]
     fn closed_siblings_self_closing_elements_and_script_text_do_not_add_up() {
         let siblings = "<div>x</div>\n".repeat(200);
-        assert_eq!(first_too_deep(&events(&siblings)), None);
+        assert_eq!(first_excess(&events(&siblings)), None);
         let list = format!("<ul>{}</ul>", "<li>x".repeat(200));
-        assert_eq!(first_too_deep(&events(&list)), None);
+        assert_eq!(first_excess(&events(&list)), None);
         let script = format!("<script>{}</script>\n\n本文", "<div>".repeat(200));
-        assert_eq!(first_too_deep(&events(&script)), None);
+        assert_eq!(first_excess(&events(&script)), None);
         let nested = "<div><table><tr><td><b>x</b></td></tr></table></div>\n\n> - **[a](b)**\n";
-        assert_eq!(first_too_deep(&events(nested)), None);
+        assert_eq!(first_excess(&events(nested)), None);
+    }
+
+    #[test]
+    fn more_pieces_than_any_article_are_too_many_in_markdown_or_html() {
+        let paragraphs = "a\n\n".repeat(MAX_PIECES / 3 + 1);
+        assert_eq!(
+            first_excess(&events(&paragraphs)).map(|e| e.1),
+            Some(Excess::Pieces)
+        );
+        let html = format!("<div>\n{}</div>\n", "<p>a</p>".repeat(MAX_PIECES + 1));
+        assert_eq!(
+            first_excess(&events(&html)).map(|e| e.1),
+            Some(Excess::Pieces)
+        );
+        let article = "段落\n\n".repeat(5000);
+        assert_eq!(first_excess(&events(&article)), None);
     }
 }
