@@ -190,8 +190,14 @@ fn preview_refuses_hostile_posts_with_a_message_and_dry_run_has_nothing_to_send(
 }
 
 #[test]
-fn a_daemon_with_hostile_posts_keeps_running_and_publishes_the_others() {
+fn a_daemon_with_hostile_posts_keeps_running_publishes_and_sends_the_others() {
     let dir = folder_with_hostile_posts();
+    // A tick every two seconds: the one that used to abort on a deep post already published.
+    let cfg = dir.path().join("tayori.yaml");
+    let yaml = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("schedule: \"0 9 * * Mon\"", "schedule: \"*/2 * * * * *\"");
+    std::fs::write(&cfg, yaml).unwrap();
     let (mut daemon, base) = run_daemon(dir.path(), &[]);
     let get = |path: &str| {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -220,6 +226,17 @@ fn a_daemon_with_hostile_posts_keeps_running_and_publishes_the_others() {
     assert!(preview.contains("面会交流"), "{preview}");
     for word in ["深い", "ワードの記事", "引用", "箇条書き"] {
         assert!(!preview.contains(word), "{word} published: {preview}");
+    }
+    wait_for("the issue in outbox/", Duration::from_secs(30), || {
+        !outbox(dir.path()).is_empty()
+    });
+    for name in outbox(dir.path()) {
+        let eml = std::fs::read_to_string(dir.path().join("outbox").join(&name)).unwrap();
+        let html = eml_part(&eml, "text/html");
+        assert!(html.contains("面会交流"), "{name}: {html}");
+        for word in ["深い", "ワードの記事", "箇条書き"] {
+            assert!(!html.contains(word), "{word} sent in {name}");
+        }
     }
     assert_eq!(get("/healthz").0, 200);
     assert!(daemon.try_wait().unwrap().is_none(), "the daemon stopped");
