@@ -1,6 +1,39 @@
-//! HTML helpers shared by the format parsers: escaping, sanitising, linking URLs in text.
+//! HTML helpers shared by the format parsers: escaping, sanitising, linking URLs in text, and
+//! the one policy on which links a post may carry ([`safe_url`]), for the HTML and the text part.
 
+use std::borrow::Cow;
 use std::fmt::Write;
+
+/// The URL schemes a link or image in a post may use; anything else (`javascript:`, `data:`,
+/// `file:`, `vbscript:`…) is dropped from both parts of the email, the archive and the feeds.
+pub const ALLOWED_SCHEMES: [&str; 4] = ["http", "https", "mailto", "tel"];
+
+/// A post's link target as readers will get it, or `None` when it may not be linked: read as a
+/// browser reads it (WHATWG URL: surrounding spaces and C0 controls and every tab or line break
+/// inside dropped, the scheme case-insensitive, so `JaVa\tScRiPt:` is `javascript:`), a scheme
+/// in [`ALLOWED_SCHEMES`], and a relative link resolved against `base_url` (`site.url`).
+pub fn safe_url(url: &str, base_url: &str) -> Option<String> {
+    let cleaned: String = url
+        .trim_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let allowed = |u: &url::Url| ALLOWED_SCHEMES.contains(&u.scheme());
+    match url::Url::parse(&cleaned) {
+        Ok(u) if allowed(&u) => Some(match u.scheme() {
+            // `mailto:`/`tel:` as written: the parser would percent-encode Japanese names.
+            "mailto" | "tel" => cleaned,
+            _ => u.to_string(),
+        }),
+        Ok(_) => None,
+        Err(url::ParseError::RelativeUrlWithoutBase) => url::Url::parse(base_url)
+            .and_then(|base| base.join(&cleaned))
+            .ok()
+            .filter(allowed)
+            .map(|u| u.to_string()),
+        Err(_) => None,
+    }
+}
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -10,16 +43,28 @@ pub fn escape(text: &str) -> String {
 }
 
 /// Sanitises HTML from a post (raw HTML is allowed in Markdown): no `script`/`style`, no event
-/// handlers, no `javascript:` URLs, relative URLs made absolute against `base_url`.
+/// handlers, every URL through [`safe_url`] (relative ones made absolute against `base_url`).
 pub fn sanitize(html: &str, base_url: &str) -> String {
     let mut builder = ammonia::Builder::default();
     builder.add_generic_attributes(["id"]);
     builder
         .add_tag_attributes("td", ["align"])
         .add_tag_attributes("th", ["align"]);
+    builder.url_schemes(ALLOWED_SCHEMES.into_iter().collect());
     if let Ok(base) = ammonia::Url::parse(base_url) {
         builder.url_relative(ammonia::UrlRelative::RewriteWithBase(base));
     }
+    let base = base_url.to_string();
+    builder.attribute_filter(move |_element, attribute, value| {
+        if matches!(
+            attribute,
+            "href" | "src" | "cite" | "longdesc" | "poster" | "action"
+        ) {
+            safe_url(value, &base).map(Cow::Owned)
+        } else {
+            Some(Cow::Borrowed(value))
+        }
+    });
     let clean = builder.clean(html).to_string();
     // An image without text alternative gets an empty one (decorative), as HTML requires.
     let mut out = String::with_capacity(clean.len());
@@ -75,6 +120,43 @@ mod tests {
             "{clean}"
         );
         assert!(clean.contains("赤"));
+    }
+
+    #[test]
+    fn only_web_mail_and_phone_links_pass_however_they_are_written() {
+        let base = "https://example.jp/blog/";
+        for bad in [
+            "JaVaScRiPt:alert(1)",
+            " javascript:alert(1)",
+            "java\tscript:alert(1)",
+            "\u{1}javascript:alert(1)",
+            "data:text/html,<b>x</b>",
+            "file:///etc/passwd",
+            "vbscript:msgbox(1)",
+        ] {
+            assert_eq!(safe_url(bad, base), None, "{bad:?}");
+            let html = sanitize(&format!("<a href=\"{bad}\">x</a><img src=\"{bad}\">"), base);
+            assert!(
+                !html.contains("href") && !html.contains("src"),
+                "{bad:?}: {html}"
+            );
+        }
+        assert_eq!(
+            safe_url("../a.html#s1", base).as_deref(),
+            Some("https://example.jp/a.html#s1")
+        );
+        assert_eq!(
+            safe_url(" HTTPS://Example.jp/x ", base).as_deref(),
+            Some("https://example.jp/x")
+        );
+        assert_eq!(
+            safe_url("mailto:相談@example.jp", base).as_deref(),
+            Some("mailto:相談@example.jp")
+        );
+        assert_eq!(
+            safe_url("tel:03-0000-0000", base).as_deref(),
+            Some("tel:03-0000-0000")
+        );
     }
 
     #[test]

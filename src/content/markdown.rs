@@ -7,15 +7,40 @@
 
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
-use super::html::sanitize;
+use super::html::{safe_url, sanitize};
+use super::nesting::Excess;
 use super::{
-    is_editors_note_heading, one_line, Body, IngestOptions, Parsed, Section, SectionIds, TocEntry,
+    is_editors_note_heading, nesting, one_line, Body, IngestOptions, Parsed, Section, SectionIds,
+    TocEntry,
 };
 
-/// Parses the body of a Markdown post.
-pub(super) fn parse(body: &str, opts: &IngestOptions) -> Parsed {
+/// Parses the body of a Markdown post; `Err` is the limit crossed (see [`nesting`]) and the
+/// 1-based line of `body` where, checked before anything walks the post's tree.
+pub(super) fn parse(body: &str, opts: &IngestOptions) -> Result<Parsed, (Excess, usize)> {
+    if let Some(line) = nesting::markdown_lines(body) {
+        return Err((Excess::Depth, line));
+    }
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
-    parse_events(Parser::new_ext(body, options).collect(), opts)
+    let line_at = |offset: usize| body[..offset].matches('\n').count() + 1;
+    let mut events = Vec::new();
+    let mut last_offset = 0;
+    // Collected only up to the limit: a table of a million cells is refused, not kept.
+    for (ev, range) in Parser::new_ext(body, options).into_offset_iter() {
+        if events.len() == nesting::MAX_PIECES {
+            return Err((Excess::Pieces, line_at(range.start)));
+        }
+        last_offset = range.start;
+        events.push(ev);
+    }
+    if let Some((i, excess)) = nesting::first_excess(&events) {
+        // Where: the offsets again, only for a post that is refused.
+        let offset = Parser::new_ext(body, options)
+            .into_offset_iter()
+            .nth(i)
+            .map_or(last_offset, |(_, range)| range.start);
+        return Err((excess, line_at(offset)));
+    }
+    Ok(parse_events(events, opts))
 }
 
 /// Splits Markdown events (from the parser, or made from a Word document) into the post model.
@@ -124,37 +149,97 @@ fn is_cjk(c: char) -> bool {
     matches!(c, '\u{3000}'..='\u{30FF}' | '\u{3400}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' | '\u{FF00}'..='\u{FFEF}')
 }
 
-fn body_of(events: &[Event], opts: &IngestOptions) -> Body {
-    // A line break inside a Japanese paragraph is not a space: browsers would show one.
-    let joined = events.iter().enumerate().filter_map(|(i, ev)| {
-        let cjk_around = || {
-            let before = events[..i].iter().rev().find_map(|e| match e {
-                Event::Text(t) => t.chars().last(),
-                _ => None,
-            });
-            let after = events[i + 1..].iter().find_map(|e| match e {
-                Event::Text(t) => t.chars().next(),
-                _ => None,
-            });
-            before.is_some_and(is_cjk) && after.is_some_and(is_cjk)
-        };
-        match ev {
-            Event::SoftBreak if cjk_around() => None,
+/// Links and images through [`safe_url`]: the URL both parts get, or — for one it refuses —
+/// no link or image at all, its text kept. Done on the events, before either part is
+/// written, so the HTML and the text part cannot read a URL differently.
+fn safe_links<'a>(events: &[Event<'a>], base_url: &str) -> Vec<Event<'a>> {
+    let mut dropped: Vec<bool> = Vec::new();
+    events
+        .iter()
+        .filter_map(|ev| match ev {
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => {
+                let safe = safe_url(dest_url, base_url);
+                dropped.push(safe.is_none());
+                safe.map(|url| {
+                    Event::Start(Tag::Link {
+                        link_type: *link_type,
+                        dest_url: url.into(),
+                        title: title.clone(),
+                        id: id.clone(),
+                    })
+                })
+            }
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => {
+                let safe = safe_url(dest_url, base_url);
+                dropped.push(safe.is_none());
+                safe.map(|url| {
+                    Event::Start(Tag::Image {
+                        link_type: *link_type,
+                        dest_url: url.into(),
+                        title: title.clone(),
+                        id: id.clone(),
+                    })
+                })
+            }
+            Event::End(TagEnd::Link | TagEnd::Image) if dropped.pop() == Some(true) => None,
             other => Some(other.clone()),
+        })
+        .collect()
+}
+
+fn body_of(events: &[Event], opts: &IngestOptions) -> Body {
+    let events = &safe_links(events, &opts.base_url)[..];
+    // A line break inside a Japanese paragraph is not a space: browsers would show one. The
+    // characters of text on either side of each event, found in one pass each way (a search
+    // from every break would take time growing with the square of the post).
+    let mut before: Vec<Option<char>> = Vec::with_capacity(events.len());
+    let mut last = None;
+    for ev in events {
+        before.push(last);
+        if let Event::Text(t) = ev {
+            last = t.chars().last().or(last);
         }
+    }
+    let mut after: Vec<Option<char>> = vec![None; events.len()];
+    let mut next = None;
+    for (i, ev) in events.iter().enumerate().rev() {
+        after[i] = next;
+        if let Event::Text(t) = ev {
+            next = t.chars().next().or(next);
+        }
+    }
+    let joined = events.iter().enumerate().filter_map(|(i, ev)| match ev {
+        Event::SoftBreak if before[i].is_some_and(is_cjk) && after[i].is_some_and(is_cjk) => None,
+        other => Some(other.clone()),
     });
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, joined);
     Body {
         html: sanitize(&html, &opts.base_url),
-        text: TextWriter::default().write(events),
+        text: TextWriter {
+            base_url: &opts.base_url,
+            ..TextWriter::default()
+        }
+        .write(events),
     }
 }
 
 /// Renders Markdown events as readable plain text: blank lines between blocks, `・`/`1.` list
-/// markers, `> ` quotes, tables as `a | b` rows, links as `text (URL)`.
+/// markers, `> ` quotes, tables as `a | b` rows, links as `text (URL)` — the URL as
+/// [`safe_url`] gives it, the same one the HTML part links to, or none.
 #[derive(Default)]
-struct TextWriter {
+struct TextWriter<'a> {
+    base_url: &'a str,
     out: String,
     lists: Vec<Option<u64>>,
     quote: usize,
@@ -163,7 +248,7 @@ struct TextWriter {
     cell: usize,
 }
 
-impl TextWriter {
+impl TextWriter<'_> {
     fn write(mut self, events: &[Event]) -> String {
         for ev in events {
             self.event(ev);
@@ -241,12 +326,17 @@ impl TextWriter {
             Event::End(TagEnd::Link) => {
                 let url = self.link.pop().unwrap_or_default();
                 let start = self.link_text_start.pop().unwrap_or(self.out.len());
-                if !url.starts_with("javascript:") && self.out[start..].trim() != url {
-                    self.out.push_str(&format!(" ({url})"));
+                let text = self.out[start..].trim();
+                if let Some(safe) = safe_url(&url, self.base_url) {
+                    if text != url && text != safe {
+                        self.out.push_str(&format!(" ({safe})"));
+                    }
                 }
             }
             Event::Start(Tag::Image { dest_url, .. }) => {
-                self.out.push_str(&format!("[画像: {dest_url}] "))
+                if let Some(safe) = safe_url(dest_url, self.base_url) {
+                    self.out.push_str(&format!("[画像: {safe}] "))
+                }
             }
             Event::Text(t) | Event::Code(t) => {
                 let quote = "> ".repeat(self.quote);
@@ -291,7 +381,8 @@ mod tests {
 
     #[test]
     fn splits_sections_and_editors_note() {
-        let p = parse("前書き\n\n## 一\n\n本文\n\n### 小\n\n小本文\n\n## 二\n\nx\n\n### 【編集後記】\n\n今週は\n", &opts());
+        let p = parse("前書き\n\n## 一\n\n本文\n\n### 小\n\n小本文\n\n## 二\n\nx\n\n### 【編集後記】\n\n今週は\n", &opts())
+        .unwrap();
         assert_eq!(p.title.as_deref(), Some("前書き"));
         let s: Vec<_> = p
             .sections
@@ -305,14 +396,15 @@ mod tests {
 
     #[test]
     fn takes_a_leading_h1_as_title() {
-        let p = parse("# 題名\n\n本文\n", &opts());
+        let p = parse("# 題名\n\n本文\n", &opts()).unwrap();
         assert_eq!(p.title.as_deref(), Some("題名"));
         assert_eq!(p.lead.text, "本文\n");
     }
 
     #[test]
     fn writes_lists_tables_links_and_quotes_as_text() {
-        let p = parse("1. **頻度** — 月1回\n2. 時間\n\n| 項目 | 例 |\n| --- | --- |\n| 頻度 | 月1回 |\n\n[案内](https://www.courts.go.jp/)\n\n> 引用\n", &opts());
+        let p = parse("1. **頻度** — 月1回\n2. 時間\n\n| 項目 | 例 |\n| --- | --- |\n| 頻度 | 月1回 |\n\n[案内](https://www.courts.go.jp/)\n\n> 引用\n", &opts())
+        .unwrap();
         let t = p.lead.text;
         for want in [
             "1. 頻度 — 月1回\n2. 時間",
@@ -330,7 +422,8 @@ mod tests {
         let p = parse(
             "変わりません。\n面会交流の取り決め\nand English\ncontinues\n",
             &opts(),
-        );
+        )
+        .unwrap();
         assert!(
             p.lead
                 .html
@@ -342,7 +435,7 @@ mod tests {
 
     #[test]
     fn makes_relative_links_absolute() {
-        let p = parse("[前回](../posts/a.html)\n", &opts());
+        let p = parse("[前回](../posts/a.html)\n", &opts()).unwrap();
         assert!(
             p.lead
                 .html

@@ -11,6 +11,7 @@ mod files;
 mod frontmatter;
 mod html;
 mod markdown;
+mod nesting;
 mod plaintext;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,8 @@ use sha2::{Digest, Sha256};
 pub use decode::{decode, decode_list, DecodeError};
 pub use docx::MAX_DOCX_BYTES;
 pub use files::{is_post_file, list_post_files, read_post, ListError, MAX_POST_BYTES};
-pub use html::{escape, sanitize};
+pub use html::{escape, safe_url, sanitize, ALLOWED_SCHEMES};
+pub use nesting::{MAX_DEPTH, MAX_PIECES};
 
 /// An article, or a short editor's note on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, PartialOrd, Ord)]
@@ -176,6 +178,12 @@ pub enum IngestError {
         "`date` is not a date: `{value}` (expected e.g. 2026-11-09 or 2026-11-09T08:00:00+09:00)"
     )]
     BadDate { line: Option<usize>, value: String },
+    /// Nested deeper than [`MAX_DEPTH`] levels: no article is, and renderers must stay bounded.
+    #[error("nested more than {MAX_DEPTH} levels deep (block quotes, lists, emphasis, links or HTML elements inside one another); no post may be")]
+    TooDeep { line: Option<usize> },
+    /// More than [`MAX_PIECES`] pieces: memory for rendering grows with them.
+    #[error("more than {MAX_PIECES} pieces (paragraphs, lines, list items, table cells, links, HTML elements…) up to here; no post may have that many")]
+    TooManyPieces { line: Option<usize> },
     #[error("empty post: no title")]
     Empty,
     #[error("slug `{0}` must be letters, digits, `-` or `_`")]
@@ -187,7 +195,10 @@ impl IngestError {
     pub fn line(&self) -> Option<usize> {
         match self {
             IngestError::UnclosedFrontMatter => Some(1),
-            IngestError::FrontMatter { line, .. } | IngestError::BadDate { line, .. } => *line,
+            IngestError::FrontMatter { line, .. }
+            | IngestError::BadDate { line, .. }
+            | IngestError::TooDeep { line }
+            | IngestError::TooManyPieces { line } => *line,
             _ => None,
         }
     }
@@ -245,6 +256,13 @@ pub fn parse(
         .map(str::to_ascii_lowercase);
     let (front, parsed, encoding) = if ext.as_deref() == Some("docx") {
         let doc = docx::read(bytes).map_err(IngestError::Word)?;
+        match nesting::first_excess(&doc.events) {
+            Some((_, nesting::Excess::Depth)) => return Err(IngestError::TooDeep { line: None }),
+            Some((_, nesting::Excess::Pieces)) => {
+                return Err(IngestError::TooManyPieces { line: None })
+            }
+            None => {}
+        }
         let mut parsed = markdown::parse_events(doc.events, opts);
         parsed.title = doc.title.or(parsed.title);
         let unknown = serde_saphyr::Location::UNKNOWN;
@@ -262,7 +280,16 @@ pub fn parse(
         let parsed = if ext.as_deref() == Some("txt") {
             plaintext::parse(split.body, opts)
         } else {
-            markdown::parse(split.body, opts)
+            // Lines of the front matter come before the body's.
+            let before = split.body.as_ptr() as usize - decoded.text.as_ptr() as usize;
+            let first_line = decoded.text[..before].matches('\n').count() + 1;
+            markdown::parse(split.body, opts).map_err(|(excess, line)| {
+                let line = Some(first_line + line - 1);
+                match excess {
+                    nesting::Excess::Depth => IngestError::TooDeep { line },
+                    nesting::Excess::Pieces => IngestError::TooManyPieces { line },
+                }
+            })?
         };
         (split.front, parsed, decoded.encoding)
     };

@@ -70,31 +70,39 @@ pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered
         format!("{base}/")
     };
     let single = entries.len() == 1;
-    let build =
-        |entries: &[&Entry], keep: Option<usize>| -> Result<(String, String), RenderError> {
-            let body = html! {
-                @if !single {
-                    h1 { (subject) }
-                }
-                @for e in entries {
-                    @let permalink = config.post_url(&e.post.slug);
-                    (post(e, &tz, &Placement {
-                        title_level: if single { 1 } else { 2 },
-                        anchor_prefix: &format!("{}-", e.post.slug),
-                        // Once trimmed, the table of contents points at the web page.
-                        link_base: if keep.is_some() { &permalink } else { "" },
-                        title_link: None,
-                        keep_sections: keep.map(|k| (k, permalink.as_str())),
-                    }))
-                }
-            };
-            let page = layout(config, &subject, &preheader, &view_url, body);
-            let html = inline_css(&page.into_string(), css)?;
-            Ok((
-                html,
-                email_text::issue(config, entries, &subject, &view_url, keep),
-            ))
+    // The page before CSS inlining, and its text part.
+    let build = |entries: &[&Entry], keep: Option<usize>| -> (String, String) {
+        let body = html! {
+            @if !single {
+                h1 { (subject) }
+            }
+            @for e in entries {
+                @let permalink = config.post_url(&e.post.slug);
+                (post(e, &tz, &Placement {
+                    title_level: if single { 1 } else { 2 },
+                    anchor_prefix: &format!("{}-", e.post.slug),
+                    // Once trimmed, the table of contents points at the web page.
+                    link_base: if keep.is_some() { &permalink } else { "" },
+                    title_link: None,
+                    keep_sections: keep.map(|k| (k, permalink.as_str())),
+                }))
+            }
         };
+        let page = layout(config, &subject, &preheader, &view_url, body);
+        (
+            page.into_string(),
+            email_text::issue(config, entries, &subject, &view_url, keep),
+        )
+    };
+    // The page inlined, when it fits. Inlining only adds to a page, so one already over the
+    // limit is not inlined: the inliner's tree of a 2 MiB table alone takes a gigabyte.
+    let fitted = |page: &str| -> Result<Option<String>, RenderError> {
+        if page.len() > MAX_HTML_BYTES {
+            return Ok(None);
+        }
+        let html = inline_css(page, css)?;
+        Ok((html.len() <= MAX_HTML_BYTES).then_some(html))
+    };
     // Gmail clips messages over ~102 KB, and the unsubscribe footer would go with the clip:
     // a long issue keeps as many sections as fit and links to the rest on the web.
     let most = entries
@@ -102,24 +110,32 @@ pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered
         .map(|e| e.post.sections.len())
         .max()
         .unwrap_or(0);
-    let (mut html, mut text) = build(&entries, None)?;
+    let (mut page, mut text) = build(&entries, None);
+    let mut html = fitted(&page)?;
     let mut keep = most;
-    while html.len() > MAX_HTML_BYTES && keep > 0 {
+    while html.is_none() && keep > 0 {
         keep = keep.saturating_sub(1.max(keep / 4));
-        (html, text) = build(&entries, Some(keep))?;
+        (page, text) = build(&entries, Some(keep));
+        html = fitted(&page)?;
     }
     // Still too long (a post without headings, or one enormous section): keep the start of
     // each post's text, paragraph by paragraph, and link to the rest.
     let mut budget = 30_000;
-    while html.len() > MAX_HTML_BYTES && budget > 100 {
+    while html.is_none() && budget > 100 {
         let cut: Vec<Entry> = entries
             .iter()
             .map(|e| cut_entry(config, e, budget))
             .collect();
         let refs: Vec<&Entry> = cut.iter().collect();
-        (html, text) = build(&refs, Some(0))?;
+        (page, text) = build(&refs, Some(0));
+        html = fitted(&page)?;
         budget = budget * 2 / 3;
     }
+    // Nothing fits (a title alone over the limit): the last, shortest page, inlined.
+    let html = match html {
+        Some(html) => html,
+        None => inline_css(&page, css)?,
+    };
     Ok(Rendered {
         subject,
         preheader,

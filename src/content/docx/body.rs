@@ -6,6 +6,7 @@
 //! nothing is read twice.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::styles::Styles;
 use super::xml::{walk, Element, Node};
@@ -16,7 +17,8 @@ pub(super) struct Run {
     pub text: String,
     pub bold: bool,
     pub italic: bool,
-    pub link: Option<String>,
+    /// Shared by every run of the link: one copy of the target, however many runs it spans.
+    pub link: Option<Rc<str>>,
     /// A line break (`w:br`, `w:cr`) rather than text.
     pub brk: bool,
 }
@@ -52,14 +54,14 @@ pub(super) enum Block {
 #[derive(Debug, Default)]
 struct Field {
     instr: String,
-    link: Option<String>,
+    link: Option<Rc<str>>,
     in_result: bool,
 }
 
 #[derive(Default)]
 struct Reader<'a> {
     styles: Option<&'a Styles>,
-    rels: Option<&'a HashMap<String, String>>,
+    rels: Option<&'a HashMap<String, Rc<str>>>,
     blocks: Vec<Block>,
     para: Para,
     table: Option<Vec<Vec<Vec<Run>>>>,
@@ -71,15 +73,26 @@ struct Reader<'a> {
     in_instr: bool,
     bold: bool,
     italic: bool,
-    hyperlink: Vec<Option<String>>,
+    hyperlink: Vec<Option<Rc<str>>>,
     fields: Vec<Field>,
+    /// What is kept so far (text, and [`PIECE_BYTES`] per paragraph, cell, run or break),
+    /// against [`MAX_KEPT_BYTES`].
+    kept: usize,
 }
+
+/// The most a document may hold once read, text and structure together: as much as a
+/// Markdown post (`MAX_POST_BYTES`). Beyond it the document is refused, so what is kept (and
+/// everything made from it) stays in proportion to a post, however well the package packs.
+pub(super) const MAX_KEPT_BYTES: usize = crate::content::MAX_POST_BYTES as usize;
+/// What one paragraph, table cell, run or line break counts for: an empty `<w:p/>` is six
+/// bytes of XML but a paragraph kept in memory.
+const PIECE_BYTES: usize = 32;
 
 /// Reads the body of `word/document.xml`.
 pub(super) fn read(
     xml: &[u8],
     styles: &Styles,
-    rels: &HashMap<String, String>,
+    rels: &HashMap<String, Rc<str>>,
 ) -> Result<Vec<Block>, String> {
     let mut r = Reader {
         styles: Some(styles),
@@ -87,6 +100,12 @@ pub(super) fn read(
         ..Reader::default()
     };
     walk(xml, |node| r.node(node))?;
+    if r.kept > MAX_KEPT_BYTES {
+        return Err(format!(
+            "the document holds more than {} MiB of text and structure (paragraphs, table cells, runs); a post may hold that much",
+            MAX_KEPT_BYTES >> 20
+        ));
+    }
     Ok(r.blocks)
 }
 
@@ -124,6 +143,7 @@ impl Reader<'_> {
                     self.table = Some(Vec::new());
                 }
             }
+            "tr" | "tc" | "p" if !self.keep(PIECE_BYTES) => {}
             "tr" if self.table_depth == 1 => self.table_mut().push(Vec::new()),
             "tc" if self.table_depth == 1 => {
                 if let Some(row) = self.table_mut().last_mut() {
@@ -137,7 +157,12 @@ impl Reader<'_> {
                 self.para.style = e.attr("val").map(str::to_string)
             }
             "ilvl" if self.in_ppr => {
-                let level = e.attr("val").and_then(|v| v.parse().ok()).unwrap_or(0);
+                // Levels are 0–8 (§17.9.3); a deeper one is read as the deepest.
+                let level = e
+                    .attr("val")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+                    .min(8);
                 let id = self.para.num.take().map(|(id, _)| id).unwrap_or_default();
                 self.para.num = Some((id, level));
             }
@@ -203,6 +228,9 @@ impl Reader<'_> {
             }
             "p" => {
                 let para = std::mem::take(&mut self.para);
+                if self.kept > MAX_KEPT_BYTES {
+                    return;
+                }
                 match self.table.as_mut() {
                     Some(t) => {
                         if let Some(cell) = t.last_mut().and_then(|row| row.last_mut()) {
@@ -246,32 +274,44 @@ impl Reader<'_> {
         }
     }
 
-    fn link(&self) -> Option<String> {
+    fn link(&self) -> Option<Rc<str>> {
         let field = self.fields.iter().rev().find_map(|f| f.link.clone());
         field.or_else(|| self.hyperlink.iter().rev().find_map(|l| l.clone()))
     }
 
+    /// Counts `bytes` more kept; false once past [`MAX_KEPT_BYTES`] (the document is refused,
+    /// so nothing more is kept).
+    fn keep(&mut self, bytes: usize) -> bool {
+        self.kept = self.kept.saturating_add(bytes);
+        self.kept <= MAX_KEPT_BYTES
+    }
+
     fn push_text(&mut self, t: &str) {
-        let run = Run {
-            text: t.to_string(),
-            bold: self.bold,
-            italic: self.italic,
-            link: self.link(),
-            brk: false,
-        };
-        match self.para.runs.last_mut() {
-            Some(last)
-                if !last.brk
-                    && (last.bold, last.italic, &last.link)
-                        == (run.bold, run.italic, &run.link) =>
-            {
-                last.text.push_str(t)
+        if !self.keep(t.len()) {
+            return;
+        }
+        let (bold, italic, link) = (self.bold, self.italic, self.link());
+        if let Some(last) = self.para.runs.last_mut() {
+            if !last.brk && (last.bold, last.italic, &last.link) == (bold, italic, &link) {
+                last.text.push_str(t);
+                return;
             }
-            _ => self.para.runs.push(run),
+        }
+        if self.keep(PIECE_BYTES) {
+            self.para.runs.push(Run {
+                text: t.to_string(),
+                bold,
+                italic,
+                link,
+                brk: false,
+            });
         }
     }
 
     fn push_break(&mut self) {
+        if !self.keep(PIECE_BYTES) {
+            return;
+        }
         let link = self.link();
         self.para.runs.push(Run {
             brk: true,
@@ -282,7 +322,7 @@ impl Reader<'_> {
 }
 
 /// The URL of a `HYPERLINK "url"` field instruction; `\l` (a place in this document) gives none.
-fn hyperlink_target(instr: &str) -> Option<String> {
+fn hyperlink_target(instr: &str) -> Option<Rc<str>> {
     let rest = instr.trim().strip_prefix("HYPERLINK")?.trim();
     if rest.starts_with("\\l") {
         return None;
@@ -291,7 +331,7 @@ fn hyperlink_target(instr: &str) -> Option<String> {
         Some(quoted) => quoted.split('"').next()?,
         None => rest.split_whitespace().next()?,
     };
-    (!url.is_empty()).then(|| url.to_string())
+    (!url.is_empty()).then(|| Rc::from(url))
 }
 
 #[cfg(test)]
@@ -316,7 +356,7 @@ mod tests {
           <w:hyperlink r:id="rId9"><w:r><w:t>裁判所</w:t></w:r></w:hyperlink>
           <w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText>HYPERLINK "https://a.example/"</w:instrText></w:r><w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>A &amp; B</w:t></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>
         </w:body></w:document>"#;
-        let rels = HashMap::from([("rId9".to_string(), "https://www.courts.go.jp/".to_string())]);
+        let rels = HashMap::from([("rId9".to_string(), Rc::from("https://www.courts.go.jp/"))]);
         let blocks = read(xml.as_bytes(), &Styles::default(), &rels).unwrap();
         let Block::Para(p) = &blocks[0] else { panic!() };
         let runs: Vec<_> = p

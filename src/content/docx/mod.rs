@@ -13,6 +13,7 @@ mod xml;
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::rc::Rc;
 
 use pulldown_cmark::{Alignment, CowStr, Event, HeadingLevel, LinkType, Tag, TagEnd};
 
@@ -21,8 +22,13 @@ use styles::{Numbering, Role, Styles};
 
 /// The largest `.docx` read (DESIGN.md "Posts"): Word files carry fonts and pictures.
 pub const MAX_DOCX_BYTES: u64 = 20 * 1024 * 1024;
-/// The largest part unpacked: a 20 MiB package that inflates past this is not an article.
-const MAX_PART_BYTES: u64 = 64 * 1024 * 1024;
+/// The most unpacked from the parts read, all together: a 20 MiB package that inflates past
+/// this is not an article (pictures and fonts, the bulk of a real one, are never unpacked).
+const MAX_UNPACKED_BYTES: u64 = 32 * 1024 * 1024;
+/// The most text and link targets the document may turn into, all link copies counted:
+/// twice what it may hold ([`body::MAX_KEPT_BYTES`]), so one long link cannot be repeated
+/// into gigabytes.
+const MAX_CONVERTED_BYTES: usize = 2 * body::MAX_KEPT_BYTES;
 
 /// What a Word document gives before the shared Markdown stage.
 pub(super) struct Docx {
@@ -38,25 +44,27 @@ pub(super) fn read(bytes: &[u8]) -> Result<Docx, String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
         format!("not a readable Word document (.docx is a zip package; is it still being saved, or damaged?): {e}")
     })?;
-    let document = part(&mut zip, "word/document.xml")?
+    let mut unpacked = 0;
+    let mut part = |name: &str| part(&mut zip, name, &mut unpacked);
+    let document = part("word/document.xml")?
         .ok_or("not a Word document: the package has no word/document.xml")?;
-    let styles = match part(&mut zip, "word/styles.xml")? {
+    let styles = match part("word/styles.xml")? {
         Some(x) => Styles::parse(&x).map_err(|e| format!("word/styles.xml: {e}"))?,
         None => Styles::default(),
     };
-    let numbering = match part(&mut zip, "word/numbering.xml")? {
+    let numbering = match part("word/numbering.xml")? {
         Some(x) => Numbering::parse(&x).map_err(|e| format!("word/numbering.xml: {e}"))?,
         None => Numbering::default(),
     };
-    let rels = match part(&mut zip, "word/_rels/document.xml.rels")? {
+    let rels = match part("word/_rels/document.xml.rels")? {
         Some(x) => external_links(&x).map_err(|e| format!("word/_rels/document.xml.rels: {e}"))?,
         None => HashMap::new(),
     };
-    let tags = match part(&mut zip, "docProps/core.xml")? {
+    let tags = match part("docProps/core.xml")? {
         Some(x) => keywords(&x).unwrap_or_default(),
         None => Vec::new(),
     };
-    let date = match part(&mut zip, "docProps/custom.xml")? {
+    let date = match part("docProps/custom.xml")? {
         Some(x) => custom_date(&x).unwrap_or_default(),
         None => None,
     };
@@ -65,8 +73,9 @@ pub(super) fn read(bytes: &[u8]) -> Result<Docx, String> {
     let (title, events) = Converter {
         styles: &styles,
         numbering: &numbering,
+        left: std::cell::Cell::new(MAX_CONVERTED_BYTES),
     }
-    .convert(blocks);
+    .convert(blocks)?;
     Ok(Docx {
         title,
         tags,
@@ -75,35 +84,43 @@ pub(super) fn read(bytes: &[u8]) -> Result<Docx, String> {
     })
 }
 
-/// One part of the package, `None` when absent; capped at [`MAX_PART_BYTES`].
+/// One part of the package, `None` when absent. `unpacked` counts what the parts read so far
+/// unpacked to, capped at [`MAX_UNPACKED_BYTES`] all together.
 fn part(
     zip: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>,
     name: &str,
+    unpacked: &mut u64,
 ) -> Result<Option<Vec<u8>>, String> {
     let file = match zip.by_name(name) {
         Ok(f) => f,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
         Err(e) => return Err(format!("{name}: {e}")),
     };
+    let room = MAX_UNPACKED_BYTES - *unpacked;
     let mut out = Vec::new();
-    file.take(MAX_PART_BYTES + 1)
+    file.take(room + 1)
         .read_to_end(&mut out)
         .map_err(|e| format!("{name}: {e}"))?;
-    if out.len() as u64 > MAX_PART_BYTES {
-        return Err(format!("{name} unpacks to more than 64 MiB"));
+    if out.len() as u64 > room {
+        return Err(format!(
+            "{name}: the document's parts unpack to more than {} MiB",
+            MAX_UNPACKED_BYTES >> 20
+        ));
     }
+    *unpacked += out.len() as u64;
     Ok(Some(out))
 }
 
-/// Relationship id → URL, for external hyperlinks (OPC, ECMA-376 Part 2 §9.3).
-fn external_links(xml: &[u8]) -> Result<HashMap<String, String>, String> {
+/// Relationship id → URL, for external hyperlinks (OPC, ECMA-376 Part 2 §9.3). Each URL is
+/// kept once and shared by every run that links to it.
+fn external_links(xml: &[u8]) -> Result<HashMap<String, Rc<str>>, String> {
     let mut links = HashMap::new();
     xml::walk(xml, |node| {
         if let xml::Node::Open(e) = node {
             let hyperlink = e.attr("Type").is_some_and(|t| t.ends_with("/hyperlink"));
             if e.local == "Relationship" && hyperlink {
                 if let (Some(id), Some(target)) = (e.attr("Id"), e.attr("Target")) {
-                    links.insert(id.to_string(), target.to_string());
+                    links.insert(id.to_string(), Rc::from(target));
                 }
             }
         }
@@ -152,11 +169,13 @@ fn custom_date(xml: &[u8]) -> Result<Option<String>, String> {
 struct Converter<'a> {
     styles: &'a Styles,
     numbering: &'a Numbering,
+    /// Bytes of text and link targets the events may still carry.
+    left: std::cell::Cell<usize>,
 }
 
 impl Converter<'_> {
-    /// Blocks → the title and Markdown-equivalent events.
-    fn convert(&self, blocks: Vec<Block>) -> (Option<String>, Vec<Event<'static>>) {
+    /// Blocks → the title and Markdown-equivalent events; fails past [`MAX_CONVERTED_BYTES`].
+    fn convert(&self, blocks: Vec<Block>) -> Result<(Option<String>, Vec<Event<'static>>), String> {
         let role = |b: &Block| match b {
             Block::Para(p) => self.styles.role(p.style.as_deref()),
             Block::Table(_) => Role::Body,
@@ -181,7 +200,7 @@ impl Converter<'_> {
                 close_lists(&mut events, &mut lists, None);
             }
             match (block, role(block)) {
-                (Block::Table(rows), _) => table(&mut events, rows),
+                (Block::Table(rows), _) => self.table(&mut events, rows)?,
                 (Block::Para(p), _) if p.text().trim().is_empty() => {}
                 (Block::Para(p), Role::Title) if title.is_none() => {
                     title = Some(super::one_line(&p.text()))
@@ -196,18 +215,32 @@ impl Converter<'_> {
                 (Block::Para(p), _) => match list {
                     Some((level, numbered)) => {
                         open_item(&mut events, &mut lists, level, numbered);
-                        inline(&mut events, &p.runs);
+                        self.inline(&mut events, &p.runs)?;
                     }
                     None => {
                         events.push(Event::Start(Tag::Paragraph));
-                        inline(&mut events, &p.runs);
+                        self.inline(&mut events, &p.runs)?;
                         events.push(Event::End(TagEnd::Paragraph));
                     }
                 },
             }
         }
         close_lists(&mut events, &mut lists, None);
-        (title, events)
+        Ok((title, events))
+    }
+
+    /// Counts `bytes` more text or link target into the events.
+    fn spend(&self, bytes: usize) -> Result<(), String> {
+        match self.left.get().checked_sub(bytes) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => Err(format!(
+                "the document's text and links come to more than {} MiB (each link counted as often as it is used)",
+                MAX_CONVERTED_BYTES >> 20
+            )),
+        }
     }
 
     /// The list level and kind of a paragraph: its own numbering, else its style's.
@@ -286,82 +319,94 @@ fn close_lists(events: &mut Vec<Event<'static>>, lists: &mut Vec<(u8, bool)>, le
     }
 }
 
-fn table(events: &mut Vec<Event<'static>>, rows: &[Vec<Vec<Run>>]) {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    if columns == 0 {
-        return;
-    }
-    events.push(Event::Start(Tag::Table(vec![Alignment::None; columns])));
-    for (i, row) in rows.iter().enumerate() {
-        // The first row is the head, as pandoc and most readers take it.
-        events.push(Event::Start(if i == 0 {
-            Tag::TableHead
-        } else {
-            Tag::TableRow
-        }));
-        for c in 0..columns {
-            events.push(Event::Start(Tag::TableCell));
-            inline(events, row.get(c).map_or(&[][..], Vec::as_slice));
-            events.push(Event::End(TagEnd::TableCell));
+impl Converter<'_> {
+    fn table(
+        &self,
+        events: &mut Vec<Event<'static>>,
+        rows: &[Vec<Vec<Run>>],
+    ) -> Result<(), String> {
+        let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+        if columns == 0 {
+            return Ok(());
         }
-        events.push(Event::End(if i == 0 {
-            TagEnd::TableHead
-        } else {
-            TagEnd::TableRow
-        }));
-    }
-    events.push(Event::End(TagEnd::Table));
-}
-
-/// Runs → inline events: consecutive runs in one link share it; bold and italic per run.
-/// White space at either end of the paragraph is dropped (importers leave it there).
-fn inline(events: &mut Vec<Event<'static>>, runs: &[Run]) {
-    let mut runs = runs.to_vec();
-    if let Some(first) = runs.iter_mut().find(|r| !r.brk) {
-        first.text = first.text.trim_start().to_string();
-    }
-    if let Some(last) = runs.iter_mut().rev().find(|r| !r.brk) {
-        last.text = last.text.trim_end().to_string();
-    }
-    runs.retain(|r| r.brk || !r.text.is_empty());
-    let mut i = 0;
-    while i < runs.len() {
-        let link = runs[i].link.clone();
-        let end = runs[i..]
-            .iter()
-            .position(|r| r.link != link)
-            .map_or(runs.len(), |n| i + n);
-        if let Some(url) = &link {
-            events.push(Event::Start(Tag::Link {
-                link_type: LinkType::Inline,
-                dest_url: CowStr::from(url.clone()),
-                title: CowStr::from(""),
-                id: CowStr::from(""),
+        events.push(Event::Start(Tag::Table(vec![Alignment::None; columns])));
+        for (i, row) in rows.iter().enumerate() {
+            // The first row is the head, as pandoc and most readers take it.
+            events.push(Event::Start(if i == 0 {
+                Tag::TableHead
+            } else {
+                Tag::TableRow
+            }));
+            for c in 0..columns {
+                events.push(Event::Start(Tag::TableCell));
+                // A short row's missing cells still cost their events.
+                self.spend(8)?;
+                self.inline(events, row.get(c).map_or(&[][..], Vec::as_slice))?;
+                events.push(Event::End(TagEnd::TableCell));
+            }
+            events.push(Event::End(if i == 0 {
+                TagEnd::TableHead
+            } else {
+                TagEnd::TableRow
             }));
         }
-        for run in &runs[i..end] {
-            if run.brk {
-                events.push(Event::HardBreak);
-                continue;
-            }
-            if run.bold {
-                events.push(Event::Start(Tag::Strong));
-            }
-            if run.italic {
-                events.push(Event::Start(Tag::Emphasis));
-            }
-            events.push(Event::Text(CowStr::from(run.text.clone())));
-            if run.italic {
-                events.push(Event::End(TagEnd::Emphasis));
-            }
-            if run.bold {
-                events.push(Event::End(TagEnd::Strong));
-            }
+        events.push(Event::End(TagEnd::Table));
+        Ok(())
+    }
+
+    /// Runs → inline events: consecutive runs in one link share it; bold and italic per run.
+    /// White space at either end of the paragraph is dropped (importers leave it there).
+    fn inline(&self, events: &mut Vec<Event<'static>>, runs: &[Run]) -> Result<(), String> {
+        let mut runs = runs.to_vec();
+        if let Some(first) = runs.iter_mut().find(|r| !r.brk) {
+            first.text = first.text.trim_start().to_string();
         }
-        if link.is_some() {
-            events.push(Event::End(TagEnd::Link));
+        if let Some(last) = runs.iter_mut().rev().find(|r| !r.brk) {
+            last.text = last.text.trim_end().to_string();
         }
-        i = end;
+        runs.retain(|r| r.brk || !r.text.is_empty());
+        let mut i = 0;
+        while i < runs.len() {
+            let link = runs[i].link.clone();
+            let end = runs[i..]
+                .iter()
+                .position(|r| r.link != link)
+                .map_or(runs.len(), |n| i + n);
+            if let Some(url) = &link {
+                self.spend(url.len())?;
+                events.push(Event::Start(Tag::Link {
+                    link_type: LinkType::Inline,
+                    dest_url: CowStr::from(url.to_string()),
+                    title: CowStr::from(""),
+                    id: CowStr::from(""),
+                }));
+            }
+            for run in &runs[i..end] {
+                if run.brk {
+                    events.push(Event::HardBreak);
+                    continue;
+                }
+                if run.bold {
+                    events.push(Event::Start(Tag::Strong));
+                }
+                if run.italic {
+                    events.push(Event::Start(Tag::Emphasis));
+                }
+                self.spend(run.text.len())?;
+                events.push(Event::Text(CowStr::from(run.text.clone())));
+                if run.italic {
+                    events.push(Event::End(TagEnd::Emphasis));
+                }
+                if run.bold {
+                    events.push(Event::End(TagEnd::Strong));
+                }
+            }
+            if link.is_some() {
+                events.push(Event::End(TagEnd::Link));
+            }
+            i = end;
+        }
+        Ok(())
     }
 }
 

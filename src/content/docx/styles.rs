@@ -38,6 +38,7 @@ pub(super) struct Styles {
 impl Styles {
     /// Reads `word/styles.xml`.
     pub fn parse(xml: &[u8]) -> Result<Styles, String> {
+        const MAX_NAME: usize = 256;
         let mut by_id = HashMap::new();
         let mut current: Option<(String, Style)> = None;
         let mut in_rpr = false;
@@ -61,7 +62,9 @@ impl Styles {
                 let val = e.attr("val").map(str::to_string);
                 match e.local.as_str() {
                     _ if !e.w => {}
-                    "name" => style.name = val.unwrap_or_default(),
+                    // A style name is a short label; a long one is read against every
+                    // paragraph in that style, so it is not a heading's name.
+                    "name" => style.name = val.filter(|v| v.len() <= MAX_NAME).unwrap_or_default(),
                     "basedOn" => style.based_on = val,
                     "outlineLvl" => style.outline = val.and_then(|v| v.parse().ok()),
                     "numId" => style.num_id = val,

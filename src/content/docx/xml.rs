@@ -15,6 +15,10 @@ const W_NAMESPACES: [&[u8]; 2] = [
     b"http://purl.oclc.org/ooxml/wordprocessingml/main",
 ];
 
+/// The deepest element nesting read: a WordprocessingML body with tables ten deep is some 60
+/// elements deep; a deeper part is not a document anyone wrote.
+const MAX_XML_DEPTH: usize = 256;
+
 /// One step of the walk.
 #[derive(Debug)]
 pub(super) enum Node<'a> {
@@ -53,7 +57,8 @@ impl Element {
     }
 }
 
-/// Walks `xml`, calling `f` for each element and text; fails on malformed XML.
+/// Walks `xml`, calling `f` for each element and text; fails on malformed XML and on elements
+/// nested deeper than [`MAX_XML_DEPTH`].
 pub(super) fn walk(xml: &[u8], mut f: impl FnMut(Node)) -> Result<(), String> {
     let mut reader = NsReader::from_reader(xml);
     let mut stack: Vec<Element> = Vec::new();
@@ -93,6 +98,12 @@ pub(super) fn walk(xml: &[u8], mut f: impl FnMut(Node)) -> Result<(), String> {
                         .map(|v| v.into_owned())
                         .unwrap_or_default();
                     el.attrs.push((key, value));
+                }
+                if !empty && stack.len() >= MAX_XML_DEPTH {
+                    return Err(format!(
+                        "elements nested more than {MAX_XML_DEPTH} deep at byte {}",
+                        reader.buffer_position()
+                    ));
                 }
                 f(Node::Open(&el));
                 if empty {
