@@ -185,6 +185,10 @@ fn preview_refuses_hostile_posts_with_a_message_and_dry_run_has_nothing_to_send(
             said.contains("nothing to send"),
             "send --dry-run {name}: {said}"
         );
+        assert!(
+            text(&o.stderr).contains(name) && said.contains("not in the issue"),
+            "send --dry-run names the post it leaves out: {said}"
+        );
         std::fs::remove_file(&post).unwrap();
     }
 }

@@ -272,6 +272,13 @@ fn report(result: Result<deliver::Summary, String>) -> ExitCode {
 
 /// `send --dry-run`: what the next issue would be, without changing anything.
 fn dry(root: &Path, config: &crate::config::Config) -> anyhow::Result<ExitCode> {
+    // Posts that cannot be read are named here too: they would not be in the issue.
+    let opts = crate::content::IngestOptions::from_config(config);
+    if let Ok(scan) = crate::publish::scan(root, &opts) {
+        for p in &scan.problems {
+            eprintln!("{p}; not in the issue");
+        }
+    }
     match next_issue::next_issue(root, config)? {
         Next::FirstStart => println!(
             "dry run: first start — the posts now in posts/ would become the back catalogue; nothing would be sent"
