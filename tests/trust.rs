@@ -374,3 +374,60 @@ fn a_long_post_without_headings_is_trimmed_with_the_unsubscribe_link_kept() {
     );
     assert!(html.contains("の続きを読む"), "a link to the rest");
 }
+
+#[test]
+fn copies_a_sync_tool_or_a_second_save_made_are_never_new_posts() {
+    let dir = newsletter_with_smtp(None, 1);
+    let root = dir.path();
+    add_post(root);
+    let posts = root.join("posts");
+    let original = std::fs::read(posts.join("2026-11-09-menkai-koryu.md")).unwrap();
+    let edited = String::from_utf8(original.clone()).unwrap() + "\n追記。\n";
+    std::fs::write(posts.join("2026-11-09-menkai-koryu (1).md"), &original).unwrap();
+    std::fs::write(
+        posts.join("2026-11-09-menkai-koryu (Sakura's conflicted copy 2026-11-30).md"),
+        &edited,
+    )
+    .unwrap();
+    std::fs::write(
+        posts.join("2026-11-09-menkai-koryu (山本 さくら の競合コピー 2026-11-30).md"),
+        &edited,
+    )
+    .unwrap();
+    std::fs::write(
+        posts.join("2026-11-09-menkai-koryu.sync-conflict-20261130-101010-ABCDEFG.md"),
+        &edited,
+    )
+    .unwrap();
+    // A different article that merely ends in (2) is a post like any other.
+    std::fs::write(
+        posts.join("お知らせ (2).md"),
+        "---\ntitle: 二つ目のお知らせ\nslug: oshirase-2\n---\n\n本文。\n",
+    )
+    .unwrap();
+
+    let o = tayori(root, &["check"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("menkai-koryu (1).md: the same text as"),
+        "{err}"
+    );
+    assert_eq!(err.matches("a copy a sync tool made").count(), 3, "{err}");
+    assert!(!err.contains("お知らせ (2).md"), "{err}");
+
+    let o = tayori(root, &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let said = text(&o.stdout);
+    assert!(said.contains("5 sent"), "{said}");
+    let feed = std::fs::read_to_string(root.join("public/feed.xml")).unwrap();
+    assert_eq!(
+        feed.matches("<item>").count(),
+        2,
+        "the article and お知らせ (2): {feed}"
+    );
+    for f in std::fs::read_dir(&posts).unwrap().flatten() {
+        assert!(f.path().exists(), "left alone on disk");
+    }
+    assert_eq!(std::fs::read_dir(&posts).unwrap().count(), 6);
+}

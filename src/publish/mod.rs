@@ -42,6 +42,9 @@ pub fn scan(root: &Path, opts: &IngestOptions) -> Result<Scan, ListError> {
 /// Ingests one post file. A panic while reading it is this file's problem, reported like any
 /// invalid post: it never ends the daemon, nor hides the other posts.
 pub fn read_post(path: &Path, dir: &Path, opts: &IngestOptions) -> Result<Post, Problem> {
+    if let Some(why) = copy_of_a_post(path) {
+        return Err(Problem::new(display(path), None, why));
+    }
     match guarded(path, "read", || content::ingest(path, dir, opts)) {
         Ok(Ok(post)) => Ok(post),
         Ok(Err(e)) => Err(e.problem(&display(path))),
@@ -84,8 +87,10 @@ pub(crate) fn panic_if_asked(path: &Path, step: &str) {
 }
 
 impl Scan {
-    /// Keeps the first post of each slug (in file order); each later one is a problem.
+    /// Sets aside the copies sync tools and second saves make (see [`sync_copy`]), then keeps
+    /// the first post of each slug (in file order); each later one is a problem.
     pub fn dedupe_slugs(&mut self) {
+        self.set_aside_sync_copies();
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
         let problems = &mut self.problems;
         self.posts.retain(|p| match seen.get(&p.slug) {
@@ -107,6 +112,101 @@ impl Scan {
             }
         });
     }
+}
+
+impl Scan {
+    /// Files a sync tool (Dropbox, Syncthing) or a second save made are never new posts: each
+    /// is a problem naming the file it copies, and is left alone on disk.
+    fn set_aside_sync_copies(&mut self) {
+        let hashes: HashMap<&str, &Path> = self
+            .posts
+            .iter()
+            .filter(|p| sync_copy(&p.source).is_none())
+            .map(|p| (p.hash.as_str(), p.source.as_path()))
+            .collect();
+        let mut set_aside = Vec::new();
+        for (i, p) in self.posts.iter().enumerate() {
+            let why = match sync_copy(&p.source) {
+                Some(SyncCopy::Conflict) => Some(CONFLICT_COPY.to_string()),
+                Some(SyncCopy::Numbered) => hashes
+                    .get(p.hash.as_str())
+                    .filter(|original| **original != p.source.as_path())
+                    .map(|original| {
+                        format!(
+                            "the same text as {}: a second copy (a sync tool's or a second save), not published; delete it",
+                            display(original).display()
+                        )
+                    }),
+                None => None,
+            };
+            if let Some(why) = why {
+                set_aside.push((i, Problem::new(display(&p.source), None, why)));
+            }
+        }
+        for (i, problem) in set_aside.into_iter().rev() {
+            self.posts.remove(i);
+            self.problems.push(problem);
+        }
+    }
+}
+
+const CONFLICT_COPY: &str = "a copy a sync tool made when the file was changed in two places: not published; compare it with the original, keep one and delete the other";
+
+/// Why `path` is a copy and no post, judged before it is read: a sync tool's conflicted copy,
+/// or `name (1).md` with the very bytes of `name.md` beside it.
+fn copy_of_a_post(path: &Path) -> Option<String> {
+    match sync_copy(path)? {
+        SyncCopy::Conflict => Some(CONFLICT_COPY.to_string()),
+        SyncCopy::Numbered => {
+            let stem = path.file_stem()?.to_str()?;
+            let base = stem
+                .strip_suffix(')')
+                .and_then(|s| s.rsplit_once('('))
+                .or_else(|| stem.strip_suffix('）').and_then(|s| s.rsplit_once('（')))?
+                .0
+                .trim_end();
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let original = path.with_file_name(format!("{base}.{ext}"));
+            let same = std::fs::read(&original).ok()? == std::fs::read(path).ok()?;
+            same.then(|| {
+                format!(
+                    "the same text as {}: a second copy (a sync tool's or a second save), not published; delete it",
+                    display(&original).display()
+                )
+            })
+        }
+    }
+}
+
+/// What kind of copy a file name says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncCopy {
+    /// `….sync-conflict-….md` (Syncthing), `… (… conflicted copy …).md`,
+    /// `… (…の競合コピー …).md` (Dropbox): never a post.
+    Conflict,
+    /// `… (1).md`: a copy when its content is that of another post.
+    Numbered,
+}
+
+/// Whether `path`'s name is that of a copy a sync tool or a second save makes.
+pub fn sync_copy(path: &Path) -> Option<SyncCopy> {
+    let stem = path.file_stem()?.to_str()?;
+    let lower = stem.to_lowercase();
+    if lower.contains(".sync-conflict-")
+        || lower.contains("conflicted copy")
+        || stem.contains("の競合コピー")
+        || stem.contains("競合コピー")
+    {
+        return Some(SyncCopy::Conflict);
+    }
+    let numbered = |open: char, close: char| {
+        stem.strip_suffix(close)
+            .and_then(|s| s.rsplit_once(open))
+            .is_some_and(|(base, n)| {
+                !base.trim().is_empty() && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())
+            })
+    };
+    (numbered('(', ')') || numbered('（', '）')).then_some(SyncCopy::Numbered)
 }
 
 /// The publication time of a post: its `date`, else when the store first saw it, else `now`.
@@ -348,4 +448,38 @@ pub enum BuildError {
     Write(PathBuf, std::io::Error),
     #[error("email stylesheet: {0}")]
     Css(std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sync_copy, SyncCopy};
+    use std::path::Path;
+
+    #[test]
+    fn sync_tools_copies_are_known_by_name() {
+        let c = |n: &str| sync_copy(Path::new(n));
+        assert_eq!(
+            c("posts/a.sync-conflict-20261130-101010-ABCDEFG.md"),
+            Some(SyncCopy::Conflict)
+        );
+        assert_eq!(
+            c("posts/a (Sakura's conflicted copy 2026-11-30).md"),
+            Some(SyncCopy::Conflict)
+        );
+        assert_eq!(
+            c("posts/a (さくら の競合コピー 2026-11-30).md"),
+            Some(SyncCopy::Conflict)
+        );
+        assert_eq!(
+            c("posts/2026-11-09-menkai (1).md"),
+            Some(SyncCopy::Numbered)
+        );
+        assert_eq!(
+            c("posts/2026-11-09-menkai（2）.txt"),
+            Some(SyncCopy::Numbered)
+        );
+        assert_eq!(c("posts/2026-11-09-menkai.md"), None);
+        assert_eq!(c("posts/(1).md"), None);
+        assert_eq!(c("posts/第(1)回.md"), None);
+    }
 }
