@@ -8,8 +8,12 @@
 
 mod classify;
 pub mod mailbox;
+mod plain;
 pub mod remote;
 mod report;
+mod words;
 
-pub use classify::{classify, Cause};
-pub use report::{enhanced_status, parse, Failure, Report};
+pub use classify::{
+    classify, smtp_refusal, stage_in, verdict, Cause, Said, Stage, SOFT_LIMIT, SOFT_WINDOW,
+};
+pub use report::{cause_for, enhanced_status, failure_for, parse, Failure, Report};
