@@ -188,7 +188,8 @@ fn bounces_read_from_a_maildir_suppress_by_why_once_and_keep_what_they_cannot_ma
     std::fs::write(
         new.join("3.full"),
         dsn(
-            &tag_of("keiko.suzuki@example.jp"),
+            // The server saw the address as the list spells it.
+            &tag_of("Keiko.Suzuki@Example.JP"),
             "keiko.suzuki@example.jp",
             "5.2.2",
             "552 5.2.2 Mailbox full",
@@ -481,4 +482,38 @@ fn a_report_of_millions_of_headers_just_under_the_cap_is_read_in_bounded_memory(
         status.contains("bounce reports kept in the mailbox: 1"),
         "{status}"
     );
+}
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn a_refusal_at_rcpt_or_data_gets_the_same_verdict_as_a_bounce_report() {
+    // Keiko's mailbox is full at RCPT (the reader's side: soft); the server refuses Yumi's
+    // message after DATA with "user unknown" (a content filter, not a missing mailbox).
+    let server = SmtpServer::start(
+        &python(),
+        &[
+            "--full-552",
+            "keiko.suzuki@example.jp",
+            "--reject-data-550",
+            "yumi.tanaka@example.com",
+        ],
+    );
+    let news = newsletter_with_smtp(Some(server.port), 1);
+    let root = news.path();
+    add_post(root);
+    let o = tayori(root, &["send"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let status = text(&tayori(root, &["status"]).stdout);
+    let gone = suppressed(root);
+    assert!(!gone.contains("keiko.suzuki"), "one soft bounce: {gone}");
+    assert!(!gone.contains("yumi.tanaka"), "a filter after DATA: {gone}");
+    // Both count in the issue's bounce rate, as a report's would.
+    assert!(
+        status.contains("bounces of issue #1: 2 of 5 sent"),
+        "{status}"
+    );
+    let keiko = text(&tayori(root, &["status", "--subscriber", "keiko.suzuki@example.jp"]).stdout);
+    assert!(keiko.contains("reader side 5.2.2"), "{keiko}");
+    let yumi = text(&tayori(root, &["status", "--subscriber", "yumi.tanaka@example.com"]).stdout);
+    assert!(yumi.contains("reader side 5.1.1"), "{yumi}");
 }

@@ -83,11 +83,13 @@ impl Cause {
                     .lines()
                     .find(|l| !l.trim().is_empty())
                     .unwrap_or("");
-                Some(
-                    format!("bounced: {status} {}", line.trim())
-                        .trim_end()
-                        .to_string(),
-                )
+                let line = line.trim();
+                // The server's reply usually carries its status: say it once.
+                Some(if !status.is_empty() && line.contains(status) {
+                    format!("bounced: {line}")
+                } else {
+                    format!("bounced: {status} {line}").trim().to_string()
+                })
             }
             Cause::Complaint => Some("complained".to_string()),
             _ => None,

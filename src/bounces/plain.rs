@@ -90,7 +90,10 @@ fn addresses_in_prose(prose: &str, own: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for line in prose.lines() {
         let lower = line.to_lowercase();
-        if lower.contains("contact") || lower.contains("postmaster") {
+        let about_the_sender = ["from:", "mail from:", "sender:", "reply-to:", "cc:"]
+            .iter()
+            .any(|h| lower.trim_start().starts_with(h));
+        if about_the_sender || lower.contains("contact") || lower.contains("postmaster") {
             continue;
         }
         for word in line.split(|c: char| c.is_whitespace() || matches!(c, ',' | '(' | ')' | '"')) {

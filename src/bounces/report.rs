@@ -100,8 +100,15 @@ pub fn cause_for(report: &Report, address: &str) -> Option<Cause> {
     named.sort_unstable();
     named.dedup();
     let about_it = named.len() <= 1 || named.contains(&address);
-    if report.complaint.is_some() {
-        return about_it.then_some(Cause::Complaint);
+    if let Some(kind) = &report.complaint {
+        // An authentication-failure report (DMARC, RFC 6591) is about our signatures, not
+        // the reader's wish; "not-spam" is the reader's wish to keep getting it.
+        let cause = match kind.as_str() {
+            "auth-failure" => Cause::SenderSide,
+            "not-spam" => Cause::NotABounce,
+            _ => Cause::Complaint,
+        };
+        return about_it.then_some(cause);
     }
     if report.auto_reply {
         return Some(Cause::NotABounce);
@@ -162,7 +169,12 @@ pub fn parse(bytes: &[u8]) -> Option<Report> {
             .collect(),
         ..Report::default()
     };
-    let text = all_text(&msg);
+    let mut text = all_text(&msg);
+    if text.trim().is_empty() {
+        // A broken MIME header (a boundary on a line of its own) hides every part: read the
+        // body as the text it is.
+        text = raw_body(bytes);
+    }
     let mut is_dsn = false;
     for part in msg.parts.iter() {
         let Some(ct) = part.content_type() else {
@@ -205,6 +217,17 @@ pub fn parse(bytes: &[u8]) -> Option<Report> {
         && is_auto_reply(&msg)
         && !super::plain::looks_like_bounce(&msg);
     Some(report)
+}
+
+/// The bytes after the header, as text.
+fn raw_body(bytes: &[u8]) -> String {
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| bytes.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+        .unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[at..]).into_owned()
 }
 
 /// The complaint of an RFC 5965 `message/feedback-report` part: its type and every recipient

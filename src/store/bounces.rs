@@ -80,14 +80,14 @@ impl Store {
         )
     }
 
-    /// Per issue: how many of its addresses bounced for good or on the reader's side, and how
-    /// many were sent.
+    /// Per issue: how many of its addresses bounced for good or on the reader's side (by a
+    /// report or at RCPT/DATA), and how many were sent (delivered or refused).
     pub fn bounce_rates(&self) -> Result<Vec<(i64, i64, i64)>, StoreError> {
         self.rows(
             "SELECT i.id,
                     (SELECT count(DISTINCT b.address) FROM bounces b
                      WHERE b.issue_id = i.id AND b.cause IN (?1, ?2)),
-                    (SELECT count(*) FROM deliveries d WHERE d.issue_id = i.id AND d.state = 'sent')
+                    (SELECT count(*) FROM deliveries d WHERE d.issue_id = i.id AND d.state IN ('sent', 'failed'))
              FROM issues i ORDER BY i.id DESC",
             Cause::RATE_CAUSES,
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
