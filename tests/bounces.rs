@@ -1,8 +1,9 @@
-//! Every real bounce report of `tests/fixtures/bounces` (from Sisimai's public corpus: Postfix,
-//! Gmail, Exchange, Office 365, au/EZweb, docomo, RFC 3464, ARF) goes through tayori's reader
-//! and classifier, and the decision per address is compared with what the Sisimai classifier
-//! (`libsisimai-perl` 4.25) reads from the same report (`expected.jsonl`), mapped through the
-//! table of DESIGN.md "Bounces and pacing".
+//! Bounces as an office meets them. Every real report of `tests/fixtures/bounces` (from
+//! Sisimai's public corpus: Postfix, Gmail, Exchange, Office 365, au/EZweb, docomo, RFC 3464,
+//! ARF) and of `tests/fixtures/bounces-extra` goes through tayori's reader and verdict, as if it
+//! came back to the VERP address of the delivery to the recipient Sisimai names, and is compared
+//! with what the Sisimai classifier (`libsisimai-perl` 4.25) reads from it (`expected.jsonl`).
+//! Then forged reports, refusals at RCPT and DATA, and reports too big or read again.
 
 mod support;
 
