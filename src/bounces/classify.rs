@@ -258,6 +258,11 @@ pub fn says_reader_side(prose: &str) -> bool {
     has(&w, MAILBOX_FULL) || has(&w, SUSPENDED) || has(&w, FILTERED)
 }
 
+/// Whether a report's words call its failure temporary.
+pub fn says_temporary(words: &str) -> bool {
+    has(&words.to_lowercase(), TEMPORARY)
+}
+
 /// The first three-digit SMTP reply code in the words (`550`), empty when none.
 fn reply_code(words: &str) -> &str {
     words

@@ -53,6 +53,13 @@ impl Failure {
             }
             cause = said(&format!("{words}\n{more}"));
         }
+        // A report that calls the failure temporary never suppresses at once.
+        let temporary = [&words, &self.context, &self.prose]
+            .iter()
+            .any(|w| super::classify::says_temporary(w));
+        if temporary && cause.suppresses() {
+            return Cause::ReaderSide;
+        }
         cause
     }
 }
@@ -483,5 +490,24 @@ mod tests {
             ("gone@example.jp", "failed", "5.1.1")
         );
         assert!(f.diagnostic.contains("User unknown"));
+    }
+
+    #[test]
+    fn a_notice_of_temporary_failure_never_reads_as_an_address_gone() {
+        let eml = "From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\r\nTo: bounces+1xab@example.jp\r\nX-Failed-Recipients: reader@example.jp\r\nSubject: Delivery Status Notification (Failure)\r\n\r\nDelivery to the following recipient failed:\r\n\r\n     reader@example.jp\r\n\r\nTechnical details of temporary failure:\r\nDNS Error: DNS type 'mx' lookup of example.jp responded with code NXDOMAIN\r\nDomain name not found: example.jp\r\n";
+        let r = parse(eml.as_bytes()).unwrap();
+        assert_eq!(cause_for(&r, "reader@example.jp"), Some(Cause::ReaderSide));
+        let permanent = eml.replace("temporary failure", "permanent failure");
+        let r = parse(permanent.as_bytes()).unwrap();
+        assert_eq!(cause_for(&r, "reader@example.jp"), Some(Cause::AddressGone));
+    }
+
+    #[test]
+    fn a_report_listing_several_recipients_gives_each_its_own_cause_only() {
+        let eml = b"From: MAILER-DAEMON@mx.example\r\nTo: bounces+1xab@example.jp\r\nSubject: Undelivered Mail\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSorry.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\nFinal-Recipient: rfc822; gone@example.jp\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\nFinal-Recipient: rfc822; full@example.jp\r\nAction: failed\r\nStatus: 5.2.2\r\nDiagnostic-Code: smtp; 552 5.2.2 Mailbox full\r\n\r\n--b--\r\n";
+        let r = parse(eml).unwrap();
+        assert_eq!(cause_for(&r, "gone@example.jp"), Some(Cause::AddressGone));
+        assert_eq!(cause_for(&r, "full@example.jp"), Some(Cause::ReaderSide));
+        assert_eq!(cause_for(&r, "other@example.jp"), None);
     }
 }

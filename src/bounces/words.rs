@@ -120,6 +120,11 @@ pub const USER_UNKNOWN: &[&str] = &[
     "no such recipient",
     "no such person",
     "no such address",
+    "unknown or illegal alias",
+    "address invalid",
+    "mailbox not available",
+    "user doesn't have a",
+    "not our customer",
     "no mailbox here",
     "no mailbox by that name",
     "no mailbox found",
@@ -378,4 +383,13 @@ pub const REMOTE_TROUBLE: &[&str] = &[
     "could not be delivered for more than",
     "unable to deliver message after multiple retries",
     "giving up on",
+];
+
+/// Words of a report that says its failure is temporary (Gmail's "Technical details of
+/// temporary failure"), whatever status the server's reply carries.
+pub const TEMPORARY: &[&str] = &[
+    "temporary failure",
+    "temporary error",
+    "this is a temporary",
+    "temporarily rejected",
 ];
