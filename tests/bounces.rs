@@ -340,9 +340,11 @@ fn no_report_without_the_valid_verp_tag_of_that_delivery_suppresses_anyone() {
             dsn("bounces+1x00112233aabbccdd@example.jp", victim, "5.1.1", "550 5.1.1 User unknown", "f2"),
         ),
         (
-            "3.tag-of-an-old-issue-of-another",
+            // A reader's own genuine tag (from the Return-Path of the copy they got) on a
+            // report naming another reader.
+            "3.tag-of-another",
             dsn(
-                &format!("bounces+{}@example.jp", key.verp_tag(7, "yumi.tanaka@example.com")),
+                &tag_of("yumi.tanaka@example.com"),
                 victim,
                 "5.1.1",
                 "550 5.1.1 User unknown",
@@ -383,10 +385,15 @@ fn no_report_without_the_valid_verp_tag_of_that_delivery_suppresses_anyone() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let gone = suppressed(root);
     assert!(!gone.contains(victim), "a forged report suppressed: {gone}");
+    assert!(
+        !gone.contains("yumi.tanaka"),
+        "nor the tag's own reader: {gone}"
+    );
     assert!(!gone.contains("keiko.suzuki"), "one soft bounce: {gone}");
     assert!(gone.contains("shoshi.ito@example.org"), "{gone}");
     let status = text(&tayori(root, &["status"]).stdout);
     assert!(status.contains("no valid VERP tag"), "{status}");
+    assert!(status.contains("names another subscriber"), "{status}");
     let keiko = text(&tayori(root, &["status", "--subscriber", "keiko.suzuki@example.jp"]).stdout);
     assert!(keiko.contains("reader side 5.2.2"), "{keiko}");
     assert!(!keiko.contains("address gone"), "{keiko}");

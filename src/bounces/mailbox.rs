@@ -247,8 +247,15 @@ fn decide(
     if report.failures.is_empty() && report.complaint.is_none() || report.auto_reply {
         return Ok((Vec::new(), "kept: not a bounce we could read"));
     }
-    for tag in report.verp_tags() {
+    // A handful of candidates: each costs a MAC per address of its issue.
+    for tag in report.verp_tags().take(8) {
         if let Some((address, issue)) = delivery_of_tag(tag, store, reader.key)? {
+            if names_another_subscriber(report, &address, store)? {
+                // A forward names an address we never wrote to; a report that names another
+                // of our readers under this tag is someone's mistake or someone's forgery.
+                let why = "kept: names another subscriber than the delivery it came back for";
+                return Ok((Vec::new(), why));
+            }
             let record = record(report, &address, Some(issue));
             let why = "kept: says nothing about the delivery it came back for";
             return Ok((record.into_iter().collect(), why));
@@ -268,6 +275,27 @@ fn decide(
         }
     }
     Ok((records, "kept: matches no subscriber"))
+}
+
+/// Whether the report names none of `address` but another address we made deliveries to.
+fn names_another_subscriber(
+    report: &Report,
+    address: &str,
+    store: &Store,
+) -> Result<bool, StoreError> {
+    let named = |a: &str| crate::subscribers::key(a) == address;
+    if report.failures.is_empty() || report.failures.iter().any(|f| named(&f.address)) {
+        return Ok(false);
+    }
+    for f in report.failures.iter().take(MAX_ADDRESSES) {
+        if !store
+            .issues_to(&crate::subscribers::key(&f.address))?
+            .is_empty()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The record of what `report` says about the delivery to `address`, if it says anything.
