@@ -36,11 +36,17 @@ impl Failure {
     /// the paragraph that names it, else from the report's prose.
     pub fn cause(&self) -> Cause {
         let stage = stage_in(&format!("{}\n{}", self.diagnostic, self.context));
+        // The server's own code in its reply is more precise than a relay's `5.0.0`.
+        let said_code = enhanced_status(&self.diagnostic).filter(|c| {
+            let mut parts = c.split('.').skip(1);
+            parts.all(|p| p != "0")
+        });
+        let status = said_code.as_deref().unwrap_or(&self.status);
         let said = |words: &str| {
             verdict(&Said {
                 address: &self.address,
                 action: &self.action,
-                status: &self.status,
+                status,
                 stage,
                 words,
             })
