@@ -160,17 +160,21 @@ pub async fn read_remote(
         message,
     };
     let mut session = super::remote::Session::open(remote).await.map_err(fail)?;
-    let fetched = session.fetch().await.map_err(fail)?;
+    let fetched = session.fetch(MAX_REPORT_BYTES).await.map_err(fail)?;
     let mut read = Read::default();
     let mut acted_on = Vec::new();
     for f in &fetched {
-        // Known by its content before it is parsed: a kept report is not read again.
-        let seen_as = content_id(&f.bytes);
+        // Known before it is parsed — by its content, or (too big to download) by its place
+        // on the server: a kept report is not read again.
+        let too_big = f.size > MAX_REPORT_BYTES;
+        let seen_as = if too_big {
+            format!("{}/{}#{}", remote.name(), remote.folder, f.id)
+        } else {
+            content_id(&f.bytes)
+        };
         let acted = match store.report_outcome(&seen_as)? {
             Some(outcome) => outcome == "matched",
-            None if f.bytes.len() as u64 > MAX_REPORT_BYTES => {
-                keep_too_big(&seen_as, f.bytes.len() as u64, store, &mut read)?
-            }
+            None if too_big => keep_too_big(&seen_as, f.size, store, &mut read)?,
             None => process(&f.bytes, &seen_as, store, reader, &mut read)?,
         };
         if acted {
