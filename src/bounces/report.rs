@@ -500,7 +500,7 @@ mod tests {
 
     #[test]
     fn a_notice_of_temporary_failure_never_reads_as_an_address_gone() {
-        let eml = "From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\r\nTo: bounces+1xab@example.jp\r\nX-Failed-Recipients: reader@example.jp\r\nSubject: Delivery Status Notification (Failure)\r\n\r\nDelivery to the following recipient failed:\r\n\r\n     reader@example.jp\r\n\r\nTechnical details of temporary failure:\r\nDNS Error: DNS type 'mx' lookup of example.jp responded with code NXDOMAIN\r\nDomain name not found: example.jp\r\n";
+        let eml = "From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\r\nTo: bounces+1xab@example.jp\r\nX-Failed-Recipients: reader@example.jp\r\nSubject: Delivery Status Notification (Failure)\r\n\r\nDelivery to the following recipient failed:\r\n\r\n     reader@example.jp\r\n\r\nTechnical details of temporary failure:\r\nThe error that the other server returned was: 550 5.1.1 user unknown\r\n";
         let r = parse(eml.as_bytes()).unwrap();
         assert_eq!(cause_for(&r, "reader@example.jp"), Some(Cause::ReaderSide));
         let permanent = eml.replace("temporary failure", "permanent failure");

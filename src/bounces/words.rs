@@ -29,6 +29,7 @@ pub const MAILBOX_FULL: &[&str] = &[
     "mailbox size limit",
     "not enough storage",
     "not enough disk space",
+    "not enough free space",
     "does not have enough space",
     "would exceed maximum allowed storage",
     "space has been used up",
@@ -125,6 +126,8 @@ pub const USER_UNKNOWN: &[&str] = &[
     "mailbox not available",
     "user doesn't have a",
     "not our customer",
+    "address couldn't be found",
+    "does not like recipient",
     "no mailbox here",
     "no mailbox by that name",
     "no mailbox found",
@@ -262,7 +265,14 @@ pub const HOST_UNKNOWN: &[&str] = &[
     "nullmx",
     "no mx record found",
     "indicated no smtp service",
-    "nxdomain",
+    "domain name not found",
+    "returned answer with no data",
+    "domain doesnt exist",
+    "domain doesn't exist",
+    "illegal host/domain name",
+    "invalid domain name",
+    "couldn't find any host",
+    "no host found for existing smtp connection",
 ];
 
 /// Spam verdicts, block lists, rates, authentication and policy: about us, never the reader.
@@ -352,6 +362,8 @@ pub const LOCAL_AGENT: &[&str] = &[
 
 /// Remote system or network trouble: nobody's address is at fault.
 pub const REMOTE_TROUBLE: &[&str] = &[
+    // Google's resolver failing is not proof that the domain is gone.
+    "responded with code nxdomain",
     "dns query failed",
     "name server reply",
     "host name lookup failure",
