@@ -58,7 +58,7 @@ fn reports_over_imap_and_pop3_suppress_by_why_once_and_keep_what_matches_nobody(
     dovecot.deliver(
         "2.blocked",
         &dsn(
-            "bounces@example.jp",
+            &verp_of("yumi.tanaka@example.com"),
             "yumi.tanaka@example.com",
             "5.7.1",
             "550 5.7.1 Service unavailable; client host blocked",
@@ -100,7 +100,7 @@ fn reports_over_imap_and_pop3_suppress_by_why_once_and_keep_what_matches_nobody(
             .any(|m| m.contains("3.nobody") && !m.ends_with("S")),
         "{msgs:?}"
     );
-    assert!(status.contains("kept: matches no subscriber"), "{status}");
+    assert!(status.contains("kept: no valid VERP tag"), "{status}");
 
     // Again: nothing is counted twice.
     assert!(tayori_env(root, &["send"], &env).status.success());
@@ -117,7 +117,7 @@ fn reports_over_imap_and_pop3_suppress_by_why_once_and_keep_what_matches_nobody(
     dovecot.deliver(
         "4.full",
         &dsn(
-            "bounces@example.jp",
+            &verp_of("Keiko.Suzuki@Example.JP"),
             "keiko.suzuki@example.jp",
             "5.2.2",
             "552 5.2.2 Mailbox full",
@@ -153,6 +153,41 @@ fn reports_over_imap_and_pop3_suppress_by_why_once_and_keep_what_matches_nobody(
     let err = text(&o.stderr);
     assert!(err.contains("refused the login of `bounce`"), "{err}");
     assert_eq!(bounce_rows(root), 3);
+
+    // A report over the cap, on both servers: never downloaded nor parsed, kept and shown.
+    let mut big = dsn(
+        "bounces@example.jp",
+        "stranger@nowhere.example",
+        "5.1.1",
+        "550 5.1.1 User unknown",
+        "i5",
+    );
+    big.push_str(&"x".repeat(10 * 1024 * 1024 + 1));
+    dovecot.deliver("5.big", &big);
+    for block in [
+        format!(
+            "bounces:\n  mailbox: imaps://bounce@127.0.0.1:{}/INBOX\n  address: bounces@example.jp\n",
+            dovecot.imaps
+        ),
+        format!(
+            "bounces:\n  mailbox: pop3s://bounce@127.0.0.1:{}\n  address: bounces@example.jp\n",
+            dovecot.pop3s
+        ),
+    ] {
+        set_mailbox(root, &block);
+        let o = tayori_env(root, &["send"], &env);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let status = text(&tayori(root, &["status"]).stdout);
+        assert!(status.contains("too big to read"), "{status}");
+    }
+    assert!(
+        dovecot
+            .messages()
+            .iter()
+            .any(|m| m.contains("5.big") && !m.ends_with("S")),
+        "{:?}",
+        dovecot.messages()
+    );
 }
 
 #[test]

@@ -108,10 +108,13 @@ impl Remote {
     }
 }
 
-/// One message fetched: its id on the server (IMAP UID, POP3 message number) and its bytes.
+/// One message fetched: its id on the server (IMAP UID, POP3 message number) and its bytes —
+/// none when it is bigger than the limit given to [`Session::fetch`] (it is never downloaded).
 pub struct Fetched {
     pub id: u32,
     pub bytes: Vec<u8>,
+    /// Its size as the server says.
+    pub size: u64,
 }
 
 /// A byte stream to the server, with or without TLS.
@@ -193,8 +196,9 @@ impl Session {
         Ok(Session(Inner::Imap(session)))
     }
 
-    /// The messages not yet read: IMAP's unseen (left unseen), POP3's all.
-    pub async fn fetch(&mut self) -> Result<Vec<Fetched>, String> {
+    /// The messages not yet read: IMAP's unseen (left unseen), POP3's all. A message bigger
+    /// than `max_bytes` comes without its bytes.
+    pub async fn fetch(&mut self, max_bytes: u64) -> Result<Vec<Fetched>, String> {
         let mut out = Vec::new();
         match &mut self.0 {
             Inner::Imap(s) => {
@@ -203,8 +207,33 @@ impl Session {
                 uids.sort();
                 for chunk in uids.chunks(100) {
                     let set: Vec<String> = chunk.iter().map(u32::to_string).collect();
+                    let sizes: Vec<_> = s
+                        .uid_fetch(set.join(","), "RFC822.SIZE")
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .try_collect()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut small = Vec::new();
+                    for f in sizes {
+                        let (Some(uid), size) = (f.uid, u64::from(f.size.unwrap_or(0))) else {
+                            continue;
+                        };
+                        if size > max_bytes {
+                            out.push(Fetched {
+                                id: uid,
+                                bytes: Vec::new(),
+                                size,
+                            });
+                        } else {
+                            small.push(uid.to_string());
+                        }
+                    }
+                    if small.is_empty() {
+                        continue;
+                    }
                     let fetches: Vec<_> = s
-                        .uid_fetch(set.join(","), "BODY.PEEK[]")
+                        .uid_fetch(small.join(","), "BODY.PEEK[]")
                         .await
                         .map_err(|e| e.to_string())?
                         .try_collect()
@@ -215,6 +244,7 @@ impl Session {
                             out.push(Fetched {
                                 id: uid,
                                 bytes: body.to_vec(),
+                                size: body.len() as u64,
                             });
                         }
                     }
@@ -223,9 +253,24 @@ impl Session {
             Inner::Pop3(c) => {
                 let stat = c.stat().await.map_err(|e| e.to_string())?;
                 for n in 1..=stat.counter().value().map_err(|e| e.to_string())? {
+                    let size = match c.list(Some(n)).await.map_err(|e| e.to_string())? {
+                        async_pop::response::list::ListResponse::Single(item) => {
+                            item.size().value().map_err(|e| e.to_string())? as u64
+                        }
+                        _ => 0,
+                    };
+                    if size > max_bytes {
+                        out.push(Fetched {
+                            id: n as u32,
+                            bytes: Vec::new(),
+                            size,
+                        });
+                        continue;
+                    }
                     let bytes = c.retr(n).await.map_err(|e| e.to_string())?;
                     out.push(Fetched {
                         id: n as u32,
+                        size: bytes.len() as u64,
                         bytes: bytes.to_vec(),
                     });
                 }

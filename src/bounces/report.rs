@@ -7,6 +7,9 @@
 
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
+use super::classify::{stage_in, verdict, Said};
+use super::Cause;
+
 /// One recipient a report says failed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Failure {
@@ -23,19 +26,47 @@ pub struct Failure {
     pub prose: String,
     /// The DSN's `Remote-MTA`: which server refused (a carrier's, say).
     pub remote_mta: String,
+    /// The paragraph of the report's prose that names this address (Postfix and exim write
+    /// the server's reply and the SMTP stage there).
+    pub context: String,
 }
 
 impl Failure {
     /// Why it failed: from the status and the server's words for this recipient, else from
-    /// the report's prose.
-    pub fn cause(&self) -> crate::bounces::Cause {
-        use crate::bounces::{classify, Cause};
+    /// the paragraph that names it, else from the report's prose.
+    pub fn cause(&self) -> Cause {
+        let stage = stage_in(&format!("{}\n{}", self.diagnostic, self.context));
+        // The server's own code in its reply is more precise than a relay's `5.0.0`.
+        let said_code = enhanced_status(&self.diagnostic).filter(|c| {
+            let mut parts = c.split('.').skip(1);
+            parts.all(|p| p != "0")
+        });
+        let status = said_code.as_deref().unwrap_or(&self.status);
+        let said = |words: &str| {
+            verdict(&Said {
+                address: &self.address,
+                action: &self.action,
+                status,
+                stage,
+                words,
+            })
+        };
         let words = format!("{}\n{}", self.diagnostic, self.remote_mta);
-        let by_words = classify(&self.address, &self.action, &self.status, &words);
-        if by_words != Cause::Other || self.prose.trim().is_empty() {
-            return by_words;
+        let mut cause = said(&words);
+        for more in [&self.context, &self.prose] {
+            if cause != Cause::Other || more.trim().is_empty() {
+                break;
+            }
+            cause = said(&format!("{words}\n{more}"));
         }
-        classify(&self.address, &self.action, &self.status, &self.prose)
+        // A report that calls the failure temporary never suppresses at once.
+        let temporary = [&words, &self.context, &self.prose]
+            .iter()
+            .any(|w| super::classify::says_temporary(w));
+        if temporary && cause.suppresses() {
+            return Cause::ReaderSide;
+        }
+        cause
     }
 }
 
@@ -51,99 +82,234 @@ pub struct Report {
     pub original_message_id: Option<String>,
     /// The report's own Message-ID: it is read once.
     pub message_id: Option<String>,
-    /// Where the report was addressed (`To`, `Delivered-To`, `X-Original-To`…): a VERP
+    /// Where the report was addressed (`Delivered-To`, `X-Original-To`, `To`…): a VERP
     /// address `local+<tag>@domain` names the delivery.
     pub envelope_to: Vec<String>,
+    /// The `Return-Path` of the returned original, where the report quotes it: feedback loops
+    /// send their complaints to an address of their own, and this still names the delivery.
+    pub returned_from: Vec<String>,
 }
 
 impl Report {
-    /// The VERP tag the report was sent back to, if any.
-    pub fn verp_tag(&self) -> Option<&str> {
-        self.envelope_to.iter().find_map(|a| {
-            let local = a.split('@').next()?;
-            local.split_once('+').map(|(_, tag)| tag)
-        })
+    /// Every VERP tag the report carries, in the order they are to be trusted: the address it
+    /// came back to first, then the returned original's `Return-Path`.
+    pub fn verp_tags(&self) -> impl Iterator<Item = &str> {
+        self.envelope_to
+            .iter()
+            .chain(&self.returned_from)
+            .filter_map(|a| {
+                let local = a.split('@').next()?;
+                local.split_once('+').map(|(_, tag)| tag)
+            })
     }
 }
 
-/// Reads a report; `None` when the bytes are not a message at all.
+/// The cause a report gives for the delivery to `address`: its own failure's, never another
+/// recipient's. A report that names one address only may name it after a forward (the VERP tag
+/// says which delivery it is about), so that one counts; a report listing several recipients,
+/// none of them `address`, says nothing about it. `None` when the report says nothing about it.
+pub fn cause_for(report: &Report, address: &str) -> Option<Cause> {
+    let mut named: Vec<&str> = report.failures.iter().map(|f| f.address.as_str()).collect();
+    named.sort_unstable();
+    named.dedup();
+    let about_it = named.len() <= 1 || named.contains(&address);
+    if let Some(kind) = &report.complaint {
+        // An authentication-failure report (DMARC, RFC 6591) is about our signatures, not
+        // the reader's wish; "not-spam" is the reader's wish to keep getting it.
+        let cause = match kind.as_str() {
+            "auth-failure" => Cause::SenderSide,
+            "not-spam" => Cause::NotABounce,
+            _ => Cause::Complaint,
+        };
+        return about_it.then_some(cause);
+    }
+    if report.auto_reply {
+        return Some(Cause::NotABounce);
+    }
+    let failure = failure_for(report, address)?;
+    match failure.cause() {
+        Cause::AddressGone
+            if named.len() <= 1 && super::classify::says_reader_side(&failure.prose) =>
+        {
+            Some(Cause::ReaderSide)
+        }
+        cause => Some(cause),
+    }
+}
+
+/// The failure a report gives for `address`: its own, or the only one of a report that names
+/// one address (a forward).
+pub fn failure_for<'a>(report: &'a Report, address: &str) -> Option<&'a Failure> {
+    let own = report.failures.iter().find(|f| f.address == address);
+    own.or_else(|| {
+        let first = report.failures.first()?;
+        let one = report.failures.iter().all(|f| f.address == first.address);
+        one.then_some(first)
+    })
+}
+
+/// The headers that say where a report was delivered, most trusted first.
+const ENVELOPE_HEADERS: &[&str] = &[
+    "delivered-to",
+    "x-original-to",
+    "envelope-to",
+    "x-envelope-to",
+    "to",
+];
+
+/// How much of a report is parsed. What a report says comes first (RFC 6522: the prose, then
+/// the `message/delivery-status` or `message/feedback-report`, then the original); a real
+/// report is a few KiB, and the cap bounds the memory a crafted one can take (a header of
+/// millions of fields).
+pub const MAX_PARSED_BYTES: usize = 1024 * 1024;
+
+/// Reads a report (its first [`MAX_PARSED_BYTES`]); `None` when the bytes are not a message
+/// at all.
 pub fn parse(bytes: &[u8]) -> Option<Report> {
+    let bytes = &bytes[..bytes.len().min(MAX_PARSED_BYTES)];
     let msg = MessageParser::default().parse(bytes)?;
     let mut report = Report {
-        auto_reply: is_auto_reply(&msg),
         message_id: msg.message_id().map(|m| format!("<{m}>")),
-        envelope_to: msg
-            .headers_raw()
-            .filter(|(k, _)| {
-                [
-                    "to",
-                    "delivered-to",
-                    "x-original-to",
-                    "envelope-to",
-                    "x-envelope-to",
-                ]
-                .contains(&k.to_ascii_lowercase().as_str())
+        envelope_to: ENVELOPE_HEADERS
+            .iter()
+            .flat_map(|h| {
+                msg.headers_raw()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(h))
+                    .flat_map(|(_, v)| v.split(',').filter_map(address_in))
+                    .take(16)
+                    .collect::<Vec<_>>()
             })
-            .flat_map(|(_, v)| v.split(',').filter_map(address_in).collect::<Vec<_>>())
             .collect(),
         ..Report::default()
     };
-    let text = all_text(&msg);
+    let mut text = all_text(&msg);
+    if text.trim().is_empty() {
+        // A broken MIME header (a boundary on a line of its own) hides every part: read the
+        // body as the text it is.
+        text = raw_body(bytes);
+    }
+    let mut is_dsn = false;
     for part in msg.parts.iter() {
         let Some(ct) = part.content_type() else {
             continue;
         };
         let sub = ct.subtype().unwrap_or("").to_ascii_lowercase();
-        if !ct.ctype().eq_ignore_ascii_case("message") {
-            continue;
-        }
-        match sub.as_str() {
-            "delivery-status" | "global-delivery-status" => {
-                report.failures.extend(delivery_status(part_bytes(part)));
-                // A DSN is itself "auto-replied" (RFC 3834 §5; Postfix says so), but it is a
-                // bounce, not a vacation message.
-                report.auto_reply = false;
-            }
-            "feedback-report" => {
-                let fields = fields(part_bytes(part));
-                report.complaint = Some(
-                    field(&fields, "feedback-type")
-                        .unwrap_or("abuse")
-                        .trim()
-                        .to_ascii_lowercase(),
-                );
-                if let Some(rcpt) = field(&fields, "original-rcpt-to") {
-                    report.failures.push(Failure {
-                        address: address_in(rcpt).unwrap_or_default(),
-                        ..Failure::default()
-                    });
+        if ct.ctype().eq_ignore_ascii_case("message") {
+            match sub.as_str() {
+                "delivery-status" | "global-delivery-status" => {
+                    report.failures.extend(delivery_status(part_bytes(part)));
+                    is_dsn = true;
                 }
+                "feedback-report" => feedback_report(part_bytes(part), &mut report),
+                _ => {}
             }
-            _ => {}
         }
         if let PartType::Message(inner) = &part.body {
-            report.original_message_id = report
-                .original_message_id
-                .or_else(|| inner.message_id().map(|m| format!("<{m}>")));
-            if report.complaint.is_some() && report.failures.iter().all(|f| f.address.is_empty()) {
-                if let Some(to) = inner.to().and_then(|t| t.first()).and_then(|a| a.address()) {
-                    report.failures.retain(|f| !f.address.is_empty());
-                    report.failures.push(Failure {
-                        address: to.to_lowercase(),
-                        ..Failure::default()
-                    });
-                }
+            returned_original(inner, &mut report);
+        }
+    }
+    report.returned_from.extend(quoted_return_paths(&text));
+    let subject = msg.subject().unwrap_or("").to_lowercase();
+    // Hotmail's complaints are no ARF: a mail from its staff quoting the original.
+    if report.complaint.is_none() && subject.contains("complaint about message from") {
+        report.complaint = Some("abuse".into());
+    }
+    if report.failures.is_empty() && report.complaint.is_none() {
+        super::plain::amazon_ses(&text, &mut report);
+    }
+    let prose = prose_of(&text);
+    if report.failures.is_empty() && report.complaint.is_none() {
+        report.failures = super::plain::non_standard(&msg, &prose, &text);
+    }
+    for f in &mut report.failures {
+        f.context = super::plain::paragraph(&prose, &f.address);
+        f.prose = format!("{subject}\n{prose}");
+    }
+    report.auto_reply = !is_dsn
+        && report.complaint.is_none()
+        && is_auto_reply(&msg)
+        && !super::plain::looks_like_bounce(&msg);
+    Some(report)
+}
+
+/// The bytes after the header, as text.
+fn raw_body(bytes: &[u8]) -> String {
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| bytes.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+        .unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[at..]).into_owned()
+}
+
+/// The complaint of an RFC 5965 `message/feedback-report` part: its type and every recipient
+/// it names.
+fn feedback_report(body: &[u8], report: &mut Report) {
+    let fields = fields(body);
+    report.complaint = Some(
+        field(&fields, "feedback-type")
+            .unwrap_or("abuse")
+            .trim()
+            .to_ascii_lowercase(),
+    );
+    for (k, v) in &fields {
+        if k == "original-rcpt-to" || k == "redacted-address" {
+            if let Some(address) = address_in(v) {
+                report.failures.push(Failure {
+                    address,
+                    ..Failure::default()
+                });
             }
         }
     }
-    let prose = prose_of(&text);
-    for f in &mut report.failures {
-        f.prose = prose.clone();
+}
+
+/// What the returned original says: its Message-ID, its `Return-Path` (our VERP address), and
+/// for a complaint that names nobody, the recipient in its headers.
+fn returned_original(inner: &Message<'_>, report: &mut Report) {
+    report.original_message_id = report
+        .original_message_id
+        .take()
+        .or_else(|| inner.message_id().map(|m| format!("<{m}>")));
+    report.returned_from.extend(
+        inner
+            .headers_raw()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("return-path"))
+            .filter_map(|(_, v)| address_in(v))
+            .take(4),
+    );
+    if report.complaint.is_some() && report.failures.is_empty() {
+        let named = inner
+            .header_raw("X-HmXmrOriginalRecipient")
+            .and_then(address_in)
+            .or_else(|| {
+                let to = inner.to()?.first()?.address()?;
+                Some(to.to_lowercase())
+            });
+        if let Some(address) = named {
+            report.failures.push(Failure {
+                address,
+                ..Failure::default()
+            });
+        }
     }
-    if report.failures.is_empty() && report.complaint.is_none() {
-        report.failures = non_standard(&msg, &text);
-    }
-    Some(report)
+}
+
+/// The `Return-Path:` lines of an original quoted in the report's text (a
+/// `text/rfc822-headers` part, or a plain-text report that copies the message below).
+fn quoted_return_paths(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let (name, value) = l.trim_start().split_once(':')?;
+            if name.eq_ignore_ascii_case("return-path") {
+                address_in(value)
+            } else {
+                None
+            }
+        })
+        .take(16)
+        .collect()
 }
 
 /// The raw bytes of a part's body, however mail-parser typed it.
@@ -204,8 +370,8 @@ fn delivery_status(body: &[u8]) -> Vec<Failure> {
                 .and_then(enhanced_status)
                 .unwrap_or_default(),
             diagnostic: field(&f, "diagnostic-code").unwrap_or("").to_string(),
-            prose: String::new(),
             remote_mta: field(&f, "remote-mta").unwrap_or("").to_string(),
+            ..Failure::default()
         });
     }
     out
@@ -237,28 +403,19 @@ pub fn enhanced_status(text: &str) -> Option<String> {
 }
 
 /// The address in `rfc822; a@b`, `Name <a@b>` or a bare `a@b`, lower-cased.
-fn address_in(value: &str) -> Option<String> {
+pub(super) fn address_in(value: &str) -> Option<String> {
     let v = value.rsplit(';').next().unwrap_or(value);
     let v = match (v.find('<'), v.rfind('>')) {
         (Some(a), Some(b)) if b > a => &v[a + 1..b],
         _ => v,
     };
     let v = v.trim();
+    let v = v.strip_prefix("mailto:").unwrap_or(v);
     (v.contains('@') && !v.contains(char::is_whitespace)).then(|| v.to_lowercase())
 }
 
-/// The lines of `prose` around the first mention of `address` (where servers put the reason).
-fn around(prose: &str, address: &str) -> String {
-    let lines: Vec<&str> = prose.lines().collect();
-    let lower: Vec<String> = lines.iter().map(|l| l.to_lowercase()).collect();
-    match lower.iter().position(|l| l.contains(address)) {
-        Some(i) => lines[i..(i + 4).min(lines.len())].join("\n"),
-        None => String::new(),
-    }
-}
-
 /// Every text part, decoded, one after the other (the words a person would read).
-fn all_text(msg: &Message<'_>) -> String {
+pub(super) fn all_text(msg: &Message<'_>) -> String {
     let mut out = String::new();
     for part in msg.parts.iter() {
         if let PartType::Text(t) = &part.body {
@@ -270,7 +427,7 @@ fn all_text(msg: &Message<'_>) -> String {
 }
 
 /// The prose of a report: its text up to where the returned message's headers begin.
-fn prose_of(text: &str) -> String {
+pub(super) fn prose_of(text: &str) -> String {
     let mut out = String::new();
     for line in text.lines() {
         let l = line.trim_start();
@@ -311,72 +468,6 @@ fn is_auto_reply(msg: &Message<'_>) -> bool {
     .any(|p| subject.contains(p))
 }
 
-/// A report that follows no standard: the recipient from `X-Failed-Recipients`, an address in
-/// angle brackets in the text, or the returned message's `To:`; the status from the text.
-fn non_standard(msg: &Message<'_>, text: &str) -> Vec<Failure> {
-    let from = msg
-        .from()
-        .and_then(|f| f.first())
-        .and_then(|a| a.address())
-        .unwrap_or("")
-        .to_lowercase();
-    let subject = msg.subject().unwrap_or("").to_lowercase();
-    let looks_like_bounce = ["mailer-daemon", "postmaster", "mail delivery"]
-        .iter()
-        .any(|p| from.contains(p))
-        || [
-            "undeliver",
-            "returned mail",
-            "failure",
-            "delivery status",
-            "not delivered",
-            "error",
-        ]
-        .iter()
-        .any(|p| subject.contains(p));
-    let listed: Vec<String> = msg
-        .header_raw("X-Failed-Recipients")
-        .map(|v| v.split(',').filter_map(address_in).collect())
-        .unwrap_or_default();
-    let own = msg
-        .to()
-        .and_then(|t| t.first())
-        .and_then(|a| a.address())
-        .unwrap_or("")
-        .to_lowercase();
-    let bracketed = text
-        .split('<')
-        .skip(1)
-        .filter_map(|s| s.split('>').next())
-        .filter_map(address_in)
-        .find(|a| *a != own && *a != from);
-    let quoted_to = text.lines().find_map(|l| {
-        let l = l.trim_start();
-        l.strip_prefix("To:")
-            .or_else(|| l.strip_prefix("to:"))
-            .and_then(|v| v.split(',').find_map(address_in))
-    });
-    let address = listed
-        .first()
-        .cloned()
-        .or(bracketed)
-        .or(quoted_to.filter(|a| *a != own));
-    match address {
-        Some(address) if looks_like_bounce || !listed.is_empty() => {
-            let prose = prose_of(text);
-            vec![Failure {
-                action: "failed".into(),
-                status: enhanced_status(&prose).unwrap_or_default(),
-                diagnostic: around(&prose, &address),
-                prose: format!("{subject}\n{prose}"),
-                remote_mta: String::new(),
-                address,
-            }]
-        }
-        _ => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,5 +496,24 @@ mod tests {
             ("gone@example.jp", "failed", "5.1.1")
         );
         assert!(f.diagnostic.contains("User unknown"));
+    }
+
+    #[test]
+    fn a_notice_of_temporary_failure_never_reads_as_an_address_gone() {
+        let eml = "From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\r\nTo: bounces+1xab@example.jp\r\nX-Failed-Recipients: reader@example.jp\r\nSubject: Delivery Status Notification (Failure)\r\n\r\nDelivery to the following recipient failed:\r\n\r\n     reader@example.jp\r\n\r\nTechnical details of temporary failure:\r\nThe error that the other server returned was: 550 5.1.1 user unknown\r\n";
+        let r = parse(eml.as_bytes()).unwrap();
+        assert_eq!(cause_for(&r, "reader@example.jp"), Some(Cause::ReaderSide));
+        let permanent = eml.replace("temporary failure", "permanent failure");
+        let r = parse(permanent.as_bytes()).unwrap();
+        assert_eq!(cause_for(&r, "reader@example.jp"), Some(Cause::AddressGone));
+    }
+
+    #[test]
+    fn a_report_listing_several_recipients_gives_each_its_own_cause_only() {
+        let eml = b"From: MAILER-DAEMON@mx.example\r\nTo: bounces+1xab@example.jp\r\nSubject: Undelivered Mail\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSorry.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\nFinal-Recipient: rfc822; gone@example.jp\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\nFinal-Recipient: rfc822; full@example.jp\r\nAction: failed\r\nStatus: 5.2.2\r\nDiagnostic-Code: smtp; 552 5.2.2 Mailbox full\r\n\r\n--b--\r\n";
+        let r = parse(eml).unwrap();
+        assert_eq!(cause_for(&r, "gone@example.jp"), Some(Cause::AddressGone));
+        assert_eq!(cause_for(&r, "full@example.jp"), Some(Cause::ReaderSide));
+        assert_eq!(cause_for(&r, "other@example.jp"), None);
     }
 }

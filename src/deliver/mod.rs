@@ -38,9 +38,13 @@ pub enum SendError {
     /// 4xx for this message, a timeout or a connection dropped mid-message: retry with backoff.
     #[error("{0}")]
     Transient(String),
-    /// 5xx at RCPT or at the end of DATA: this one recipient fails, never retried.
-    #[error("{0}")]
-    Permanent(String),
+    /// 5xx at RCPT or at the end of DATA: this one recipient fails, never retried; `stage`
+    /// says which (a "user unknown" at DATA is a filter, not a missing mailbox).
+    #[error("{reply}")]
+    Permanent {
+        reply: String,
+        stage: crate::bounces::Stage,
+    },
     /// Not about one recipient — connecting, TLS, EHLO, AUTH, MAIL FROM, DATA, or writing
     /// `outbox/`. It never fails a subscriber: after a short bounded retry (none when
     /// `permanent`: a 5xx, a wrong password) the run stops and every unsent delivery stays
@@ -295,20 +299,25 @@ pub async fn read_bounces(root: &Path, config: &Config, store: &mut Store) {
     let Some(b) = config.bounces.as_ref().filter(|b| b.mailbox.is_some()) else {
         return;
     };
-    let delete = b.processed == crate::config::Processed::Delete;
     let key = match Key::load_or_create(root) {
         Ok(k) => k,
         Err(e) => return tracing::warn!("bounce reports not read: {e}"),
     };
+    let reader = mailbox::Reader {
+        key: &key,
+        tagged_only: b.address.is_some(),
+        delete: b.processed == crate::config::Processed::Delete,
+    };
     let read = match (b.maildir(), b.remote()) {
-        (Some(dir), _) => mailbox::read_maildir(&dir, store, &key, delete),
-        (None, Some(Ok(remote))) => mailbox::read_remote(&remote, store, &key, delete).await,
+        (Some(dir), _) => mailbox::read_maildir(&dir, store, &reader),
+        (None, Some(Ok(remote))) => mailbox::read_remote(&remote, store, &reader).await,
         _ => return,
     }
     .map_err(|e| e.to_string());
     match read {
-        Ok(r) if r.reports > 0 => tracing::info!(
+        Ok(r) if r.reports > 0 || r.parsed > 0 => tracing::info!(
             reports = r.reports,
+            parsed = r.parsed,
             matched = r.matched,
             kept = r.kept,
             suppressed = r.suppressed.len(),

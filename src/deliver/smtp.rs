@@ -105,12 +105,13 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
-/// Maps lettre's error at RCPT or at the end of DATA: 5xx fails this recipient; everything
-/// else (4xx, I/O, timeouts, a dropped connection, an unreadable reply) is worth another try.
-pub fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+/// Maps lettre's error at RCPT or at the end of DATA (`stage`): 5xx fails this recipient;
+/// everything else (4xx, I/O, timeouts, a dropped connection, an unreadable reply) is worth
+/// another try.
+pub fn classify(e: &lettre::transport::smtp::Error, stage: crate::bounces::Stage) -> SendError {
     let text = reply(e);
     if e.is_permanent() {
-        SendError::Permanent(text)
+        SendError::Permanent { reply: text, stage }
     } else {
         SendError::Transient(text)
     }
@@ -274,7 +275,10 @@ impl Connection {
             );
             return Err(server_fault(what, e));
         }
-        let refused = replies.get(1).and_then(|r| r.as_ref().err()).map(classify);
+        let refused = replies
+            .get(1)
+            .and_then(|r| r.as_ref().err())
+            .map(|e| classify(e, crate::bounces::Stage::Rcpt));
         let data = replies.get(2).map(|r| r.as_ref().map(|_| ()));
         match (refused, data) {
             (None, Some(Ok(()))) => {
@@ -282,7 +286,7 @@ impl Connection {
                     .conn
                     .command(Data(message))
                     .await
-                    .map_err(|e| classify(&e))?;
+                    .map_err(|e| classify(&e, crate::bounces::Stage::Data))?;
                 Ok(format!(
                     "{} {}",
                     r.code(),

@@ -264,6 +264,7 @@ impl Run {
             let outcome = match message {
                 Err(e) => Outcome::Failed {
                     reply: e.to_string(),
+                    bounce: None,
                 },
                 Ok(message) => loop {
                     attempts += 1;
@@ -289,9 +290,14 @@ impl Run {
                             on_connection += 1;
                             break Outcome::Sent { reply };
                         }
-                        Err(SendError::Permanent(reply)) => {
+                        Err(SendError::Permanent { reply, stage }) => {
                             breaker.healthy();
-                            break Outcome::Failed { reply };
+                            // Read like a bounce report, by the one verdict function.
+                            let bounce = crate::bounces::smtp_refusal(&job.address, &reply, stage);
+                            break Outcome::Failed {
+                                reply,
+                                bounce: Some(bounce),
+                            };
                         }
                         Err(SendError::Server { cause, permanent }) => {
                             // Not this subscriber's doing: the attempt does not count.

@@ -1,23 +1,20 @@
-//! Bounces read from the mailbox: each report once (by its Message-ID, else its file name), what
-//! it said about each address, and the suppressions that follow (DESIGN.md, "Bounces").
+//! Bounces: each report once (by its Message-ID, else its content hash, and by the name it
+//! was first seen under), what it said about each address, and the suppressions that follow.
+//! The verdict is [`crate::bounces`]'s; this module records it and applies it.
 
-use chrono::{DateTime, TimeDelta, Utc};
-use rusqlite::{params, OptionalExtension};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{sql, Store, StoreError};
+use crate::bounces::{Cause, SOFT_LIMIT, SOFT_WINDOW};
 
-/// Soft bounces (the reader's side) that suppress an address within [`SOFT_WINDOW`].
-pub const SOFT_LIMIT: i64 = 3;
-/// The window soft bounces are counted in.
-pub const SOFT_WINDOW: TimeDelta = TimeDelta::days(30);
-
-/// What a report said about one address.
+/// What a report (or a 5xx at RCPT or DATA) said about one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BounceRecord {
     pub address: String,
     pub issue: Option<i64>,
-    /// `address gone`, `complaint`, `reader side`, `sender side`, `other`.
-    pub cause: String,
+    /// The verdict of [`crate::bounces`].
+    pub cause: Cause,
     pub status: String,
     pub diagnostic: String,
 }
@@ -35,70 +32,36 @@ impl Store {
             .map_err(|e| sql(&self.path, e))
     }
 
-    /// Records a report and what it said, in one transaction, and suppresses what must be: an
-    /// address gone or a complaint at once, the reader's side at the third time in 30 days.
-    /// Returns the addresses suppressed now.
+    /// Records a report under each of its `ids` (the first is the one shown; the others are
+    /// names it is known by before it is parsed) and what it said, in one transaction, and
+    /// applies each verdict. Returns the addresses suppressed now.
     pub fn record_report(
         &mut self,
-        id: &str,
+        ids: &[&str],
         outcome: &str,
         records: &[BounceRecord],
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         let p = self.path.clone();
         let now_s = now.to_rfc3339();
-        let since = (now - SOFT_WINDOW).to_rfc3339();
         let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
-        tx.execute(
-            "INSERT OR IGNORE INTO bounce_reports (id, read_at, outcome) VALUES (?1, ?2, ?3)",
-            params![id, now_s, outcome],
-        )
-        .map_err(|e| sql(&p, e))?;
-        let mut suppressed = Vec::new();
-        for r in records {
+        for (n, id) in ids.iter().enumerate() {
+            // The other names point at the first, so that `status` lists a report once.
+            let outcome = match n {
+                0 => outcome.to_string(),
+                _ if outcome == "matched" => outcome.to_string(),
+                _ => format!("{ALIAS}{}", ids[0]),
+            };
             tx.execute(
-                "INSERT INTO bounces (address, at, issue_id, cause, status, diagnostic, report)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    r.address,
-                    now_s,
-                    r.issue,
-                    r.cause,
-                    r.status,
-                    r.diagnostic,
-                    id
-                ],
+                "INSERT OR IGNORE INTO bounce_reports (id, read_at, outcome) VALUES (?1, ?2, ?3)",
+                params![id, now_s, outcome],
             )
             .map_err(|e| sql(&p, e))?;
-            let reason = match r.cause.as_str() {
-                "address gone" => Some(format!(
-                    "bounced: {} {}",
-                    r.status,
-                    first_line(&r.diagnostic)
-                )),
-                "complaint" => Some("complained".to_string()),
-                "reader side" => {
-                    let soft: i64 = tx
-                        .query_row(
-                            "SELECT count(*) FROM bounces WHERE address = ?1 AND cause = 'reader side' AND at >= ?2",
-                            params![r.address, since],
-                            |row| row.get(0),
-                        )
-                        .map_err(|e| sql(&p, e))?;
-                    (soft >= SOFT_LIMIT).then(|| format!("bounced: {soft} soft bounces in 30 days"))
-                }
-                _ => None,
-            };
-            if let Some(reason) = reason {
-                let n = tx
-                    .execute(
-                        "INSERT OR IGNORE INTO suppressions (address, reason, at) VALUES (?1, ?2, ?3)",
-                        params![r.address, reason, now_s],
-                    )
-                    .map_err(|e| sql(&p, e))?;
-                if n == 1 {
-                    suppressed.push(r.address.clone());
-                }
+        }
+        let mut suppressed = Vec::new();
+        for r in records {
+            if apply(&tx, r, ids.first().copied().unwrap_or(""), now)? {
+                suppressed.push(r.address.clone());
             }
         }
         tx.commit().map_err(|e| sql(&p, e))?;
@@ -117,16 +80,16 @@ impl Store {
         )
     }
 
-    /// Per issue: how many of its addresses bounced for good or on the reader's side, and how
-    /// many were sent.
+    /// Per issue: how many of its addresses bounced for good or on the reader's side (by a
+    /// report or at RCPT/DATA), and how many were sent (delivered or refused).
     pub fn bounce_rates(&self) -> Result<Vec<(i64, i64, i64)>, StoreError> {
         self.rows(
             "SELECT i.id,
                     (SELECT count(DISTINCT b.address) FROM bounces b
-                     WHERE b.issue_id = i.id AND b.cause IN ('address gone', 'reader side')),
-                    (SELECT count(*) FROM deliveries d WHERE d.issue_id = i.id AND d.state = 'sent')
+                     WHERE b.issue_id = i.id AND b.cause IN (?1, ?2)),
+                    (SELECT count(*) FROM deliveries d WHERE d.issue_id = i.id AND d.state IN ('sent', 'failed'))
              FROM issues i ORDER BY i.id DESC",
-            [],
+            Cause::RATE_CAUSES,
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
     }
@@ -134,7 +97,8 @@ impl Store {
     /// Reports read but not matched to a subscriber (kept in the mailbox): (id, outcome).
     pub fn kept_reports(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.rows(
-            "SELECT id, outcome FROM bounce_reports WHERE outcome != 'matched' ORDER BY read_at",
+            "SELECT id, outcome FROM bounce_reports
+             WHERE outcome != 'matched' AND outcome NOT LIKE 'same report as %' ORDER BY read_at",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
@@ -170,9 +134,57 @@ impl Store {
     }
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
+/// What a name other than a report's first id records as its outcome (then the id shown).
+const ALIAS: &str = "same report as ";
+
+/// Records one verdict and applies it: an address gone or a complaint suppresses at once, the
+/// reader's side at the [`SOFT_LIMIT`]th time in [`SOFT_WINDOW`]. Returns whether the address
+/// was suppressed now. `report` names where the verdict came from (a report, or `smtp`).
+pub(super) fn apply(
+    tx: &Transaction<'_>,
+    r: &BounceRecord,
+    report: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let p = tx.path().map(std::path::PathBuf::from).unwrap_or_default();
+    let now_s = now.to_rfc3339();
+    tx.execute(
+        "INSERT INTO bounces (address, at, issue_id, cause, status, diagnostic, report)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            r.address,
+            now_s,
+            r.issue,
+            r.cause.as_str(),
+            r.status,
+            r.diagnostic,
+            report
+        ],
+    )
+    .map_err(|e| sql(&p, e))?;
+    let reason = match r.cause.suppression_reason(&r.status, &r.diagnostic) {
+        Some(reason) => Some(reason),
+        None if r.cause.is_soft() => {
+            let since = (now - SOFT_WINDOW).to_rfc3339();
+            let soft: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM bounces WHERE address = ?1 AND cause = ?2 AND at >= ?3",
+                    params![r.address, r.cause.as_str(), since],
+                    |row| row.get(0),
+                )
+                .map_err(|e| sql(&p, e))?;
+            (soft >= SOFT_LIMIT).then(|| Cause::soft_reason(soft))
+        }
+        None => None,
+    };
+    let Some(reason) = reason else {
+        return Ok(false);
+    };
+    let n = tx
+        .execute(
+            "INSERT OR IGNORE INTO suppressions (address, reason, at) VALUES (?1, ?2, ?3)",
+            params![r.address, reason, now_s],
+        )
+        .map_err(|e| sql(&p, e))?;
+    Ok(n == 1)
 }

@@ -39,8 +39,12 @@ pub struct DeliveryJob {
 pub enum Outcome {
     /// The server answered 250 to DATA (or the `.eml` was written).
     Sent { reply: String },
-    /// A permanent (5xx) refusal: never retried.
-    Failed { reply: String },
+    /// A permanent (5xx) refusal: never retried. `bounce` is the verdict on a refusal at RCPT
+    /// or DATA (recorded and applied like a bounce report's); `None` when no server refused.
+    Failed {
+        reply: String,
+        bounce: Option<crate::bounces::Cause>,
+    },
     /// Transient trouble that outlasted this run's retries: `pending` again for the next run.
     Deferred { reply: String },
 }
@@ -266,6 +270,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let p = self.path.clone();
+        let at = now;
         let now = now.to_rfc3339();
         let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
         {
@@ -276,22 +281,25 @@ impl Store {
                 )
                 .map_err(|e| sql(&p, e))?;
             for (address, attempts, outcome) in outcomes {
-                // A 5xx at RCPT or DATA is read like a bounce report: an address that does
-                // not exist is suppressed at once; a refusal about us never is.
-                if let Outcome::Failed { reply } = outcome {
-                    let status = crate::bounces::enhanced_status(reply).unwrap_or_default();
-                    let cause = crate::bounces::classify(address, "failed", &status, reply);
-                    if cause.suppresses() {
-                        tx.execute(
-                            "INSERT OR IGNORE INTO suppressions (address, reason, at) VALUES (?1, ?2, ?3)",
-                            params![address, format!("bounced: {reply}"), now],
-                        )
-                        .map_err(|e| sql(&p, e))?;
-                    }
+                // A 5xx at RCPT or DATA is recorded and applied like a bounce report's
+                // verdict: it counts toward the soft limit and the bounce rate too.
+                if let Outcome::Failed {
+                    reply,
+                    bounce: Some(cause),
+                } = outcome
+                {
+                    let record = super::BounceRecord {
+                        address: address.clone(),
+                        issue: Some(issue),
+                        cause: *cause,
+                        status: crate::bounces::enhanced_status(reply).unwrap_or_default(),
+                        diagnostic: reply.clone(),
+                    };
+                    super::bounces::apply(&tx, &record, "smtp", at)?;
                 }
                 let (state, reply) = match outcome {
                     Outcome::Sent { reply } => ("sent", reply),
-                    Outcome::Failed { reply } => ("failed", reply),
+                    Outcome::Failed { reply, .. } => ("failed", reply),
                     // Stays claimed for the rest of this run (so it is not taken again);
                     // `requeue_in_flight` at the end of the run makes it `pending`.
                     Outcome::Deferred { reply } => ("sending", reply),

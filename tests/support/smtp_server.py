@@ -5,10 +5,13 @@ Usage: smtp_server.py OUT_DIR [--fail-first-451 ADDR]... [--reject-550 ADDR]...
                               [--drop-first-data ADDR]... [--delay-ms N]
                               [--reject-mail-from REPLY] [--reject-mail-from-after N]
                               [--tls CERT KEY] [--auth USER:PASSWORD]
+                              [--full-552 ADDR]... [--reject-data-550 ADDR]...
 
 --reject-mail-from answers REPLY (e.g. "550 5.7.1 sender rejected") to every MAIL FROM after
 the first N messages were accepted; --tls offers STARTTLS with that certificate; --auth requires
-AUTH (only over TLS when --tls is given) with those credentials.
+AUTH (only over TLS when --tls is given) with those credentials. --full-552 answers "mailbox
+full" at RCPT; --reject-data-550 answers "550 5.1.1 user unknown" at the end of DATA (a content
+filter that words its refusal as a missing mailbox).
 
 Binds 127.0.0.1 on a free port and prints "PORT <n>" once ready. Every accepted message is
 appended to OUT_DIR/received.jsonl as {"rcpt": [...], "message_id": ..., "subject": ...,
@@ -33,6 +36,8 @@ class Faults:
         self.first_451 = {a.lower() for a in args.fail_first_451}
         self.reject = {a.lower() for a in args.reject_550}
         self.policy = {a.lower() for a in args.reject_policy}
+        self.full = {a.lower() for a in args.full_552}
+        self.data_550 = {a.lower() for a in args.reject_data_550}
         self.drop_first = {a.lower() for a in args.drop_first_data}
         self.seen_451 = set()
         self.dropped = set()
@@ -61,6 +66,8 @@ class Handler:
             return "550 5.1.1 <%s>: user unknown" % address
         if a in self.faults.policy:
             return "550 5.7.1 <%s>: recipient rejected by local policy" % address
+        if a in self.faults.full:
+            return "552 5.2.2 <%s>: mailbox full" % address
         if a in self.faults.first_451 and a not in self.faults.seen_451:
             self.faults.seen_451.add(a)
             return "451 4.3.0 try again later"
@@ -75,6 +82,9 @@ class Handler:
                 # Hang up after the body arrived, before any reply: the client cannot know.
                 server.transport.close()
                 return "421 closing"
+        if any(a in self.faults.data_550 for a in rcpts):
+            # A content filter that words its refusal as a missing mailbox, after DATA.
+            return "550 5.1.1 user unknown"
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -109,6 +119,8 @@ def main():
     p.add_argument("--fail-first-451", action="append", default=[])
     p.add_argument("--reject-550", action="append", default=[])
     p.add_argument("--reject-policy", action="append", default=[])
+    p.add_argument("--full-552", action="append", default=[])
+    p.add_argument("--reject-data-550", action="append", default=[])
     p.add_argument("--drop-first-data", action="append", default=[])
     p.add_argument("--delay-ms", type=int, default=0)
     p.add_argument("--reject-mail-from", default=None)
