@@ -105,7 +105,7 @@ fn attempt(root: &Path, config: &Config, key: &Key) -> anyhow::Result<Option<Con
             tracing::info!(%to, "sign-up confirmation sent");
             ConfirmationOutcome::Sent
         }
-        Ok(Err(SendError::Permanent(reply))) => {
+        Ok(Err(SendError::Permanent { reply, .. })) => {
             tracing::warn!(address = %c.address, %reply, "sign-up confirmation refused");
             ConfirmationOutcome::Refused(reply)
         }
