@@ -20,7 +20,7 @@ use pulldown_cmark::{Alignment, CowStr, Event, HeadingLevel, LinkType, Tag, TagE
 use body::{Block, Para, Run};
 use styles::{Numbering, Role, Styles};
 
-/// The largest `.docx` read (DESIGN.md "Posts"): Word files carry fonts and pictures.
+/// The largest `.docx` read (docs/configuration.md, "Posts"): Word files carry fonts and pictures.
 pub const MAX_DOCX_BYTES: u64 = 20 * 1024 * 1024;
 /// The most unpacked from the parts read, all together: a 20 MiB package that inflates past
 /// this is not an article (pictures and fonts, the bulk of a real one, are never unpacked).
