@@ -55,6 +55,14 @@ impl Store {
             params![cutoff],
         )
         .map_err(|e| sql(&p, e))?;
+        // An unsubscribe link's id is kept only while something still names its address.
+        tx.execute(
+            "DELETE FROM unsubscribe_ids
+             WHERE address NOT IN (SELECT address FROM deliveries)
+               AND address NOT IN (SELECT address FROM signups)",
+            [],
+        )
+        .map_err(|e| sql(&p, e))?;
         let purged = tx
             .execute(
                 "UPDATE issues SET html = '', text = ''
