@@ -280,6 +280,9 @@ fn progress(store: &Store, config: &crate::config::Config) -> Result<(), StoreEr
 
 /// Each issue's bounce rate (warned above 2 %: carriers block senders near 4–5 %), and the
 /// reports kept in the mailbox because they matched no subscriber.
+/// How many kept bounce reports `status` lists one by one.
+const KEPT_SHOWN: usize = 20;
+
 fn bounces(store: &Store) -> Result<(), StoreError> {
     for (issue, bounced, sent) in store.bounce_rates()? {
         if bounced == 0 || sent == 0 {
@@ -296,8 +299,21 @@ fn bounces(store: &Store) -> Result<(), StoreError> {
     let kept = store.kept_reports()?;
     if !kept.is_empty() {
         println!("bounce reports kept in the mailbox: {}", kept.len());
-        for (id, why) in kept {
+        // A flood of junk reports is a count, not a screenful per report.
+        let mut by_why: std::collections::BTreeMap<&str, usize> = Default::default();
+        for (_, why) in &kept {
+            *by_why.entry(why.as_str()).or_default() += 1;
+        }
+        if kept.len() > KEPT_SHOWN {
+            for (why, n) in &by_why {
+                println!("  {n:>6}  {why}");
+            }
+        }
+        for (id, why) in kept.iter().take(KEPT_SHOWN) {
             println!("  {id}  {why}");
+        }
+        if kept.len() > KEPT_SHOWN {
+            println!("  … and {} more", kept.len() - KEPT_SHOWN);
         }
     }
     Ok(())
