@@ -5,28 +5,28 @@
 //! [`store`]; [`subscribers`] reads the lists, [`schedule`] decides when issues go out and
 //! [`cli`] ties the commands together. `docs/` describes the whole; `docs/architecture.md` maps these modules.
 
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod bounces;
-pub mod calendar;
+pub(crate) mod calendar;
 pub mod cli;
 pub mod config;
 pub mod content;
 pub mod crosspost;
-pub mod daemon;
-pub mod deliver;
-pub mod doctor;
-pub mod files;
-pub mod lock;
+pub(crate) mod daemon;
+pub(crate) mod deliver;
+pub(crate) mod doctor;
+pub(crate) mod files;
+pub(crate) mod lock;
 pub mod message;
-pub mod problem;
+pub(crate) mod problem;
 pub mod publish;
-pub mod readers;
+pub(crate) mod readers;
 pub mod render;
-pub mod schedule;
-pub mod search;
+pub(crate) mod schedule;
+pub(crate) mod search;
 pub mod server;
-pub mod signup;
+pub(crate) mod signup;
 pub mod store;
-pub mod subscribers;
+pub(crate) mod subscribers;
 pub mod unsubscribe;
 pub mod watch;

@@ -160,10 +160,11 @@ fn alive(h: &Holder) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// Who holds the lock of `root` now, read without taking it (for `status` and tests).
+/// Who holds the lock of `root` now, read without taking it (for `status`): the name in the
+/// file, when its process still exists.
 pub fn holder(root: &Path) -> Option<Holder> {
     let text = std::fs::read_to_string(path_in(root)).ok()?;
-    Holder::parse(&text)
+    Holder::parse(&text).filter(alive)
 }
 
 fn at(path: &Path, e: std::io::Error) -> std::io::Error {

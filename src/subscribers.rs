@@ -129,11 +129,6 @@ impl ListProblems {
     pub fn all(&self) -> impl Iterator<Item = &Problem> {
         self.unreadable.iter().chain(&self.rows)
     }
-
-    /// Whether nothing at all was wrong.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.unreadable.is_empty()
-    }
 }
 
 /// The list files in `dir`, sorted: `*.csv`, `*.yaml`, `*.yml`, not hidden.

@@ -658,6 +658,11 @@ fn ticks_on_a_day_without_an_issue_pass_and_the_post_waits_for_the_first_tick_af
         status.contains("posts waiting for the next issue: closed-days"),
         "{status}"
     );
+    assert!(
+        status.contains("sending: `tayori run` (pid ")
+            && status.contains("holds this folder's sender lock"),
+        "{status}"
+    );
     assert!(d.stop().success());
 
     // The office opens again: the waiting post goes out at the first tick.

@@ -70,6 +70,12 @@ pub fn status(root: &Path, subscriber: Option<&str>, feeds: bool) -> anyhow::Res
         feed_readers(&store, &tz)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(h) = crate::lock::holder(root) {
+        println!(
+            "sending: {} holds this folder's sender lock",
+            h.describe(&tz)
+        );
+    }
     issues(&store, &tz)?;
     println!("feed readers: {}", crate::readers::total(&store)?);
     if let Some(c) = &config {
