@@ -28,5 +28,6 @@ pub mod server;
 pub(crate) mod signup;
 pub mod store;
 pub(crate) mod subscribers;
+pub(crate) mod text;
 pub mod unsubscribe;
 pub mod watch;

@@ -277,11 +277,7 @@ async fn post_page(
     let Some(slug) = file_name.strip_suffix(".html") else {
         return not_found();
     };
-    if slug.is_empty()
-        || !slug
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
-    {
+    if !crate::text::is_name(slug) {
         return not_found();
     }
     file(

@@ -308,11 +308,7 @@ impl Config {
             }
         }
         if let Some(s) = &self.subscribe {
-            let ok = !s.list.is_empty()
-                && s.list
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
-            if !ok {
+            if !crate::text::is_name(&s.list) {
                 bad(format!(
                     "subscribe.list: `{}` must be letters, digits, `-` or `_` (a list name)",
                     s.list

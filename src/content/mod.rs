@@ -79,6 +79,9 @@ pub struct TocEntry {
     pub target: Option<String>,
 }
 
+/// How many characters of a post's text make its summary when it has none of its own.
+pub const SUMMARY_CHARS: usize = 120;
+
 /// A parsed post: the one content model for every format.
 #[derive(Debug, Clone)]
 pub struct Post {
@@ -126,6 +129,12 @@ impl Post {
             hash: hash.to_string(),
             encoding: "UTF-8",
         }
+    }
+
+    /// The summary of feeds, the archive and cross-posts: [`Post::summary_or_excerpt`] of
+    /// [`SUMMARY_CHARS`].
+    pub fn summary(&self) -> String {
+        self.summary_or_excerpt(SUMMARY_CHARS)
     }
 
     /// A summary for previews and feeds: front matter `summary`, else the start of the text.
@@ -312,11 +321,7 @@ pub fn parse(
         Some(s) => s.trim().to_string(),
         None => slug_from_path(path),
     };
-    if slug.is_empty()
-        || !slug
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
-    {
+    if !crate::text::is_name(&slug) {
         return Err(IngestError::BadSlug(slug));
     }
     let kind = front

@@ -96,7 +96,7 @@ pub fn queue(
             "url": url,
             "html": if deleted { String::new() } else { content_html(config, entry) },
             "text": if deleted { String::new() } else { text },
-            "summary": p.summary_or_excerpt(120),
+            "summary": p.summary(),
             "tags": p.tags,
             "published_at": entry.published.to_rfc3339(),
             "updated_at": entry.updated.to_rfc3339(),
@@ -224,7 +224,7 @@ fn queue_mirrors(
         } else {
             content_html(config, entry)
         },
-        summary: p.summary_or_excerpt(120),
+        summary: p.summary(),
         tags: p.tags.clone(),
         published_at: entry.published.to_rfc3339(),
         url: config.post_url(&p.slug),

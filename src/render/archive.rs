@@ -105,7 +105,7 @@ pub fn index_page(config: &Config, newest: &[&Entry], years: &Years, css: &str) 
             div class="post" {
                 h2 { a href={ (base) "/posts/" (e.post.slug) ".html" } { (e.post.title) } }
                 p class="date" { (display_date(&e.published, &tz)) }
-                p { (e.post.summary_or_excerpt(120)) }
+                p { (e.post.summary()) }
             }
         }
         (year_links(&base, years, None))

@@ -107,7 +107,7 @@ pub fn rss(config: &Config, entries: &[Entry]) -> String {
             item.set_guid(guid);
             item.set_pub_date(e.published.with_timezone(&tz).to_rfc2822());
             // RSS readers take <description> as HTML: the summary is text, so it is escaped.
-            item.set_description(crate::content::escape(&e.post.summary_or_excerpt(120)));
+            item.set_description(crate::content::escape(&e.post.summary()));
             item.set_content(content_html(config, e));
             item.set_categories(
                 e.post
@@ -231,7 +231,7 @@ fn atom_document(
             entry.set_links(vec![link(url, "alternate", Some("text/html"))]);
             entry.set_published(Some(at(&e.published)));
             entry.set_updated(at(&e.updated.max(e.published)));
-            entry.set_summary(Some(Text::plain(e.post.summary_or_excerpt(120))));
+            entry.set_summary(Some(Text::plain(e.post.summary())));
             let mut content = Content::default();
             content.set_content_type(Some("html".to_string()));
             content.set_value(Some(content_html(config, e)));
@@ -266,7 +266,7 @@ pub fn json(config: &Config, entries: &[Entry]) -> String {
                 "url": url,
                 "title": drop_c0(&e.post.title),
                 "content_html": drop_c0(&content_html(config, e)),
-                "summary": drop_c0(&e.post.summary_or_excerpt(120)),
+                "summary": drop_c0(&e.post.summary()),
                 "date_published": e.published.to_rfc3339(),
                 "date_modified": e.updated.max(e.published).to_rfc3339(),
                 "tags": e.post.tags,
