@@ -251,20 +251,55 @@ pub(crate) fn yaml_problem(e: &serde_saphyr::Error, path: &Path) -> Problem {
 impl Config {
     /// Checks values the types cannot, normalising URLs; returns every problem found.
     pub fn validate(&mut self, path: &Path) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        let mut bad = |m: String| problems.push(Problem::new(path, None, m));
-        if self.site.title.trim().is_empty() {
-            bad("site.title: must not be empty".into());
-        }
+        let mut bad = self.normalise_urls();
+        bad.extend(self.site_and_sender_problems());
+        bad.extend(self.sending_problems());
+        bad.extend(self.optional_problems());
+        bad.into_iter()
+            .map(|m| Problem::new(path, None, m))
+            .collect()
+    }
+
+    /// Makes `site.url`, `site.icon` and `server.public_url` absolute and canonical; what
+    /// cannot be made so is a problem.
+    fn normalise_urls(&mut self) -> Vec<String> {
+        let mut bad = Vec::new();
         match url_base(&self.site.url) {
             Some(u) => self.site.url = format!("{u}/"),
-            None => bad(format!(
+            None => bad.push(format!(
                 "site.url: `{}` is not an absolute http(s) URL",
                 self.site.url
             )),
         }
+        if let Some(icon) = self.site.icon.clone() {
+            let resolved = url::Url::parse(&self.site.url)
+                .and_then(|base| base.join(icon.trim()))
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            match resolved {
+                Some(u) => self.site.icon = Some(u.to_string()),
+                None => bad.push(format!(
+                    "site.icon: `{icon}` is not an http(s) URL or a path under site.url"
+                )),
+            }
+        }
+        if let Some(p) = &self.server.public_url {
+            match url_base(p) {
+                Some(u) => self.server.public_url = Some(u),
+                None => bad.push(format!("server.public_url: `{p}` is not an http(s) URL")),
+            }
+        }
+        bad
+    }
+
+    /// `site:`, `sender:`, `schedule` and `server.listen`.
+    fn site_and_sender_problems(&self) -> Vec<String> {
+        let mut bad = Vec::new();
+        if self.site.title.trim().is_empty() {
+            bad.push("site.title: must not be empty".into());
+        }
         if self.site.timezone.parse::<chrono_tz::Tz>().is_err() {
-            bad(format!(
+            bad.push(format!(
                 "site.timezone: `{}` is not an IANA time zone (e.g. Asia/Tokyo)",
                 self.site.timezone
             ));
@@ -275,41 +310,90 @@ impl Config {
             .parse::<lettre::message::Mailbox>()
             .is_err()
         {
-            bad(format!(
+            bad.push(format!(
                 "sender.from: `{}` is not a mailbox (e.g. 相談室 <news@example.jp>)",
                 self.sender.from
             ));
         }
         if let Some(r) = &self.sender.reply_to {
             if r.parse::<lettre::message::Mailbox>().is_err() {
-                bad(format!("sender.reply_to: `{r}` is not an email address"));
+                bad.push(format!("sender.reply_to: `{r}` is not an email address"));
             }
         }
         if let Err(e) = crate::schedule::parse(&self.schedule) {
-            bad(format!("schedule: {e}"));
+            bad.push(format!("schedule: {e}"));
         }
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            bad.push(format!(
+                "server.listen: `{}` is not a socket address (e.g. 127.0.0.1:8080)",
+                self.server.listen
+            ));
+        }
+        bad
+    }
+
+    /// `smtp:`, `bounces:` and `pacing:`: how mail leaves and comes back.
+    fn sending_problems(&self) -> Vec<String> {
+        let mut bad = Vec::new();
         if let Some(smtp) = &self.smtp {
             if let Err(e) = crate::deliver::smtp::Target::parse(&smtp.url, "localhost") {
-                bad(e.to_string());
+                bad.push(e.to_string());
             }
             if !(1..=MAX_CONCURRENCY).contains(&smtp.concurrency) {
-                bad(format!(
+                bad.push(format!(
                     "smtp.concurrency: {} is out of range (1 to {MAX_CONCURRENCY})",
                     smtp.concurrency
                 ));
             }
         }
+        if let Some(b) = &self.bounces {
+            if let Some(m) = &b.mailbox {
+                match (b.maildir(), b.remote()) {
+                    (Some(_), _) | (None, Some(Ok(_))) => {}
+                    (None, Some(Err(e))) => bad.push(e),
+                    (None, None) => bad.push(format!(
+                        "bounces.mailbox: `{}` is not a mailbox (imaps://user@host/INBOX, pop3s://user@host or maildir:///path/to/Maildir)",
+                        crate::deliver::smtp::redacted(m)
+                    )),
+                }
+            }
+            if let Some(a) = &b.address {
+                if a.parse::<lettre::Address>().is_err() {
+                    bad.push(format!("bounces.address: `{a}` is not an email address"));
+                }
+            }
+            if b.poll_every().is_none() {
+                bad.push(format!(
+                    "bounces.poll: `{}` is not a duration (e.g. 5m, 30s)",
+                    b.poll
+                ));
+            }
+        }
+        for (key, p) in &self.pacing {
+            if p.connections == 0 || p.connections > MAX_CONCURRENCY || p.per_connection == 0 {
+                bad.push(format!(
+                    "pacing.{key}: connections must be 1 to {MAX_CONCURRENCY} and per_connection at least 1"
+                ));
+            }
+        }
+        bad
+    }
+
+    /// The other optional sections: webhook, sign-up, hubs, cross-post targets, records,
+    /// calendar and the office.
+    fn optional_problems(&self) -> Vec<String> {
+        let mut bad = Vec::new();
         if let Some(w) = &self.webhook {
             if url_base(&w.url).is_none() {
-                bad(format!("webhook.url: `{}` is not an http(s) URL", w.url));
+                bad.push(format!("webhook.url: `{}` is not an http(s) URL", w.url));
             }
             if let Err(e) = crate::crosspost::secret(self) {
-                bad(e);
+                bad.push(e);
             }
         }
         if let Some(s) = &self.subscribe {
             if !crate::text::is_name(&s.list) {
-                bad(format!(
+                bad.push(format!(
                     "subscribe.list: `{}` must be letters, digits, `-` or `_` (a list name)",
                     s.list
                 ));
@@ -318,95 +402,37 @@ impl Config {
                 .as_deref()
                 .is_some_and(|t| t.trim().is_empty())
             {
-                bad(
+                bad.push(
                     "subscribe.consent_text: must not be empty (leave it out for the default)"
                         .into(),
                 );
             }
         }
-        if let Some(b) = &self.bounces {
-            if let Some(m) = &b.mailbox {
-                match (b.maildir(), b.remote()) {
-                    (Some(_), _) | (None, Some(Ok(_))) => {}
-                    (None, Some(Err(e))) => bad(e),
-                    (None, None) => bad(format!(
-                        "bounces.mailbox: `{}` is not a mailbox (imaps://user@host/INBOX, pop3s://user@host or maildir:///path/to/Maildir)",
-                        crate::deliver::smtp::redacted(m)
-                    )),
-                }
-            }
-            if let Some(a) = &b.address {
-                if a.parse::<lettre::Address>().is_err() {
-                    bad(format!("bounces.address: `{a}` is not an email address"));
-                }
-            }
-            if b.poll_every().is_none() {
-                bad(format!(
-                    "bounces.poll: `{}` is not a duration (e.g. 5m, 30s)",
-                    b.poll
-                ));
-            }
-        }
         for hub in self.hubs() {
             if url_base(hub).is_none() {
-                bad(format!("websub.hubs: `{hub}` is not an http(s) URL"));
+                bad.push(format!("websub.hubs: `{hub}` is not an http(s) URL"));
             }
         }
-        for m in self.target_problems(|u| url_base(u).is_some()) {
-            bad(m);
-        }
-        for (key, p) in &self.pacing {
-            if p.connections == 0 || p.connections > MAX_CONCURRENCY || p.per_connection == 0 {
-                bad(format!(
-                    "pacing.{key}: connections must be 1 to {MAX_CONCURRENCY} and per_connection at least 1"
-                ));
-            }
-        }
+        bad.extend(self.target_problems(|u| url_base(u).is_some()));
         if let Some(r) = self
             .records
             .as_ref()
             .filter(|r| optional::keep_span(&r.keep).is_none())
         {
-            bad(format!(
+            bad.push(format!(
                 "records.keep: `{}` is not a period (e.g. 3y, 5y, 1100d)",
                 r.keep
             ));
         }
         if let Some(c) = &self.calendar {
-            c.rules().1.into_iter().for_each(&mut bad);
+            bad.extend(c.rules().1);
         }
         if let Some(e) = &self.editor {
             let is_address = |a: &str| a.parse::<lettre::Address>().is_ok();
             let is_web = |u: &str| url_base(u).is_some();
-            e.problems(is_address, is_web)
-                .into_iter()
-                .for_each(&mut bad);
+            bad.extend(e.problems(is_address, is_web));
         }
-        if let Some(icon) = self.site.icon.clone() {
-            let resolved = url::Url::parse(&self.site.url)
-                .and_then(|base| base.join(icon.trim()))
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"));
-            match resolved {
-                Some(u) => self.site.icon = Some(u.to_string()),
-                None => bad(format!(
-                    "site.icon: `{icon}` is not an http(s) URL or a path under site.url"
-                )),
-            }
-        }
-        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            bad(format!(
-                "server.listen: `{}` is not a socket address (e.g. 127.0.0.1:8080)",
-                self.server.listen
-            ));
-        }
-        if let Some(p) = &self.server.public_url {
-            match url_base(p) {
-                Some(u) => self.server.public_url = Some(u),
-                None => bad(format!("server.public_url: `{p}` is not an http(s) URL")),
-            }
-        }
-        problems
+        bad
     }
 
     /// The time zone (valid after [`Config::validate`]; Tokyo otherwise).
