@@ -293,3 +293,24 @@ fn a_panic_rendering_one_posts_email_sends_the_issue_without_it_and_keeps_it_pen
     assert!(text(&second.stdout).contains("「メールが作れない記事」: 5 sent"));
     assert_eq!(outbox(dir.path()).len(), 2 * ONE_ISSUE);
 }
+
+#[test]
+fn sighup_with_a_file_saved_half_way_that_drops_a_section_keeps_the_running_configuration() {
+    let dir = newsletter_with_smtp(None, 1);
+    let cfg = dir.path().join("tayori.yaml");
+    let whole = std::fs::read_to_string(&cfg).unwrap() + "records:\n  keep: 5y\n";
+    std::fs::write(&cfg, &whole).unwrap();
+    let mut d = Daemon::start(dir.path(), &[]);
+    // Cut just before the last section: still a valid file, but not the one meant.
+    let cut = whole.find("records:").unwrap();
+    std::fs::write(&cfg, &whole[..cut]).unwrap();
+    d.signal("-HUP");
+    d.wait_log("not reloaded: it no longer has records: (saved half-way?)", 1);
+    assert_eq!(d.lines_with("SIGHUP: tayori.yaml reloaded"), 0);
+    assert!(d.running());
+    // The whole file again: reloaded.
+    std::fs::write(&cfg, &whole).unwrap();
+    d.signal("-HUP");
+    d.wait_log("SIGHUP: tayori.yaml reloaded", 1);
+    assert!(d.stop().success());
+}

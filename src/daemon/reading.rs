@@ -41,7 +41,17 @@ pub(super) struct Cached {
     post: Option<Post>,
     /// Why the file as it is now is not a valid post.
     problem: Option<Problem>,
+    /// A file that failed unchanged is read again only after this (see [`RETRY_FIRST`]).
+    retry_after: Option<std::time::Instant>,
+    /// How many times in a row this version failed.
+    failures: u32,
 }
+
+/// A file that failed is read again at a later build even unchanged — the failure may have
+/// been the disk's — but not at every build: an expensive bad file would hold the publisher.
+/// The wait doubles from this, up to [`RETRY_MAX`].
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(5);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Lists `posts/` and returns every post, parsing only the files that changed. A file still
 /// being written (per `tracker`) keeps its last good parse. Fails only when the folder cannot
@@ -66,9 +76,18 @@ pub(super) fn read_posts(
         }
         tracker.taken(&path);
         let now = stamp(&path);
-        // A file that failed is read again each build: the failure may have been the disk's.
-        if now.is_none() || now != cached.stamp || cached.problem.is_some() {
+        let changed = now.is_none() || now != cached.stamp;
+        let retry = cached.problem.is_some() && cached.retry_after.is_none_or(|t| started >= t);
+        if changed || retry {
+            if changed {
+                cached.failures = 0;
+            }
             read_one(&path, dir, opts, now, cached);
+            cached.retry_after = cached.problem.is_some().then(|| {
+                cached.failures = cached.failures.saturating_add(1);
+                let wait = RETRY_FIRST.saturating_mul(1 << cached.failures.min(8));
+                started + wait.min(RETRY_MAX)
+            });
         }
         scan.posts.extend(cached.post.clone());
         scan.problems.extend(cached.problem.clone());

@@ -31,6 +31,30 @@ const NEEDS_RESTART: &[(&str, Print)] = &[
     }),
 ];
 
+/// The sections `old` has and `new` lacks.
+fn dropped_sections(old: &Config, new: &Config) -> Vec<&'static str> {
+    let had = |c: &Config| {
+        [
+            ("smtp:", c.smtp.is_some()),
+            ("bounces:", c.bounces.is_some()),
+            ("webhook:", c.webhook.is_some()),
+            ("subscribe:", c.subscribe.is_some()),
+            ("wordpress:", c.wordpress.is_some()),
+            ("micropub:", c.micropub.is_some()),
+            ("websub:", c.websub.is_some()),
+            ("editor:", c.editor.is_some()),
+            ("calendar:", c.calendar.is_some()),
+            ("records:", c.records.is_some()),
+        ]
+    };
+    had(old)
+        .into_iter()
+        .zip(had(new))
+        .filter(|((_, before), (_, after))| *before && !*after)
+        .map(|((name, _), _)| name)
+        .collect()
+}
+
 impl Loop {
     /// Reads `tayori.yaml` again (SIGHUP).
     pub(super) async fn reload(&mut self, d: &mut Daemon) {
@@ -54,6 +78,18 @@ impl Loop {
                 return;
             }
         };
+        // A file saved half-way can still be valid: a reload never drops a section the
+        // running configuration has (without `smtp:` an issue would go to outbox/ and count
+        // as sent). Dropping one is a restart's decision.
+        let dropped = dropped_sections(&d.config, &new);
+        if !dropped.is_empty() {
+            tracing::error!(
+                "SIGHUP: {} not reloaded: it no longer has {} (saved half-way?); the running configuration is kept — restart tayori run to drop them",
+                config::FILE_NAME,
+                dropped.join(", ")
+            );
+            return;
+        }
         // Validated above: the schedule parses.
         let schedule = match crate::schedule::parse(&new.schedule) {
             Ok(s) => s,
