@@ -131,6 +131,9 @@ impl ListProblems {
     }
 }
 
+/// The largest list file read (about a million rows): a bigger one is an unreadable list.
+const MAX_LIST_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The list files in `dir`, sorted: `*.csv`, `*.yaml`, `*.yml`, not hidden.
 fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
@@ -169,7 +172,7 @@ pub fn each(dir: &Path, mut f: impl FnMut(Subscriber<'_>)) -> ListProblems {
     };
     for file in files {
         let list = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        let text = match std::fs::read(&file) {
+        let text = match crate::files::read_regular(&file, MAX_LIST_BYTES) {
             Ok(b) => match crate::content::decode_list(&b) {
                 Ok(d) => d.text,
                 Err(e) => {

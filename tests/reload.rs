@@ -305,7 +305,10 @@ fn sighup_with_a_file_saved_half_way_that_drops_a_section_keeps_the_running_conf
     let cut = whole.find("records:").unwrap();
     std::fs::write(&cfg, &whole[..cut]).unwrap();
     d.signal("-HUP");
-    d.wait_log("not reloaded: it no longer has records: (saved half-way?)", 1);
+    d.wait_log(
+        "not reloaded: it no longer has records: (saved half-way?)",
+        1,
+    );
     assert_eq!(d.lines_with("SIGHUP: tayori.yaml reloaded"), 0);
     assert!(d.running());
     // The whole file again: reloaded.

@@ -431,3 +431,38 @@ fn copies_a_sync_tool_or_a_second_save_made_are_never_new_posts() {
     }
     assert_eq!(std::fs::read_dir(&posts).unwrap().count(), 6);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_among_the_lists_is_an_unreadable_list_and_never_hangs_anything() {
+    let dir = newsletter_with_smtp(None, 1);
+    let root = dir.path();
+    add_post(root);
+    let fifo = root.join("subscribers/pipe.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let limit = Duration::from_secs(20);
+    let o = tayori_within(root, &["check"], limit);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("pipe.csv") && err.contains("not a regular file"),
+        "{err}"
+    );
+    let status = tayori_within(root, &["status"], limit);
+    assert!(status.status.success());
+    let o = tayori_within(root, &["send"], limit);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "no issue from a list that cannot be read"
+    );
+    assert!(outbox(root).is_empty());
+    std::fs::remove_file(&fifo).unwrap();
+    let o = tayori_within(root, &["send"], limit);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(outbox(root).len(), 5, "the post waited and went out");
+}

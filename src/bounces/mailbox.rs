@@ -127,7 +127,8 @@ fn maildir_file(
     if size > MAX_REPORT_BYTES {
         return keep_too_big(&seen_as, size, store, read);
     }
-    let bytes = std::fs::read(file).map_err(io)?;
+    // A regular file only, never more than the cap (it may have grown since the stat).
+    let bytes = crate::files::read_regular(file, MAX_REPORT_BYTES).map_err(io)?;
     process(&bytes, &seen_as, store, reader, read)
 }
 

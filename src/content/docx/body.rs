@@ -292,7 +292,9 @@ impl Reader<'_> {
         }
         let (bold, italic, link) = (self.bold, self.italic, self.link());
         if let Some(last) = self.para.runs.last_mut() {
-            if !last.brk && (last.bold, last.italic) == (bold, italic) && same_link(&last.link, &link)
+            if !last.brk
+                && (last.bold, last.italic) == (bold, italic)
+                && same_link(&last.link, &link)
             {
                 last.text.push_str(t);
                 return;
