@@ -5,8 +5,8 @@ use rusqlite::params;
 
 use super::{sql, Store, StoreError};
 
-/// At most this many fetchers are remembered: a stranger making up names cannot grow the
-/// table without bound.
+/// At most this many fetchers are remembered over the window: a stranger making up names
+/// cannot grow the table without bound.
 const MAX_FETCHERS: i64 = 200;
 
 /// One fetcher's latest count for one feed.
@@ -29,6 +29,15 @@ impl Store {
         subscribers: u64,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        // Counts older than the window are nobody's any more: they neither count nor take a
+        // place under the cap (strangers' made-up names age out).
+        let window_start = (now - crate::readers::WINDOW).to_rfc3339();
+        self.conn
+            .execute(
+                "DELETE FROM feed_fetchers WHERE seen_at < ?1",
+                [&window_start],
+            )
+            .map_err(|e| sql(&self.path, e))?;
         let written = self
             .conn
             .execute(

@@ -98,6 +98,10 @@ impl Store {
     /// already subscribed, not while an earlier one is still queued (unsent), and not within
     /// `pause` of one that was *sent* — a confirmation that never went out locks nobody out.
     /// The address is the key of `req.email`, which the caller has made canonical.
+    ///
+    /// A record that was once confirmed keeps its consent record (who, when, what text, from
+    /// where) until its reader confirms again: anyone can post an address to the form, and a
+    /// stranger's request must not rewrite a former subscriber's record.
     pub fn request_signup(
         &self,
         req: &SignupRequest<'_>,
@@ -122,9 +126,15 @@ impl Store {
                 "INSERT INTO signups (address, email, name, list, state, method, consent_hash,
                      requested_at, client_ip, confirmation_due, confirmation_attempts)
                  VALUES (?1, ?2, ?3, ?4, 'pending', 'web form', ?5, ?6, ?7, ?6, 0)
-                 ON CONFLICT(address) DO UPDATE SET email = ?2, name = ?3, list = ?4,
-                     state = 'pending', method = 'web form', consent_hash = ?5,
-                     requested_at = ?6, confirmed_at = NULL, client_ip = ?7,
+                 ON CONFLICT(address) DO UPDATE SET
+                     email = CASE WHEN confirmed_at IS NULL THEN ?2 ELSE email END,
+                     name = CASE WHEN confirmed_at IS NULL THEN ?3 ELSE name END,
+                     list = CASE WHEN confirmed_at IS NULL THEN ?4 ELSE list END,
+                     method = CASE WHEN confirmed_at IS NULL THEN 'web form' ELSE method END,
+                     consent_hash = CASE WHEN confirmed_at IS NULL THEN ?5 ELSE consent_hash END,
+                     requested_at = CASE WHEN confirmed_at IS NULL THEN ?6 ELSE requested_at END,
+                     client_ip = CASE WHEN confirmed_at IS NULL THEN ?7 ELSE client_ip END,
+                     state = 'pending',
                      confirmation_due = ?6, confirmation_attempts = 0,
                      confirmation_error = NULL",
                 params![
@@ -337,6 +347,51 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn a_strangers_request_never_rewrites_a_former_subscribers_consent_record() {
+        let (_dir, store) = store();
+        let then = Utc::now() - chrono::TimeDelta::days(10);
+        store
+            .add_signup("hanako@example.jp", "佐藤 花子", "web", "電話で同意", then)
+            .unwrap();
+        store.unsubscribe_signup("hanako@example.jp", then).unwrap();
+        let before = store.signup("hanako@example.jp").unwrap().unwrap();
+        let stranger = SignupRequest {
+            email: "HANAKO@example.jp",
+            name: "攻撃者",
+            list: "other",
+            consent_text: "別の文面",
+            client_ip: Some("198.51.100.9"),
+        };
+        let queued = store
+            .request_signup(&stranger, chrono::TimeDelta::hours(1), Utc::now())
+            .unwrap();
+        assert!(queued, "a confirmation still goes to the address itself");
+        let after = store.signup("hanako@example.jp").unwrap().unwrap();
+        assert_eq!(
+            (
+                &after.email,
+                &after.name,
+                &after.list,
+                &after.method,
+                &after.consent_note,
+                &after.requested_at,
+                &after.confirmed_at,
+                &after.client_ip
+            ),
+            (
+                &before.email,
+                &before.name,
+                &before.list,
+                &before.method,
+                &before.consent_note,
+                &before.requested_at,
+                &before.confirmed_at,
+                &before.client_ip
+            )
+        );
     }
 
     #[test]
