@@ -77,23 +77,26 @@ impl Key {
         aws_lc_rs::rand::fill(&mut raw)
             .map_err(|_| std::io::Error::other("the system random generator failed"))?;
         let secret = crate::content::hex(&raw);
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
+        // Written whole to a private temporary file, then linked into place: the link fails
+        // if another process made the key first, and a reader never sees half a key.
+        let state = root.join("state");
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".secret-")
+            .tempfile_in(&state)?;
         {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
+            use std::io::Write;
+            tmp.write_all(secret.as_bytes())?;
+            tmp.as_file().sync_all()?;
         }
-        match opts.open(&path) {
-            Ok(mut f) => {
-                use std::io::Write;
-                f.write_all(secret.as_bytes())?;
-                f.sync_all()?;
-                Ok(Some(Key(secret.into_bytes())))
-            }
-            // Another process created it first: use theirs.
+        match std::fs::hard_link(tmp.path(), &path) {
+            Ok(()) => Ok(Some(Key(secret.into_bytes()))),
+            // Another process made it first: use theirs, which was whole when it was linked.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Ok(Some(Key(std::fs::read(&path)?)))
+                let theirs = std::fs::read(&path)?;
+                if theirs.len() < MIN_KEY_BYTES {
+                    return Err(too_short("state/secret", theirs.len()));
+                }
+                Ok(Some(Key(theirs)))
             }
             Err(e) => Err(e),
         }
