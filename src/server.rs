@@ -21,7 +21,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -313,15 +313,34 @@ async fn year_page(
 
 /// A generated file with `ETag` and `Last-Modified`, answering conditional requests with 304.
 async fn file(path: &Path, content_type: &'static str, req: &HeaderMap) -> Response {
-    let Ok(bytes) = tokio::fs::read(path).await else {
+    // Streamed from an open descriptor, never read whole: slow readers of a big file cost a
+    // buffer each, not the file. The validators come from that descriptor's stamp (inode,
+    // size, modification time), as nginx's do: every rewrite is a rename, so a new version has
+    // a new inode.
+    let Ok(f) = tokio::fs::File::open(path).await else {
         return not_found();
     };
-    let digest = Sha256::digest(&bytes);
-    let etag = format!("\"{}\"", crate::content::hex(&digest[..16]));
-    let modified: Option<SystemTime> = tokio::fs::metadata(path)
-        .await
-        .ok()
-        .and_then(|m| m.modified().ok());
+    let Ok(meta) = f.metadata().await else {
+        return not_found();
+    };
+    if !meta.is_file() {
+        return not_found();
+    }
+    let modified = meta.modified().ok();
+    let etag = {
+        use std::os::unix::fs::MetadataExt;
+        let stamp = format!(
+            "{}:{}:{}:{}",
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        );
+        format!(
+            "\"{}\"",
+            crate::content::hex(&Sha256::digest(stamp.as_bytes())[..16])
+        )
+    };
     let last_modified = modified.map(httpdate::fmt_http_date);
     let not_modified = match req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         Some(inm) => inm.split(',').any(|t| t.trim() == etag || t.trim() == "*"),
@@ -339,9 +358,12 @@ async fn file(path: &Path, content_type: &'static str, req: &HeaderMap) -> Respo
     let mut resp = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut r = bytes.into_response();
+        let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f));
+        let mut r = body.into_response();
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
         r
     };
     if let Ok(v) = HeaderValue::from_str(&etag) {

@@ -466,3 +466,66 @@ fn a_fifo_among_the_lists_is_an_unreadable_list_and_never_hangs_anything() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(outbox(root).len(), 5, "the post waited and went out");
 }
+
+/// Resident memory of a process, from /proc (KiB).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn slow_readers_of_a_big_page_cost_a_buffer_each_not_the_page() {
+    use std::io::{Read, Write};
+    let dir = newsletter_with_smtp(None, 1);
+    let root = dir.path();
+    let (d, base) = run_daemon(root, &[]);
+    // A 20 MB page, put in place as every page is (a rename).
+    let page = "<p>大きなページ</p>\n".repeat(20 * 1024 * 1024 / 25);
+    let tmp = root.join("public/.big.tmp");
+    std::fs::write(&tmp, &page).unwrap();
+    std::fs::rename(&tmp, root.join("public/index.html")).unwrap();
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let before = rss_kib(d.id());
+    // 32 readers (8 per loopback address: the per-client cap) that read the first bytes of
+    // the answer — so the server has answered — and then nothing more.
+    let mut readers = Vec::new();
+    for i in 0..32u8 {
+        let mut s = connect_from([127, 0, 0, 2 + i / 8], port);
+        write!(s, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut first = [0u8; 64];
+        s.read_exact(&mut first).unwrap();
+        assert!(
+            first.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&first)
+        );
+        readers.push(s);
+    }
+    let during = rss_kib(d.id());
+    assert!(
+        during < before + 150 * 1024,
+        "RSS went from {before} KiB to {during} KiB with 32 slow readers of a 20 MB page"
+    );
+    drop(readers);
+}
+
+/// A blocking TCP connection to 127.0.0.1:`port` from the loopback address `from`.
+fn connect_from(from: [u8; 4], port: u16) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((from, 0).into()).unwrap();
+        let tcp = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        let tcp = tcp.into_std().unwrap();
+        tcp.set_nonblocking(false).unwrap();
+        tcp
+    })
+}
