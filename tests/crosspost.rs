@@ -236,13 +236,18 @@ fn micropub_creates_updates_and_deletes_with_retries_and_a_refused_token_stops_i
         .contains("名義を確認します。"));
 
     drop_article(root, "sumai", "追記しました。");
+    // `posts()` reads the endpoint's file, which may be mid-write: a missing key is "not yet".
     wait_for("the update", WAIT, || {
-        mp.posts()[url]["content"][0]["html"]
-            .as_str()
-            .is_some_and(|h| h.contains("追記しました"))
+        mp.posts().get(url).is_some_and(|p| {
+            p["content"][0]["html"]
+                .as_str()
+                .is_some_and(|h| h.contains("追記しました"))
+        })
     });
     std::fs::remove_file(root.join("posts/2026-11-20-sumai.md")).unwrap();
-    wait_for("the delete", WAIT, || mp.posts()[url]["deleted"] == true);
+    wait_for("the delete", WAIT, || {
+        mp.posts().get(url).is_some_and(|p| p["deleted"] == true)
+    });
     assert_eq!(mp.posts().len(), 1, "one post, updated and deleted");
     let log = std::fs::read_to_string(mp.out.path().join("requests.jsonl")).unwrap();
     assert!(log.lines().all(|l| l.contains("\"valid\": true")), "{log}");

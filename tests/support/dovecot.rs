@@ -85,9 +85,15 @@ impl Dovecot {
 
     /// Puts a message into the mailbox, as delivery would.
     pub fn deliver(&self, name: &str, message: &str) {
-        let path = self.maildir.join("new").join(name);
+        // Maildir delivery: written and owned in tmp/, then renamed into new/ — once it is in
+        // new/, Dovecot or tayori may move it to cur/ at once.
+        let tmp = self.maildir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        chown_to_nobody(&tmp);
+        let path = tmp.join(name);
         std::fs::write(&path, message).unwrap();
         chown_to_nobody(&path);
+        std::fs::rename(&path, self.maildir.join("new").join(name)).unwrap();
     }
 
     /// The names of the messages in `new/` and `cur/` (with their flags).
