@@ -116,7 +116,9 @@ impl Store {
                 "UPDATE signups SET confirmation_due = ?2,
                      confirmation_sent_at = coalesce(?3, confirmation_sent_at),
                      confirmation_error = ?4,
-                     confirmation_attempts = confirmation_attempts + 1
+                     confirmation_attempts = confirmation_attempts + 1,
+                     confirmations_unanswered = confirmations_unanswered
+                         + (CASE WHEN ?3 IS NULL THEN 0 ELSE 1 END)
                  WHERE address = ?1",
                 params![address, due, sent, error],
             )
@@ -162,20 +164,24 @@ impl Store {
         pause: TimeDelta,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let sent: Option<String> = self
+        let row: Option<(Option<String>, i64)> = self
             .conn
             .query_row(
-                "SELECT confirmation_sent_at FROM signups WHERE address = ?1",
+                "SELECT confirmation_sent_at, confirmations_unanswered FROM signups
+                 WHERE address = ?1",
                 [address],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
-            .map_err(|e| sql(&self.path, e))?
-            .flatten();
-        match sent {
-            None => Ok(false),
-            Some(t) => Ok(now.signed_duration_since(self.parse_time(&t)?) < pause),
-        }
+            .map_err(|e| sql(&self.path, e))?;
+        let Some((Some(t), unanswered)) = row else {
+            return Ok(false);
+        };
+        // Each confirmation nobody answered doubles the pause, up to a week: a stranger
+        // posting someone's address to the form gets them a handful of mails, not one an hour.
+        let doublings = unanswered.clamp(1, 16) as u32 - 1;
+        let pause = (pause * 2i32.pow(doublings.min(10))).min(TimeDelta::days(7));
+        Ok(now.signed_duration_since(self.parse_time(&t)?) < pause)
     }
 
     /// A time this module wrote; anything else is the store's error, never a guess.
@@ -209,6 +215,40 @@ mod tests {
         store
             .request_signup(&req, TimeDelta::hours(1), now)
             .unwrap()
+    }
+
+    #[test]
+    fn each_confirmation_nobody_answers_doubles_the_pause_for_that_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut now = Utc::now();
+        let mut gaps = Vec::new();
+        for _ in 0..4 {
+            // Asked again every 10 minutes until a confirmation can go; then it is sent.
+            let mut waited = TimeDelta::zero();
+            while !request(&store, "target@example.jp", now) {
+                now += TimeDelta::minutes(10);
+                waited += TimeDelta::minutes(10);
+            }
+            gaps.push(waited.num_minutes());
+            let c = store
+                .claim_confirmation(
+                    now,
+                    now + TimeDelta::minutes(3),
+                    "h",
+                    now + TimeDelta::hours(72),
+                )
+                .unwrap()
+                .expect("due");
+            store
+                .confirmation_done(&c.address, &ConfirmationOutcome::Sent, now)
+                .unwrap();
+        }
+        assert_eq!(
+            gaps,
+            [0, 60, 120, 240],
+            "1 h, then 2 h, then 4 h between mails"
+        );
     }
 
     #[test]

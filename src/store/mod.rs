@@ -175,6 +175,7 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE signups ADD COLUMN confirmation_due TEXT;
     ALTER TABLE signups ADD COLUMN confirmation_attempts INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE signups ADD COLUMN confirmation_error TEXT;
+    ALTER TABLE signups ADD COLUMN confirmations_unanswered INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX signups_by_confirmation_due ON signups(confirmation_due);
     CREATE TABLE unsubscribe_ids (
         id TEXT PRIMARY KEY,

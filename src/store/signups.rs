@@ -182,7 +182,8 @@ impl Store {
             let p = self.path.clone();
             let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
             tx.execute(
-                "UPDATE signups SET state = 'subscribed', confirmed_at = ?2, unsubscribed_at = NULL
+                "UPDATE signups SET state = 'subscribed', confirmed_at = ?2, unsubscribed_at = NULL,
+                     confirmations_unanswered = 0
                  WHERE address = ?1",
                 params![s.address, now.to_rfc3339()],
             )
