@@ -25,7 +25,6 @@ pub mod render;
 pub(crate) mod schedule;
 pub(crate) mod search;
 pub mod server;
-pub(crate) mod signup;
 pub mod store;
 pub(crate) mod subscribers;
 pub(crate) mod text;

@@ -134,7 +134,7 @@ pub fn main() -> ExitCode {
         Command::Subscribers { action } => subscribers_cmd::run(&root, action),
         Command::SubscribeSnippet => match load_config(&root) {
             Ok(c) => {
-                println!("{}", crate::signup::snippet(&c));
+                println!("{}", crate::server::signup::snippet(&c));
                 Ok(ExitCode::SUCCESS)
             }
             Err(code) => Ok(code),

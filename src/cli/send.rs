@@ -144,7 +144,7 @@ async fn send_here(
     )
     .await;
     // Sign-up confirmations the relay has not taken yet go out too.
-    if let Err(e) = crate::signup::confirmations::send_pending(root, config).await {
+    if let Err(e) = crate::server::signup::confirmations::send_pending(root, config).await {
         eprintln!("tayori: sign-up confirmations: {e:#}");
     }
     Ok(report(result.map_err(|e| e.to_string())))

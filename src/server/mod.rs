@@ -38,6 +38,7 @@ mod connections;
 mod files;
 mod preview;
 mod search;
+pub mod signup;
 mod unsubscribe;
 pub use connections::{client_key, BODY_TIMEOUT, MAX_BODY, PER_CLIENT_CONNECTIONS};
 
@@ -48,7 +49,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub key: Key,
     /// The sign-up form's per-client limit.
-    pub signup: Arc<crate::signup::Limits>,
+    pub signup: Arc<signup::Limits>,
     /// Work the handlers start in the background (sign-up emails); [`serve`] waits for it.
     pub tasks: TaskTracker,
     /// Wakes the sender of queued sign-up confirmations.
@@ -102,13 +103,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/preview", get(preview::preview))
         .route("/search", get(search::search))
-        .route(
-            "/subscribe",
-            get(crate::signup::form_page).post(crate::signup::request),
-        )
+        .route("/subscribe", get(signup::form_page).post(signup::request))
         .route(
             "/subscribe/confirm/{token}",
-            get(crate::signup::confirm_page).post(crate::signup::confirm),
+            get(signup::confirm_page).post(signup::confirm),
         )
         .with_state(state)
 }
@@ -132,7 +130,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     if state.config.subscribe.is_some() {
-        state.tasks.spawn(crate::signup::confirmations::run(
+        state.tasks.spawn(signup::confirmations::run(
             state.root.clone(),
             state.config.clone(),
             state.key.clone(),
