@@ -9,6 +9,20 @@ pub fn is_name(s: &str) -> bool {
             .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
 }
 
+/// Collapses every run of white space (line breaks included) into one space, and drops
+/// control characters: titles and tags end up in mail headers and feeds.
+pub fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Lowercase hex of bytes: content hashes, ETags, webhook ids, the generated key.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_name;

@@ -245,7 +245,7 @@ pub(crate) fn yaml_problem(e: &serde_saphyr::Error, path: &Path) -> Problem {
     use serde_saphyr::MessageFormatter as _;
     let line = e.location().map(|l| l.line()).filter(|l| *l > 0);
     let message = serde_saphyr::UserMessageFormatter.format_message(e.without_snippet());
-    Problem::new(path, line, crate::content::one_line(&message))
+    Problem::new(path, line, crate::text::one_line(&message))
 }
 
 impl Config {

@@ -14,6 +14,7 @@ mod markdown;
 mod nesting;
 mod plaintext;
 
+pub use crate::text::{hex, one_line};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset};
@@ -359,15 +360,6 @@ struct Parsed {
     editors_note: Option<Body>,
 }
 
-/// Collapses every run of white space (line breaks included) into one space, and drops
-/// control characters: titles and tags end up in mail headers and feeds.
-pub fn one_line(s: &str) -> String {
-    s.split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The slug from a file name: the stem without a leading `YYYY-MM-DD-`.
 pub fn slug_from_path(path: &Path) -> String {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
@@ -415,11 +407,6 @@ fn is_editors_note_heading(text: &str) -> bool {
         .filter(|c| !c.is_whitespace() && !"【】[]■□◆◇●○#＃:：".contains(*c))
         .collect();
     t == "編集後記"
-}
-
-/// Lowercase hex of bytes: content hashes, ETags, webhook ids, the generated key.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
