@@ -15,6 +15,7 @@ pub mod crosspost;
 pub mod daemon;
 pub mod deliver;
 pub mod doctor;
+pub mod editor;
 pub mod files;
 pub mod lock;
 pub mod message;

@@ -66,6 +66,10 @@ pub fn router(state: AppState) -> Router {
             get(unsubscribe_page).post(unsubscribe_now),
         )
         .route("/preview", get(preview))
+        .route(
+            "/editor/{action}/{token}",
+            get(crate::editor::pages::show).post(crate::editor::pages::act),
+        )
         .route("/search", get(search))
         .route(
             "/subscribe",
@@ -386,12 +390,20 @@ async fn preview(
         return not_found();
     }
     let (root, config) = (s.root.clone(), s.config.clone());
-    let next =
-        tokio::task::spawn_blocking(move || crate::deliver::next_issue::next_issue(&root, &config))
-            .await;
-    let rendered = match next {
-        Ok(Ok(Next::New { rendered, .. } | Next::Resume { rendered, .. })) => rendered,
-        Ok(Ok(Next::Nothing | Next::FirstStart)) => {
+    let next = tokio::task::spawn_blocking(move || {
+        let approval = config.editor.as_ref().is_some_and(|e| e.approval);
+        let gate = Store::open_read_only(&root)
+            .ok()
+            .flatten()
+            .and_then(|st| crate::editor::gate_note(&st, approval));
+        crate::deliver::next_issue::next_issue(&root, &config).map(|n| (n, gate))
+    })
+    .await;
+    let (rendered, gate) = match next {
+        Ok(Ok((Next::New { rendered, .. } | Next::Resume { rendered, .. }, gate))) => {
+            (rendered, gate)
+        }
+        Ok(Ok((Next::Nothing | Next::FirstStart, _))) => {
             return page(&s.config, "次号のプレビュー", html! {
                 h1 { "次号のプレビュー" }
                 p { "前号以降に公開された記事はまだありません。posts/ に記事を置くと、ここに次号が表示されます。" }
@@ -407,6 +419,7 @@ async fn preview(
     let text_part = crate::render::email::personalize(&rendered.text, name, &url, false);
     page(&s.config, "次号のプレビュー", html! {
         h1 { "次号のプレビュー" }
+        @if let Some(g) = gate { p { strong { (g) } } }
         p { "件名: " strong { (rendered.subject) } }
         p { "宛先の例: " (name) " <" (email) ">（送信前の確認用。配信はされません）" }
         h2 { "HTML メール" }

@@ -88,6 +88,12 @@ pub fn status(root: &Path, subscriber: Option<&str>, feeds: bool) -> anyhow::Res
     if let Some(c) = &config {
         next_tick(c, &tz);
     }
+    let approval = config
+        .as_ref()
+        .is_some_and(|c| c.editor.as_ref().is_some_and(|e| e.approval));
+    if let Some(line) = crate::editor::gate_line(&store, approval)? {
+        println!("{line}");
+    }
     let suppressed = store.suppressions()?;
     println!("suppressed addresses: {}", suppressed.len());
     for (address, reason, at) in suppressed {

@@ -1,0 +1,202 @@
+//! Alerts (警告) and their resolution (復旧): each cause is told at most once per
+//! [`crate::store::ALERT_QUIET`] while it lasts, and resolved once when it clears (the store
+//! remembers both across restarts). When mail itself is what failed, the alert is also POSTed
+//! to `editor.alert_webhook` as `{"type", "cause", "text", "at"}` — `text` is what Slack,
+//! Mattermost and Google Chat show — and the mail waits in the queue until the relay takes it.
+
+use std::path::Path;
+
+use chrono::Utc;
+use maud::html;
+
+use super::kind;
+use crate::config::Config;
+use crate::store::{Shared, Store, StoreError};
+
+/// Sending stopped: the relay (or `outbox/`) does not take mail; issues and editor mail wait.
+pub const SMTP: &str = "sending";
+/// A cross-post target refuses tayori (401/403).
+pub const CROSSPOST: &str = "crosspost";
+/// Less than 100 MiB free under the folder.
+pub const DISK: &str = "disk";
+
+/// What to do about each cause, in plain words.
+fn advice(cause: &str) -> &'static str {
+    match cause {
+        SMTP => "メールの送信サーバー（smtp.url）の設定、パスワード（TAYORI_SMTP_PASSWORD）の期限、契約の状態を確かめてください。直れば tayori が自動で送信を再開します。未送信の号は失われず、誰にも二重には届きません。",
+        CROSSPOST => "ブログ側でアプリケーションパスワードが失効・変更されていないか確かめてください。直れば未送信の投稿は自動で送られます。",
+        DISK => "フォルダのあるディスクの空き容量を増やしてください（古いファイルの削除など）。",
+        _ => "tayori のログ（run の出力）をご確認ください。",
+    }
+}
+
+fn title(cause: &str) -> &'static str {
+    match cause {
+        SMTP => "メールの送信が止まっています",
+        CROSSPOST => "ブログへの転載が止まっています",
+        DISK => "ディスクの空きが少なくなっています",
+        _ => "問題が起きています",
+    }
+}
+
+fn resolved_title(cause: &str) -> &'static str {
+    match cause {
+        SMTP => "メールの送信が再開しました",
+        CROSSPOST => "ブログへの転載が再開しました",
+        DISK => "ディスクの空きが戻りました",
+        _ => "問題は解消しました",
+    }
+}
+
+/// Raises `cause` (see [`Store::raise_alert`]); when it is to be told, queues the alert mail
+/// and, with `hook` (mail is what failed), the webhook.
+pub fn raise_now(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    cause: &str,
+    text: &str,
+    hook: bool,
+) -> Result<(), super::QueueError> {
+    let now = Utc::now();
+    if !super::enabled(config) || !store.raise_alert(cause, text, now)? {
+        return Ok(());
+    }
+    tracing::warn!(cause, "alert: {text}");
+    let what = title(cause);
+    let todo = advice(cause);
+    let subject = format!("【警告】{what}（{}）", config.site.title);
+    let body = html! {
+        h1 { (what) }
+        p { strong { "何が起きたか: " } (text) }
+        p { strong { "どうすればよいか: " } (todo) }
+        p { "起きた時刻: " (super::japan_time(config, now)) }
+    };
+    let plain = format!(
+        "{what}\n\n何が起きたか: {text}\n\nどうすればよいか: {todo}\n\n起きた時刻: {}",
+        super::japan_time(config, now)
+    );
+    super::queue(
+        root,
+        config,
+        store,
+        kind::ALERT,
+        &subject,
+        body,
+        &plain,
+        now,
+    )?;
+    if hook {
+        hook_now(
+            config,
+            store,
+            "alert",
+            cause,
+            &format!("【警告】{what}: {text} — {todo}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Clears `cause`; when its alert was told, queues the resolution (mail, and webhook when the
+/// office has one: the alert may have gone there).
+pub fn clear_now(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    cause: &str,
+) -> Result<(), super::QueueError> {
+    if !super::enabled(config) || !store.clear_alert(cause)? {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let what = title(cause);
+    tracing::info!(cause, "resolved: {what}");
+    let done = resolved_title(cause);
+    let subject = format!("【復旧】{done}（{}）", config.site.title);
+    let body = html! {
+        h1 { "復旧しました" }
+        p { "先にお知らせした「" (what) "」は解消しました。止まっていた処理は自動で再開しています。" }
+        p { "時刻: " (super::japan_time(config, now)) }
+    };
+    let plain = format!("復旧しました\n\n先にお知らせした「{what}」は解消しました。止まっていた処理は自動で再開しています。\n\n時刻: {}", super::japan_time(config, now));
+    super::queue(
+        root,
+        config,
+        store,
+        kind::RESOLVED,
+        &subject,
+        body,
+        &plain,
+        now,
+    )?;
+    hook_now(config, store, "resolved", cause, &format!("【復旧】{done}"))?;
+    Ok(())
+}
+
+/// Queues the webhook JSON for `editor.alert_webhook`, when there is one.
+fn hook_now(
+    config: &Config,
+    store: &Store,
+    kind_: &str,
+    cause: &str,
+    text: &str,
+) -> Result<(), StoreError> {
+    if config
+        .editor
+        .as_ref()
+        .and_then(|e| e.alert_webhook.as_ref())
+        .is_none()
+    {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let body = serde_json::json!({
+        "type": kind_,
+        "cause": cause,
+        "text": text,
+        "at": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    });
+    store.queue_editor_mail(kind::WEBHOOK, cause, "", &body.to_string(), now)?;
+    Ok(())
+}
+
+/// [`raise_now`] from async code.
+pub async fn raise(
+    root: &Path,
+    config: &std::sync::Arc<Config>,
+    store: &Shared,
+    cause: &str,
+    text: &str,
+    hook: bool,
+) -> Result<(), String> {
+    let (root, config, cause, text) = (
+        root.to_path_buf(),
+        config.clone(),
+        cause.to_string(),
+        text.to_string(),
+    );
+    store
+        .call(move |s| {
+            raise_now(&root, &config, s, &cause, &text, hook)
+                .map_err(|e| StoreError::Abandoned(e.to_string()))
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// [`clear_now`] from async code.
+pub async fn clear(
+    root: &Path,
+    config: &std::sync::Arc<Config>,
+    store: &Shared,
+    cause: &str,
+) -> Result<(), String> {
+    let (root, config, cause) = (root.to_path_buf(), config.clone(), cause.to_string());
+    store
+        .call(move |s| {
+            clear_now(&root, &config, s, &cause).map_err(|e| StoreError::Abandoned(e.to_string()))
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
