@@ -80,10 +80,12 @@ pub fn raise_now(
         root,
         config,
         store,
-        kind::ALERT,
-        &subject,
-        body,
-        &plain,
+        super::Mail {
+            kind: kind::ALERT,
+            subject: &subject,
+            body,
+            text: &plain,
+        },
         now,
     )?;
     if hook {
@@ -124,10 +126,12 @@ pub fn clear_now(
         root,
         config,
         store,
-        kind::RESOLVED,
-        &subject,
-        body,
-        &plain,
+        super::Mail {
+            kind: kind::RESOLVED,
+            subject: &subject,
+            body,
+            text: &plain,
+        },
         now,
     )?;
     hook_now(config, store, "resolved", cause, &format!("【復旧】{done}"))?;

@@ -66,17 +66,31 @@ pub fn css(root: &Path) -> std::io::Result<String> {
     Ok(css)
 }
 
+/// One editor mail before rendering.
+pub struct Mail<'a> {
+    /// `X-Tayori-Kind` (see [`kind`]).
+    pub kind: &'a str,
+    pub subject: &'a str,
+    /// The HTML body, laid out in the issues' look by [`queue`].
+    pub body: Markup,
+    /// The text part.
+    pub text: &'a str,
+}
+
 /// Renders and queues one editor mail (nothing when the office is not configured).
 pub fn queue(
     root: &Path,
     config: &Config,
     store: &Store,
-    kind: &str,
-    subject: &str,
-    body: Markup,
-    text: &str,
+    mail: Mail<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), QueueError> {
+    let Mail {
+        kind,
+        subject,
+        body,
+        text,
+    } = mail;
     if !enabled(config) {
         return Ok(());
     }

@@ -98,10 +98,12 @@ pub fn after_publish(
         root,
         config,
         store,
-        kind::RECEIPT,
-        &subject,
-        body,
-        &text,
+        super::Mail {
+            kind: kind::RECEIPT,
+            subject: &subject,
+            body,
+            text: &text,
+        },
         now,
     )
 }

@@ -106,10 +106,12 @@ pub fn after_issue(
         root,
         config,
         store,
-        kind::REPORT,
-        &subject,
-        body,
-        &text,
+        super::Mail {
+            kind: kind::REPORT,
+            subject: &subject,
+            body,
+            text: &text,
+        },
         now,
     )?;
     store.set_meta(LAST_REPORT, &now.to_rfc3339())?;
