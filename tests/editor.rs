@@ -22,6 +22,14 @@ const READERS: [&str; 5] = [
 
 /// A folder with a store, the relay on `port`, `schedule` and `editor:` with `extra` keys.
 fn folder(port: u16, schedule: &str, extra: &str) -> tempfile::TempDir {
+    let dir = folder_without_store(port, schedule, extra);
+    let o = tayori(dir.path(), &["build"]);
+    assert!(o.status.success(), "{}", text_of(&o.stderr));
+    dir
+}
+
+/// [`folder`] before its first start.
+fn folder_without_store(port: u16, schedule: &str, extra: &str) -> tempfile::TempDir {
     let dir = fresh_folder(Some(&smtp_block(port, 2)));
     let cfg = dir.path().join("tayori.yaml");
     let mut text = std::fs::read_to_string(&cfg).unwrap().replace(
@@ -30,8 +38,6 @@ fn folder(port: u16, schedule: &str, extra: &str) -> tempfile::TempDir {
     );
     text.push_str(&format!("editor:\n  to: [{OFFICE}]\n{extra}"));
     std::fs::write(&cfg, text).unwrap();
-    let o = tayori(dir.path(), &["build"]);
-    assert!(o.status.success(), "{}", text_of(&o.stderr));
     dir
 }
 
@@ -401,4 +407,43 @@ fn a_relay_refusing_mail_alerts_the_webhook_and_the_office_once_it_is_back() {
         1,
         "one alert for one cause"
     );
+}
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn the_back_catalogue_of_a_first_start_is_one_line() {
+    let server = SmtpServer::start(&python(), &[]);
+    let dir = folder_without_store(server.port, "0 9 * * Mon", "  review: 0\n");
+    let root = dir.path();
+    add(root, "2026-10-01-old.md", GOOD);
+    add(
+        root,
+        "2026-10-02-older.md",
+        "---\ntitle: 古い記事\n---\n\n本文。\n",
+    );
+    let (_d, _base) = run_daemon(root, &[]);
+    let r = wait_office(&server, "receipt", 1).remove(0);
+    let text = r["text"].as_str().unwrap();
+    println!("{text}");
+    assert!(text.contains("これまでの記事 2 件"), "{text}");
+    assert!(!text.contains("■ 公開"), "no line per old post: {text}");
+    assert_eq!(to_readers(&server), 0);
+}
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn send_without_a_daemon_mails_the_office_its_report() {
+    let server = SmtpServer::start(&python(), &[]);
+    let dir = folder(server.port, "0 9 * * Mon", "  review: 0\n");
+    let root = dir.path();
+    add(root, "2026-12-01-youikuhi.md", GOOD);
+    let o = tayori(root, &["send"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text_of(&o.stderr));
+    assert_eq!(to_readers(&server), READERS.len());
+    let reports = office_mail(&server, "report");
+    assert_eq!(reports.len(), 1, "the report comes with the send");
+    let text = reports[0]["text"].as_str().unwrap();
+    println!("{}\n{text}", reports[0]["subject"]);
+    assert!(text.contains("送信済み: 5 人"), "{text}");
+    assert_eq!(reports[0]["rcpt"], serde_json::json!([OFFICE]));
 }

@@ -143,6 +143,7 @@ async fn send_here(
         stop,
     )
     .await;
+    crate::editor::after_send(root, config, &result).await;
     Ok(report(result.map_err(|e| e.to_string())))
 }
 

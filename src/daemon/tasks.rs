@@ -309,6 +309,9 @@ impl Daemon {
                     Ok(sc) => sc,
                     Err(e) => return Ok(Err(anyhow::anyhow!("{e}"))),
                 };
+                if let Err(e) = crate::editor::alert::check_disk(&root, &config, s) {
+                    tracing::error!("free space: {e}");
+                }
                 Ok(crate::editor::proof::check(
                     &root,
                     &config,

@@ -324,6 +324,8 @@ pub async fn read_bounces(root: &Path, config: &Config, store: &mut Store) {
         _ => return,
     }
     .map_err(|e| e.to_string());
+    // Unreadable for an hour: the office is told (and when it reads again).
+    crate::editor::alert::mailbox_read(root, config, store, read.as_ref().err());
     match read {
         Ok(r) if r.reports > 0 => tracing::info!(
             reports = r.reports,

@@ -19,31 +19,48 @@ pub const SMTP: &str = "sending";
 pub const CROSSPOST: &str = "crosspost";
 /// Less than 100 MiB free under the folder.
 pub const DISK: &str = "disk";
+/// An issue's bounce rate above 2 %, or a complaint.
+pub const BOUNCES: &str = "bounces";
+/// The bounce mailbox unreadable for an hour.
+pub const MAILBOX: &str = "mailbox";
+/// How long the bounce mailbox may be unreadable before the office is told.
+const MAILBOX_GRACE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+/// Free space under the folder below which the office is told.
+pub const LOW_DISK: u64 = 100 * 1024 * 1024;
 
 /// What to do about each cause, in plain words.
 fn advice(cause: &str) -> &'static str {
+    let cause = cause.split('.').next().unwrap_or(cause);
     match cause {
         SMTP => "メールの送信サーバー（smtp.url）の設定、パスワード（TAYORI_SMTP_PASSWORD）の期限、契約の状態を確かめてください。直れば tayori が自動で送信を再開します。未送信の号は失われず、誰にも二重には届きません。",
         CROSSPOST => "ブログ側でアプリケーションパスワードが失効・変更されていないか確かめてください。直れば未送信の投稿は自動で送られます。",
-        DISK => "フォルダのあるディスクの空き容量を増やしてください（古いファイルの削除など）。",
+        DISK => "フォルダのあるディスクの空き容量を増やしてください（古いファイルの削除など）。空きがないと記事の公開や配信の記録ができません。",
+        BOUNCES => "宛先の誤りや迷惑メール扱いが増えると、メール全体が届きにくくなります。tayori status で宛先を確かめ、不要な宛先は tayori subscribers remove で外してください。",
+        MAILBOX => "バウンス受信用メールボックス（bounces.mailbox）の設定とパスワード（TAYORI_BOUNCE_PASSWORD）、サーバーの状態を確かめてください。",
         _ => "tayori のログ（run の出力）をご確認ください。",
     }
 }
 
 fn title(cause: &str) -> &'static str {
+    let cause = cause.split('.').next().unwrap_or(cause);
     match cause {
         SMTP => "メールの送信が止まっています",
         CROSSPOST => "ブログへの転載が止まっています",
         DISK => "ディスクの空きが少なくなっています",
+        BOUNCES => "配信不能または迷惑メール報告が多くなっています",
+        MAILBOX => "バウンス受信用メールボックスが1時間以上読めません",
         _ => "問題が起きています",
     }
 }
 
 fn resolved_title(cause: &str) -> &'static str {
+    let cause = cause.split('.').next().unwrap_or(cause);
     match cause {
         SMTP => "メールの送信が再開しました",
         CROSSPOST => "ブログへの転載が再開しました",
         DISK => "ディスクの空きが戻りました",
+        BOUNCES => "配信不能の割合は落ち着きました",
+        MAILBOX => "バウンス受信用メールボックスが読めるようになりました",
         _ => "問題は解消しました",
     }
 }
@@ -203,4 +220,69 @@ pub async fn clear(
         })
         .await
         .map_err(|e| e.to_string())
+}
+
+/// After a read of the bounce mailbox: failing for [`MAILBOX_GRACE`] raises [`MAILBOX`]; a
+/// read that works clears it.
+pub fn mailbox_read(root: &Path, config: &Config, store: &Store, failed: Option<&String>) {
+    const SINCE: &str = "editor_mailbox_failing_since";
+    let now = Utc::now();
+    let r = (|| -> Result<(), super::QueueError> {
+        let Some(why) = failed else {
+            store.set_meta(SINCE, "")?;
+            return clear_now(root, config, store, MAILBOX);
+        };
+        let since = store
+            .meta(SINCE)?
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        match since {
+            None => store.set_meta(SINCE, &now.to_rfc3339())?,
+            Some(t) if now - t >= MAILBOX_GRACE => {
+                let text = format!(
+                    "バウンス受信用メールボックスを読めない状態が {} から続いています: {why}",
+                    super::japan_time(config, t)
+                );
+                raise_now(root, config, store, MAILBOX, &text, false)?;
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        tracing::error!("telling the office about the bounce mailbox: {e}");
+    }
+}
+
+/// Free bytes under `root` (statvfs), when the system says.
+pub fn free_bytes(root: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(root.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid C string and `st` a properly sized, writable struct.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Raises [`DISK`] under [`LOW_DISK`] free, clears it above; looks at most once a minute.
+pub fn check_disk(root: &Path, config: &Config, store: &Store) -> Result<(), super::QueueError> {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = Utc::now().timestamp();
+    if now - LAST.load(Ordering::Relaxed) < 60 {
+        return Ok(());
+    }
+    LAST.store(now, Ordering::Relaxed);
+    let Some(free) = free_bytes(root) else {
+        return Ok(());
+    };
+    if free < LOW_DISK {
+        let text = format!(
+            "フォルダのあるディスクの空きが {} MiB しかありません（100 MiB 未満）。",
+            free / (1024 * 1024)
+        );
+        raise_now(root, config, store, DISK, &text, false)
+    } else {
+        clear_now(root, config, store, DISK)
+    }
 }

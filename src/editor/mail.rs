@@ -59,6 +59,24 @@ pub async fn run(root: PathBuf, config: Arc<Config>, stop: CancellationToken) {
     }
 }
 
+/// One pass over the queue (`tayori send` without a daemon): what fails stays queued for the
+/// next `send` or `run`.
+pub async fn flush_once(root: &Path, config: &Config) {
+    if !super::enabled(config) {
+        return;
+    }
+    match Shared::open(root).await {
+        Ok(store) => {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .ok();
+            flush(root, &Arc::new(config.clone()), &store, http.as_ref()).await;
+        }
+        Err(e) => tracing::error!("editor mail: {e}"),
+    }
+}
+
 /// Sends what is queued; false when something failed (it stays queued).
 async fn flush(
     root: &Path,

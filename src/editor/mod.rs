@@ -105,6 +105,37 @@ pub fn queue(
     Ok(())
 }
 
+/// After `tayori send` sent by itself: the report, or the alert of a run that stopped early,
+/// then one pass over the editor mail queue.
+pub async fn after_send(
+    root: &Path,
+    config: &Config,
+    result: &Result<crate::deliver::Summary, crate::deliver::DeliverError>,
+) {
+    use crate::deliver::DeliverError;
+    if !enabled(config) {
+        return;
+    }
+    let told = Store::open(root).map_err(anyhow::Error::from).and_then(|store| {
+        match result {
+            Ok(s) if s.issue.is_some() => {
+                report::after_issue(root, config, &store, s, None)?;
+                alert::clear_now(root, config, &store, alert::SMTP)?;
+            }
+            Ok(_) | Err(DeliverError::Gated(_)) => {}
+            Err(e) => {
+                let text = format!("号の配信が止まりました。未送信の分は残っていて、直れば続きを送ります。原因: {e}");
+                alert::raise_now(root, config, &store, alert::SMTP, &text, true)?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = told {
+        tracing::error!("telling the office: {e:#}");
+    }
+    mail::flush_once(root, config).await;
+}
+
 /// What holds the next issue, in one line for `status` (`None`: nothing holds it).
 pub fn gate_line(store: &Store, approval: bool) -> Result<Option<String>, StoreError> {
     Ok(match store.gate(approval)? {

@@ -118,7 +118,7 @@ pub fn after_issue(
     // Bounce rate above 2 % of those sent, or any complaint: the office is told.
     if summary.sent > 0 && (bounced * 100 > 2 * summary.sent as i64 || complaints > 0) {
         let text = format!("第{id}号で配信不能が {bounced} 件（送信 {} 件）、迷惑メール報告が {complaints} 件ありました。", summary.sent);
-        super::alert::raise_now(root, config, store, "bounces", &text, false)?;
+        super::alert::raise_now(root, config, store, super::alert::BOUNCES, &text, false)?;
     }
     Ok(())
 }
