@@ -447,3 +447,58 @@ fn send_without_a_daemon_mails_the_office_its_report() {
     assert!(text.contains("送信済み: 5 人"), "{text}");
     assert_eq!(reports[0]["rcpt"], serde_json::json!([OFFICE]));
 }
+
+/// SpamAssassin's score of a message and the rules that fired (`-L`: no network tests).
+fn spam_score(sa: &str, eml: &Path) -> (f64, String) {
+    let o = std::process::Command::new(sa)
+        .args(["-L", "-t"])
+        .stdin(std::fs::File::open(eml).unwrap())
+        .output()
+        .expect("spamassassin runs");
+    let report = text_of(&o.stdout);
+    let details = report
+        .split("Content analysis details:")
+        .nth(1)
+        .expect("a report")
+        .to_string();
+    let score = details
+        .trim_start()
+        .trim_start_matches('(')
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (score, details)
+}
+
+#[test]
+#[ignore = "needs aiosmtpd and SpamAssassin: scripts/test installs them and runs ignored tests"]
+fn receipt_proof_and_report_each_score_at_most_one_in_spamassassin() {
+    let sa = std::env::var("TAYORI_SPAMASSASSIN").expect("TAYORI_SPAMASSASSIN (scripts/test)");
+    let server = SmtpServer::start(&python(), &[]);
+    let dir = folder(
+        server.port,
+        "*/2 * * * * *",
+        "  review: 24h\n  approval: true\n",
+    );
+    let root = dir.path();
+    let (_d, base) = run_daemon(root, &[]);
+    add(root, "2026-12-01-youikuhi.md", GOOD);
+    add(root, "broken.md", BROKEN);
+    let proof = wait_office(&server, "proof", 1).remove(0);
+    let (status, _) = http("POST", &format!("{base}{}", link(&proof, "approve")));
+    assert_eq!(status, 200);
+    wait_office(&server, "report", 1);
+    let all = server.received();
+    for kind in ["receipt", "proof", "report"] {
+        let i = all
+            .iter()
+            .position(|m| m["headers"]["X-Tayori-Kind"] == kind)
+            .unwrap();
+        let eml = server.dir.path().join("raw").join(format!("{i}.eml"));
+        let (score, details) = spam_score(&sa, &eml);
+        println!("{kind}: SpamAssassin {score}");
+        assert!(score <= 1.0, "{kind}: {score}\n{details}");
+    }
+}

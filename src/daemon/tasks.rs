@@ -349,6 +349,7 @@ impl Daemon {
                         let text = format!("号の配信が止まりました。未送信の分は残っていて、直れば自動で続きを送ります。原因: {why}");
                         alert::raise_now(&root, &config, s, alert::SMTP, &text, true)
                             .map_err(anyhow::Error::from)
+                            .and_then(|()| report::after_stop(&root, &config, s, why))
                     }
                 };
                 Ok(r)

@@ -126,6 +126,7 @@ pub async fn after_send(
             Err(e) => {
                 let text = format!("号の配信が止まりました。未送信の分は残っていて、直れば続きを送ります。原因: {e}");
                 alert::raise_now(root, config, &store, alert::SMTP, &text, true)?;
+                report::after_stop(root, config, &store, &e.to_string())?;
             }
         }
         Ok(())

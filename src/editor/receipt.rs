@@ -55,22 +55,23 @@ pub fn after_publish(
         let Some(record) = store.post(slug)? else {
             continue;
         };
-        if record.announced == "back_catalogue" {
+        let updated = report.updated.contains(slug);
+        if record.announced == "back_catalogue" && !updated {
             back += 1;
             continue;
         }
         let Some(e) = report.entries.iter().find(|e| &e.post.slug == slug) else {
             continue;
         };
-        let when = if record.announced == "pending" {
-            going.clone()
-        } else {
-            "この記事はすでにメールでお送り済みです。更新は Web とフィードに反映しました（メールの再送はしません）。".to_string()
+        let when = match record.announced.as_str() {
+            "pending" => going.clone(),
+            "back_catalogue" => "過去記事の更新です。Web とフィードに反映しました（メールではお送りしません）。".to_string(),
+            _ => "この記事はすでにメールでお送り済みです。更新は Web とフィードに反映しました（メールの再送はしません）。".to_string(),
         };
         lines.push(Line::Published {
             title: e.post.title.clone(),
             url: config.post_url(slug),
-            updated: report.updated.contains(slug),
+            updated,
             when,
         });
         store.unnote(&format!("scheduled:{slug}"))?;

@@ -16,6 +16,28 @@ use crate::store::Store;
 
 const LAST_REPORT: &str = "editor_last_report";
 
+/// The report of an issue that stopped early (`why`), once per issue: the daemon tries it
+/// again by itself, and each try that stops is not another report.
+pub fn after_stop(root: &Path, config: &Config, store: &Store, why: &str) -> anyhow::Result<()> {
+    let Some(issue) = store.unfinished_issue()?.filter(|_| super::enabled(config)) else {
+        return Ok(());
+    };
+    let key = format!("stopped:{}", issue.id);
+    if store.noted(&key)?.is_some() {
+        return Ok(());
+    }
+    store.note(&key, "reported", Utc::now())?;
+    let summary = Summary {
+        issue: Some(issue.id),
+        subject: issue.subject.clone(),
+        sent: store.count_in(issue.id, "sent")?,
+        failed: store.count_in(issue.id, "failed")?,
+        deferred: store.count_in(issue.id, "pending")? + store.count_in(issue.id, "sending")?,
+        ..Summary::default()
+    };
+    after_issue(root, config, store, &summary, Some(why))
+}
+
 /// Queues the report of `summary`'s issue (`stopped`: why it stopped early).
 pub fn after_issue(
     root: &Path,
