@@ -502,3 +502,48 @@ fn receipt_proof_and_report_each_score_at_most_one_in_spamassassin() {
         assert!(score <= 1.0, "{kind}: {score}\n{details}");
     }
 }
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn editor_mail_is_dkim_signed_like_an_issue_and_carries_no_list_headers() {
+    let py = python();
+    let server = SmtpServer::start(&py, &[]);
+    let dir = folder(server.port, "0 9 * * Mon", "  review: 0\n");
+    let root = dir.path();
+    let (_, public) = rsa_key(root, "dkim");
+    let cfg = root.join("tayori.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "  concurrency: 2\n",
+        "  concurrency: 2\n  dkim:\n    domain: example.jp\n    selector: news\n    private_key_file: dkim.pem\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (_d, _base) = run_daemon(root, &[]);
+    add(root, "2026-12-01-youikuhi.md", GOOD);
+    let receipt = wait_office(&server, "receipt", 1).remove(0);
+    let headers = receipt["headers"].as_object().unwrap();
+    for h in ["List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"] {
+        assert!(!headers.contains_key(h), "{h} on editor mail: {headers:?}");
+    }
+    assert!(headers["From"]
+        .as_str()
+        .unwrap()
+        .contains("news@example.jp"));
+    let raw = server.dir.path().join("raw/0.eml");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/dkim_verify.py");
+    let v = std::process::Command::new(&py)
+        .arg(&script)
+        .arg(&public)
+        .arg(&raw)
+        .output()
+        .unwrap();
+    let report = text_of(&v.stdout);
+    println!("{report}");
+    assert!(report.contains(" ok "), "{report}{}", text_of(&v.stderr));
+    let signed = report.split_whitespace().nth(2).unwrap_or("");
+    for h in ["from", "to", "subject", "date", "message-id"] {
+        assert!(
+            signed.split(':').any(|s| s == h),
+            "{h} not signed: {report}"
+        );
+    }
+}
