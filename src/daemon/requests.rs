@@ -181,6 +181,11 @@ impl Loop {
             tracing::info!("released after its tick: the issue goes now");
             d.reconcile_logged().await;
             self.start(d, stop, Duration::ZERO);
+        } else if r.kind == NUDGE && self.issue_retry_at.is_some() && !self.running {
+            // Mail works again: the issue that stopped is tried now, not at its retry time.
+            tracing::info!("mail works again: trying the pending issue now");
+            self.issue_retry_at = None;
+            self.start(d, stop, Duration::ZERO);
         }
     }
 

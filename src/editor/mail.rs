@@ -22,7 +22,9 @@ use crate::store::{EditorMail, Shared};
 
 /// How often the queue is looked at (mail is queued by the daemon, the server and commands).
 pub const POLL: Duration = Duration::from_millis(500);
-const MAX_WAIT: Duration = Duration::from_secs(60);
+/// The longest wait between tries while the relay refuses: editor mail is also what notices
+/// the relay is back (and tells the daemon, whose issue retries wait longer).
+const MAX_WAIT: Duration = Duration::from_secs(15);
 
 /// Sends the queue until `stop`: the daemon's office task.
 pub async fn run(root: PathBuf, config: Arc<Config>, stop: CancellationToken) {
@@ -46,6 +48,15 @@ pub async fn run(root: PathBuf, config: Arc<Config>, stop: CancellationToken) {
     let mut failures = 0u32;
     loop {
         let ok = flush(&root, &config, &store, http.as_ref()).await;
+        if ok && failures > 0 {
+            // Mail went again after failing: a stopped issue need not wait for its own retry.
+            let asked = store
+                .call(|s| s.request(crate::daemon::requests::NUDGE, "{}", Utc::now()))
+                .await;
+            if let Err(e) = asked {
+                tracing::warn!("editor mail: {e}");
+            }
+        }
         failures = if ok { 0 } else { failures + 1 };
         let wait = if ok {
             POLL
