@@ -547,3 +547,51 @@ fn editor_mail_is_dkim_signed_like_an_issue_and_carries_no_list_headers() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn an_alert_survives_a_kill_and_is_told_once_after_the_restart() {
+    let refusing = SmtpServer::start(&python(), &["--reject-mail-from", "451 4.3.0 try later"]);
+    let port = refusing.port;
+    let hooks = WebhookReceiver::start("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &[]);
+    let dir = folder(
+        port,
+        "0 9 * * Mon",
+        &format!(
+            "  review: 0\n  alert_webhook: http://127.0.0.1:{}/alerts\n",
+            hooks.port
+        ),
+    );
+    let root = dir.path();
+    let file = hooks.dir.path().join("hooks.jsonl");
+    let of_type = |t: &str| {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("\"type\": \"{t}\"")))
+            .count()
+    };
+    let (d, _base) = run_daemon(root, &[]);
+    add(root, "2026-12-01-youikuhi.md", GOOD);
+    wait_for("the alert at the webhook", Duration::from_secs(60), || {
+        of_type("alert") == 1
+    });
+    drop(d); // SIGKILL: nothing is finished gracefully
+    drop(refusing);
+    let server = SmtpServer::start(&python(), &["--port", &port.to_string()]);
+    let (_d, _base) = run_daemon(root, &[]);
+    wait_office(&server, "resolved", 1);
+    wait_for(
+        "the resolution at the webhook",
+        Duration::from_secs(30),
+        || of_type("resolved") == 1,
+    );
+    assert_eq!(
+        office_mail(&server, "receipt").len(),
+        1,
+        "the receipt, once"
+    );
+    assert_eq!(office_mail(&server, "alert").len(), 1, "the alert, once");
+    assert_eq!(of_type("alert"), 1, "the webhook told once");
+    assert_eq!(to_readers(&server), 0);
+}
