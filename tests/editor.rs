@@ -595,3 +595,46 @@ fn an_alert_survives_a_kill_and_is_told_once_after_the_restart() {
     assert_eq!(of_type("alert"), 1, "the webhook told once");
     assert_eq!(to_readers(&server), 0);
 }
+
+#[test]
+#[ignore = "needs aiosmtpd and the Nu HTML Checker: scripts/test installs them and runs ignored tests"]
+fn the_hold_and_approve_pages_pass_the_nu_checker() {
+    let jar = std::env::var("TAYORI_VNU_JAR").expect("TAYORI_VNU_JAR (scripts/test)");
+    let server = SmtpServer::start(&python(), &[]);
+    let dir = folder(
+        server.port,
+        "0 9 * * Mon",
+        "  review: 30d\n  approval: true\n",
+    );
+    let root = dir.path();
+    let (_d, base) = run_daemon(root, &[]);
+    add(root, "2026-12-01-youikuhi.md", GOOD);
+    let proof = wait_office(&server, "proof", 1).remove(0);
+    let pages = tempfile::tempdir().unwrap();
+    let save = |name: &str, (status, body): (u16, String)| {
+        println!("{name}: {status}");
+        std::fs::write(pages.path().join(name), body).unwrap();
+    };
+    let (hold, approve) = (link(&proof, "hold"), link(&proof, "approve"));
+    save("hold.html", http("GET", &format!("{base}{hold}")));
+    save("approve.html", http("GET", &format!("{base}{approve}")));
+    save("approved.html", http("POST", &format!("{base}{approve}")));
+    save("held.html", http("POST", &format!("{base}{hold}")));
+    save(
+        "invalid.html",
+        http("GET", &format!("{base}/editor/approve/forged")),
+    );
+    let files: Vec<_> = std::fs::read_dir(pages.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let report = nu_errors(&jar, &files);
+    assert!(report.is_empty(), "Nu HTML Checker:\n{report}");
+    let o = tayori(root, &["status"]);
+    assert!(
+        text_of(&o.stdout).contains("held"),
+        "the hold link held it: {}",
+        text_of(&o.stdout)
+    );
+}
