@@ -230,7 +230,8 @@ pub fn mailbox_read(root: &Path, config: &Config, store: &Store, failed: Option<
     let r = (|| -> Result<(), super::QueueError> {
         let Some(why) = failed else {
             store.set_meta(SINCE, "")?;
-            return clear_now(root, config, store, MAILBOX);
+            clear_now(root, config, store, MAILBOX)?;
+            return bounce_rate(root, config, store);
         };
         let since = store
             .meta(SINCE)?
@@ -252,6 +253,27 @@ pub fn mailbox_read(root: &Path, config: &Config, store: &Store, failed: Option<
     if let Err(e) = r {
         tracing::error!("telling the office about the bounce mailbox: {e}");
     }
+}
+
+/// The newest issue's bounce rate above 2 % of those sent, or any complaint about it, raises
+/// [`BOUNCES`] (once per quiet time: the reports keep coming for days).
+fn bounce_rate(root: &Path, config: &Config, store: &Store) -> Result<(), super::QueueError> {
+    let newest = store
+        .bounce_rates()?
+        .into_iter()
+        .find(|(_, _, sent)| *sent > 0);
+    let Some((issue, bounced, sent)) = newest else {
+        return Ok(());
+    };
+    let complaints = store.complaints_of(issue)?;
+    if bounced * 100 > 2 * sent || complaints > 0 {
+        let text = format!(
+            "第{issue}号で配信不能が {bounced} 件（送信 {sent} 件中、{:.1} %）、迷惑メール報告が {complaints} 件ありました。",
+            bounced as f64 * 100.0 / sent as f64
+        );
+        raise_now(root, config, store, BOUNCES, &text, false)?;
+    }
+    Ok(())
 }
 
 /// Free bytes under `root` (statvfs), when the system says.

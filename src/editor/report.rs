@@ -51,23 +51,74 @@ pub fn after_issue(
     };
     let now = Utc::now();
     let since = store.meta(LAST_REPORT)?.unwrap_or_default();
-    let issue = store.issue(id)?;
-    let slugs = issue.as_ref().map(|i| i.slugs.clone()).unwrap_or_default();
-    let f = store.figures_since(&since, &slugs)?;
-    let failed = store.deliveries_in(id, "failed")?;
-    let readers = crate::readers::total(store).unwrap_or(0);
-    let bounced: i64 = f
-        .bounces
-        .iter()
-        .filter(|(c, _)| c != "complaint")
-        .map(|(_, n)| n)
-        .sum();
-    let complaints: i64 = f
-        .bounces
-        .iter()
-        .filter(|(c, _)| c == "complaint")
-        .map(|(_, n)| n)
-        .sum();
+    let slugs = store.issue(id)?.map(|i| i.slugs).unwrap_or_default();
+    let figures = store.figures_since(&since, &slugs)?;
+    let count = |complaint: bool| -> i64 {
+        figures
+            .bounces
+            .iter()
+            .filter(|(c, _)| (c == "complaint") == complaint)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let facts = Facts {
+        id,
+        summary,
+        stopped,
+        failed: store.deliveries_in(id, "failed")?,
+        readers: crate::readers::total(store).unwrap_or(0),
+        bounced: count(false),
+        complaints: count(true),
+        figures: &figures,
+    };
+    let (subject, body, text) = render(&facts);
+    let (bounced, complaints) = (facts.bounced, facts.complaints);
+    super::queue(
+        root,
+        config,
+        store,
+        super::Mail {
+            kind: kind::REPORT,
+            subject: &subject,
+            body,
+            text: &text,
+        },
+        now,
+    )?;
+    store.set_meta(LAST_REPORT, &now.to_rfc3339())?;
+    // Bounce rate above 2 % of those sent, or any complaint: the office is told.
+    if summary.sent > 0 && (bounced * 100 > 2 * summary.sent as i64 || complaints > 0) {
+        let text = format!("第{id}号で配信不能が {bounced} 件（送信 {} 件）、迷惑メール報告が {complaints} 件ありました。", summary.sent);
+        super::alert::raise_now(root, config, store, super::alert::BOUNCES, &text, false)?;
+    }
+    Ok(())
+}
+
+/// What a report says.
+struct Facts<'a> {
+    id: i64,
+    summary: &'a Summary,
+    stopped: Option<&'a str>,
+    /// Failed deliveries: (address, attempts, the server's reply).
+    failed: Vec<(String, i64, Option<String>)>,
+    readers: u64,
+    bounced: i64,
+    complaints: i64,
+    figures: &'a crate::store::Figures,
+}
+
+fn render(facts: &Facts<'_>) -> (String, maud::Markup, String) {
+    let Facts {
+        id,
+        summary,
+        stopped,
+        failed,
+        readers,
+        bounced,
+        complaints,
+        figures: f,
+    } = facts;
+    let (id, stopped, failed) = (*id, *stopped, failed.as_slice());
     let subject = match stopped {
         None => format!(
             "【配信レポート】第{id}号「{}」を {} 人にお送りしました",
@@ -86,7 +137,7 @@ pub fn after_issue(
         "送信済み: {} 人\n送れなかった宛先: {} 件\n後で再送する宛先: {} 件\n",
         summary.sent, summary.failed, summary.deferred
     ));
-    for (email, _, reply) in &failed {
+    for (email, _, reply) in failed {
         text.push_str(&format!("  {email}: {}\n", reply.as_deref().unwrap_or("")));
     }
     text.push_str(&format!("\n前回のレポート以降:\n  配信不能（バウンス）: {bounced} 件\n  迷惑メール報告: {complaints} 件\n  配信停止: {} 人\n  新規登録: {} 人\n  フィード購読者（推定）: {readers} 人\n", f.unsubscribes, f.signups));
@@ -109,7 +160,7 @@ pub fn after_issue(
         }
         @if !failed.is_empty() {
             h2 { "送れなかった宛先と相手サーバーの返答" }
-            ul { @for (email, _, reply) in &failed { li { (email) ": " (reply.as_deref().unwrap_or("")) } } }
+            ul { @for (email, _, reply) in failed { li { (email) ": " (reply.as_deref().unwrap_or("")) } } }
         }
         h2 { "前回のレポート以降" }
         ul {
@@ -124,23 +175,5 @@ pub fn after_issue(
             ul { @for (slug, event, state, status) in &f.crossposts { li { (slug) "（" (event) "）: " (state) " " (status.as_deref().unwrap_or("")) } } }
         }
     };
-    super::queue(
-        root,
-        config,
-        store,
-        super::Mail {
-            kind: kind::REPORT,
-            subject: &subject,
-            body,
-            text: &text,
-        },
-        now,
-    )?;
-    store.set_meta(LAST_REPORT, &now.to_rfc3339())?;
-    // Bounce rate above 2 % of those sent, or any complaint: the office is told.
-    if summary.sent > 0 && (bounced * 100 > 2 * summary.sent as i64 || complaints > 0) {
-        let text = format!("第{id}号で配信不能が {bounced} 件（送信 {} 件）、迷惑メール報告が {complaints} 件ありました。", summary.sent);
-        super::alert::raise_now(root, config, store, super::alert::BOUNCES, &text, false)?;
-    }
-    Ok(())
+    (subject, body, text)
 }

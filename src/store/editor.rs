@@ -351,6 +351,17 @@ pub struct Figures {
 }
 
 impl Store {
+    /// Complaints (feedback-loop reports) about issue `issue`.
+    pub fn complaints_of(&self, issue: i64) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM bounces WHERE issue_id = ?1 AND cause = 'complaint'",
+                [issue],
+                |r| r.get(0),
+            )
+            .map_err(|e| sql(&self.path, e))
+    }
+
     /// The report's figures since `since` (RFC 3339), cross-posts of `slugs`.
     pub fn figures_since(&self, since: &str, slugs: &[String]) -> Result<Figures, StoreError> {
         let bounces = self.rows(
