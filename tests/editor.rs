@@ -388,6 +388,9 @@ fn a_relay_refusing_mail_alerts_the_webhook_and_the_office_once_it_is_back() {
     assert!(body["text"].as_str().unwrap().contains("550"), "{body}");
     assert!(body["at"].as_str().unwrap().ends_with('Z'));
     assert!(refusing.received().is_empty());
+    let status = text_of(&tayori(root, &["status"]).stdout);
+    assert!(status.contains("alerts to the office: sending"), "{status}");
+    assert!(status.contains("editor mail waiting"), "{status}");
     drop(refusing);
     let server = SmtpServer::start(&python(), &["--port", &port.to_string()]);
     let alert = wait_office(&server, "alert", 1).remove(0);
