@@ -362,7 +362,16 @@ fn a_relay_refusing_mail_alerts_the_webhook_and_the_office_once_it_is_back() {
         ),
     );
     let root = dir.path();
-    let (_d, _base) = run_daemon(root, &[("TAYORI_ISSUE_RETRY_MS", "500")]);
+    let (_d, _base) = run_daemon(
+        root,
+        &[
+            ("TAYORI_ISSUE_RETRY_MS", "500"),
+            (
+                "TAYORI_WEBHOOK_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+        ],
+    );
     add(root, "2026-12-01-youikuhi.md", GOOD);
     let file = hooks.dir.path().join("hooks.jsonl");
     let started = std::time::Instant::now();
@@ -383,6 +392,7 @@ fn a_relay_refusing_mail_alerts_the_webhook_and_the_office_once_it_is_back() {
     )
     .unwrap();
     let body = &first["body"];
+    assert_eq!(first["verified"], true, "signed with the webhook secret");
     assert_eq!(body["type"], "alert");
     assert_eq!(body["cause"], "sending");
     assert!(body["text"].as_str().unwrap().contains("550"), "{body}");

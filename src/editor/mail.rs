@@ -254,13 +254,23 @@ async fn post_webhook(
         return Ok(());
     };
     let http = http.ok_or("no HTTP client")?;
-    let r = http
+    let mut request = http
         .post(url)
         .header("content-type", "application/json")
-        .body(m.text.clone())
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .body(m.text.clone());
+    // With a webhook secret, signed as the post webhooks are (Standard Webhooks): a receiver
+    // of ours can tell it is tayori; chat services ignore the headers.
+    if let Ok(key) = crate::crosspost::secret(config) {
+        let (id, ts) = (format!("alert_{}", m.id), Utc::now().timestamp());
+        request = request
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", ts.to_string())
+            .header(
+                "webhook-signature",
+                crate::crosspost::signature(&key, &id, ts, &m.text),
+            );
+    }
+    let r = request.send().await.map_err(|e| format!("{url}: {e}"))?;
     if r.status().is_success() {
         Ok(())
     } else {
