@@ -486,8 +486,8 @@ fn spam_score(sa: &str, eml: &Path) -> (f64, String) {
 }
 
 #[test]
-#[ignore = "needs aiosmtpd and SpamAssassin: scripts/test installs them and runs ignored tests"]
-fn receipt_proof_and_report_each_score_at_most_one_in_spamassassin() {
+#[ignore = "needs aiosmtpd, SpamAssassin and Chromium: scripts/test installs them and runs ignored tests"]
+fn receipt_proof_and_report_score_at_most_one_in_spamassassin_and_render_cleanly_in_chromium() {
     let sa = std::env::var("TAYORI_SPAMASSASSIN").expect("TAYORI_SPAMASSASSIN (scripts/test)");
     let server = SmtpServer::start(&python(), &[]);
     let dir = folder(
@@ -514,6 +514,34 @@ fn receipt_proof_and_report_each_score_at_most_one_in_spamassassin() {
         println!("{kind}: SpamAssassin {score}");
         assert!(score <= 1.0, "{kind}: {score}\n{details}");
     }
+    // Each kind's HTML at 375 and 600 px, light and dark: no overflow, no low contrast.
+    let tools = std::env::var("TAYORI_NODE_TOOLS").expect("TAYORI_NODE_TOOLS (scripts/test)");
+    let htmls = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for kind in ["receipt", "proof", "report"] {
+        let m = all
+            .iter()
+            .find(|m| m["headers"]["X-Tayori-Kind"] == kind)
+            .unwrap();
+        let file = htmls.path().join(format!("editor-{kind}.html"));
+        std::fs::write(&file, m["html"].as_str().unwrap()).unwrap();
+        files.push(file);
+    }
+    let copy = browser_script(&tools, "screenshots.mjs");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    let o = std::process::Command::new("node")
+        .arg(&copy)
+        .arg(&out)
+        .args(&files)
+        .output()
+        .expect("node runs");
+    let report = text_of(&o.stdout);
+    println!("{report}");
+    assert!(
+        o.status.success(),
+        "Chromium found:\n{report}{}",
+        text_of(&o.stderr)
+    );
 }
 
 #[test]

@@ -77,9 +77,9 @@ pub fn check(
             p style="margin: 0 0 8px 0; font-weight: bold;" { "【校正】次号の確認用です（読者にはまだ届いていません）" }
             p style="margin: 0 0 8px 0;" { "この号は " (when) " の配信で " (readers) " 人の読者にお送りします。下は読者に届くとおりの内容です（宛名は見本です）。" }
             @if let Some(url) = &approve_url {
-                p style="margin: 0 0 8px 0;" { "承認が必要な設定です。内容がよければ承認してください。承認するまで配信されません: " a href=(url) style="color: #8a4b14;" { "この号を承認する" } }
+                p style="margin: 0 0 8px 0;" { "承認が必要な設定です。内容がよければ承認してください。承認するまで配信されません: " a href=(url) style="color: #6b3a0f !important;" { "この号を承認する" } }
             }
-            p style="margin: 0;" { "配信を止めたいときは: " a href=(hold_url) style="color: #8a4b14;" { "この号を保留にする" } "（記事を直すと新しい校正が届き、このメールのリンクは無効になります）" }
+            p style="margin: 0;" { "配信を止めたいときは: " a href=(hold_url) style="color: #6b3a0f !important;" { "この号を保留にする" } "（記事を直すと新しい校正が届き、このメールのリンクは無効になります）" }
         }
     };
     let html = insert_after_body(&issue_html, &banner.into_string());
