@@ -126,6 +126,7 @@ pub async fn run(
         webhook_wake,
         mailbox_changed,
         proof_at: crate::editor::enabled(&config).then(Instant::now),
+        at_tick: false,
     };
     if let Some(t) = lp.next_tick {
         tracing::info!(next_tick = %t.with_timezone(&tz).to_rfc3339(), "schedule {}", config.schedule);
@@ -218,6 +219,8 @@ struct Loop {
     webhook_wake: Arc<Notify>,
     /// When the proof of the pending issue is looked at next (with `editor:` only).
     proof_at: Option<Instant>,
+    /// The running round was started by a schedule tick (not a `send` or a retry).
+    at_tick: bool,
 }
 
 impl Loop {
@@ -290,6 +293,7 @@ impl Loop {
 
     /// Starts an issue thread, which answers the requests waiting.
     fn start(&mut self, d: &Daemon, stop: &CancellationToken, spread: Duration) {
+        self.at_tick = false;
         let retry_failed = self.asked.iter().any(|a| a.retry_failed);
         self.serving.append(&mut self.asked);
         self.sending = Some(d.start_issue(stop, spread, retry_failed));
@@ -301,7 +305,7 @@ impl Loop {
     async fn issue_finished(&mut self, d: &mut Daemon, stop: &CancellationToken, round: Round) {
         self.running = false;
         self.answer(d, &round).await;
-        d.tell_office(&round).await;
+        d.tell_office(&round, self.at_tick).await;
         if let Some(s) = round.outcome.as_ref().ok().filter(|s| s.issue.is_some()) {
             for a in self.asked.iter_mut().filter(|a| a.observed.is_none()) {
                 a.observed = Some(s.clone());
@@ -377,6 +381,7 @@ impl Loop {
                 Duration::ZERO
             };
             self.start(d, stop, spread);
+            self.at_tick = true;
         }
     }
 }

@@ -330,8 +330,17 @@ impl Daemon {
 
     /// After an issue thread: the report of an issue sent, an alert for one that stopped (it
     /// is also POSTed to the webhook: mail may be what failed), its resolution once one goes.
-    pub(super) async fn tell_office(&mut self, round: &Round) {
-        if !crate::editor::enabled(&self.config) || round.gated.is_some() {
+    pub(super) async fn tell_office(&mut self, round: &Round, at_tick: bool) {
+        if round.gated.is_some() {
+            // A tick passed while held or unapproved: released, the issue goes at once.
+            if at_tick {
+                if let Err(e) = self.with_store(|s| s.note_tick_passed()).await {
+                    tracing::error!("recording the tick that passed: {e}");
+                }
+            }
+            return;
+        }
+        if !crate::editor::enabled(&self.config) {
             return;
         }
         let (root, config, round) = (self.root.clone(), self.config.clone(), round.clone());
@@ -431,10 +440,9 @@ async fn send_issue(
             tracing::info!("nothing published since the last issue");
             return Ok((retried, deliver::Summary::default(), None));
         }
-        // Held or unapproved: the tick passes; released, it goes at once.
+        // Held or unapproved: nothing goes (the loop notes a tick that passed so).
         Err(deliver::DeliverError::Gated(why)) => {
-            tracing::info!("tick passes: {why}");
-            store.note_tick_passed()?;
+            tracing::info!("not sent: {why}");
             return Ok((retried, deliver::Summary::default(), Some(why)));
         }
         Err(e) => return Err(e.into()),
