@@ -679,3 +679,27 @@ fn the_hold_and_approve_pages_pass_the_nu_checker() {
         text_of(&o.stdout)
     );
 }
+
+#[test]
+#[ignore = "needs aiosmtpd and root (a tmpfs): scripts/test runs ignored tests as root"]
+fn under_100_mib_free_under_the_folder_the_office_gets_one_alert() {
+    let server = SmtpServer::start(&python(), &[]);
+    let made = folder(server.port, "0 9 * * Mon", "  review: 0\n");
+    let top = tempfile::tempdir().unwrap();
+    let root = top.path().join("newsletter");
+    let _fs = Tmpfs::mount(&root, "size=16m");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", made.path().display()))
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let (_d, _base) = run_daemon(&root, &[]);
+    let alert = wait_office(&server, "alert", 1).remove(0);
+    let text = alert["text"].as_str().unwrap();
+    println!("{}\n{text}", alert["subject"]);
+    assert!(text.contains("100 MiB 未満"), "{text}");
+    assert!(text.contains("どうすればよいか"), "{text}");
+    assert_eq!(office_mail(&server, "alert").len(), 1);
+}
