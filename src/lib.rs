@@ -15,6 +15,7 @@ pub mod crosspost;
 pub(crate) mod daemon;
 pub(crate) mod deliver;
 pub(crate) mod doctor;
+pub(crate) mod editor;
 pub(crate) mod files;
 pub(crate) mod lock;
 pub mod message;

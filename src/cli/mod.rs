@@ -20,11 +20,13 @@ use crate::render::{self, Entry};
 use crate::store::Store;
 use crate::subscribers;
 
+mod hold;
 mod record;
 mod send;
 mod serve;
 mod status;
 mod subscribers_cmd;
+pub use hold::gate_message;
 
 /// tayori — newsletter from a folder of posts: email, feeds, archive.
 #[derive(Debug, Parser)]
@@ -98,6 +100,11 @@ pub enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+    /// Hold the pending issue: its ticks pass and nothing goes out until `release`.
+    Hold,
+    /// Release the pending issue (with editor.approval, this approves it); it goes out at its
+    /// tick, or at once if its tick passed while it was held.
+    Release,
     /// Check the sender's domain: SPF, DKIM key, DMARC and alignment, the bounce domain's MX.
     Doctor {
         /// Ask this DNS server (IP:PORT) instead of the system's.
@@ -141,6 +148,8 @@ pub fn main() -> ExitCode {
         },
         Command::Doctor { resolver } => doctor(&root, resolver),
         Command::Record { issue, out } => record::record(&root, issue, &out),
+        Command::Hold => hold::run(&root, false),
+        Command::Release => hold::run(&root, true),
         Command::Serve => serve::serve(&root),
         Command::Run => serve::run(&root),
     };

@@ -147,6 +147,7 @@ async fn send_here(
     if let Err(e) = crate::server::signup::confirmations::send_pending(root, config).await {
         eprintln!("tayori: sign-up confirmations: {e:#}");
     }
+    crate::editor::after_send(root, config, &result).await;
     Ok(report(result.map_err(|e| e.to_string())))
 }
 

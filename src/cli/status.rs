@@ -94,6 +94,23 @@ pub fn status(root: &Path, subscriber: Option<&str>, feeds: bool) -> anyhow::Res
     if let Some(c) = &config {
         next_tick(c, &tz);
     }
+    let approval = config
+        .as_ref()
+        .is_some_and(|c| c.editor.as_ref().is_some_and(|e| e.approval));
+    if let Some(line) = crate::editor::gate_line(&store, approval)? {
+        println!("{line}");
+    }
+    // A store not yet migrated by this version has no office tables: nothing to say then.
+    let alerts = store.active_alerts().unwrap_or_default();
+    if !alerts.is_empty() {
+        println!("alerts to the office: {}", alerts.join(", "));
+    }
+    let office = store.editor_mail_waiting().map_or(0, |w| w.len());
+    if office > 0 {
+        println!(
+            "editor mail waiting: {office} (not taken by the relay yet; tried again by itself)"
+        );
+    }
     let suppressed = store.suppressions()?;
     println!("suppressed addresses: {}", suppressed.len());
     for (address, reason, at) in suppressed {

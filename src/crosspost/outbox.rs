@@ -291,11 +291,19 @@ async fn run_target(
     loop {
         let failed = match deliver_due(&config, &store, &http, target).await {
             Ok(Some(why)) => {
+                let text = format!("ブログへの転載先が tayori を受け付けなくなりました（{why}）。転載待ちの投稿は残っています。");
+                let cause = format!("{}.{name}", crate::editor::alert::CROSSPOST);
+                let _ =
+                    crate::editor::alert::raise(&root, &config, &store, &cause, &text, false).await;
                 return tracing::error!(
                     "{why} — its events stay queued; fix the credentials and restart tayori"
-                )
+                );
             }
-            Ok(None) => false,
+            Ok(None) => {
+                let cause = format!("{}.{name}", crate::editor::alert::CROSSPOST);
+                let _ = crate::editor::alert::clear(&root, &config, &store, &cause).await;
+                false
+            }
             Err(e) => {
                 tracing::error!("{name} queue: {e}; trying again in {STORE_RETRY:?}");
                 true

@@ -85,6 +85,11 @@ pub async fn run(
     );
     let webhooks = tokio::spawn(outbox);
     webhook_wake.notify_one();
+    let office = tokio::spawn(crate::editor::mail::run(
+        root.clone(),
+        config.clone(),
+        stop.clone(),
+    ));
 
     let (changed, mailbox_changed) = tokio::sync::mpsc::unbounded_channel();
     if let Some(b) = &config.bounces {
@@ -120,6 +125,8 @@ pub async fn run(
         check_at: None,
         webhook_wake,
         mailbox_changed,
+        proof_at: crate::editor::enabled(&config).then(Instant::now),
+        at_tick: false,
     };
     if let Some(t) = lp.next_tick {
         tracing::info!(next_tick = %t.with_timezone(&tz).to_rfc3339(), "schedule {}", config.schedule);
@@ -136,6 +143,7 @@ pub async fn run(
     lp.answer_stopped(&mut d).await;
     let _ = tokio::task::spawn_blocking(move || request_thread.join()).await;
     let _ = webhooks.await;
+    let _ = office.await;
     server.await??;
     tracing::info!("stopped");
     Ok(())
@@ -209,6 +217,10 @@ struct Loop {
     events: tokio::sync::mpsc::UnboundedReceiver<notify::Event>,
     check_at: Option<Instant>,
     webhook_wake: Arc<Notify>,
+    /// When the proof of the pending issue is looked at next (with `editor:` only).
+    proof_at: Option<Instant>,
+    /// The running round was started by a schedule tick (not a `send` or a retry).
+    at_tick: bool,
 }
 
 impl Loop {
@@ -245,6 +257,10 @@ impl Loop {
                 Some(()) = self.hangup.recv() => self.reload(d).await,
                 _ = sleep_until(self.bounces_at) => self.read_bounces(d).await,
                 Some(()) = self.mailbox_changed.recv() => self.read_bounces(d).await,
+                _ = sleep_until(self.proof_at) => {
+                    self.proof_at = Some(Instant::now() + PROOF_CHECK);
+                    d.check_proof().await;
+                }
                 _ = sleep_until(self.issue_retry_at) => {
                     self.issue_retry_at = None;
                     if !self.running {
@@ -277,6 +293,7 @@ impl Loop {
 
     /// Starts an issue thread, which answers the requests waiting.
     fn start(&mut self, d: &Daemon, stop: &CancellationToken, spread: Duration) {
+        self.at_tick = false;
         let retry_failed = self.asked.iter().any(|a| a.retry_failed);
         self.serving.append(&mut self.asked);
         self.sending = Some(d.start_issue(stop, spread, retry_failed));
@@ -288,6 +305,7 @@ impl Loop {
     async fn issue_finished(&mut self, d: &mut Daemon, stop: &CancellationToken, round: Round) {
         self.running = false;
         self.answer(d, &round).await;
+        d.tell_office(&round, self.at_tick).await;
         if let Some(s) = round.outcome.as_ref().ok().filter(|s| s.issue.is_some()) {
             for a in self.asked.iter_mut().filter(|a| a.observed.is_none()) {
                 a.observed = Some(s.clone());
@@ -363,9 +381,13 @@ impl Loop {
                 Duration::ZERO
             };
             self.start(d, stop, spread);
+            self.at_tick = true;
         }
     }
 }
+
+/// How often the daemon looks whether a proof is due (a post changed, the review time came).
+const PROOF_CHECK: Duration = Duration::from_secs(1);
 
 /// What identifies a folder on disk (device and inode), when it is there.
 fn folder_id(dir: &Path) -> Option<(u64, u64)> {

@@ -23,6 +23,22 @@ pub const REQUEST_POLL: Duration = Duration::from_millis(200);
 /// The kind of request `tayori send` makes.
 pub const SEND: &str = "send";
 
+/// `tayori hold`: hold the pending issue.
+pub const HOLD: &str = "hold";
+/// `tayori release`: release (and approve) the pending issue; `args` may name the version.
+pub const RELEASE: &str = "release";
+/// An editor acted on a proof link (the store is already changed): send at once if a tick
+/// passed meanwhile.
+pub const NUDGE: &str = "nudge";
+
+/// What the daemon answers `hold` / `release`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GateAnswer {
+    /// False: no issue is pending (or the store failed: `message` says).
+    pub done: bool,
+    pub message: String,
+}
+
 /// What `tayori send` asks of the daemon.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SendArgs {
@@ -95,6 +111,9 @@ impl Loop {
     /// A request taken from the store: a `send` is served by the next issue thread, at once
     /// when none is running (after publishing what is due, as `send` does).
     pub(super) async fn requested(&mut self, d: &mut Daemon, stop: &CancellationToken, r: Request) {
+        if matches!(r.kind.as_str(), HOLD | RELEASE | NUDGE) {
+            return self.gate_request(d, stop, r).await;
+        }
         if r.kind != SEND {
             let why = format!("this tayori run does not know the request `{}`", r.kind);
             tracing::warn!(request = r.id, "{why}");
@@ -121,12 +140,62 @@ impl Loop {
         }
     }
 
+    /// `hold`, `release` and `nudge`: done in the store at once; a release after a tick that
+    /// passed sends now.
+    async fn gate_request(&mut self, d: &mut Daemon, stop: &CancellationToken, r: Request) {
+        let kind = r.kind.clone();
+        let done = d
+            .with_store(move |s| {
+                let done = match kind.as_str() {
+                    HOLD => s.hold()?,
+                    RELEASE => s.release(None)?,
+                    _ => true,
+                };
+                let go = kind != HOLD
+                    && done
+                    && s.gate(false)? == crate::store::Gate::Open
+                    && s.take_tick_passed()?;
+                Ok((done, go))
+            })
+            .await;
+        let (answer, go) = match done {
+            Ok((done, go)) => (
+                GateAnswer {
+                    done,
+                    message: crate::cli::gate_message(&r.kind, done),
+                },
+                go,
+            ),
+            Err(e) => (
+                GateAnswer {
+                    done: false,
+                    message: e.to_string(),
+                },
+                false,
+            ),
+        };
+        tracing::info!(request = r.id, kind = %r.kind, done = answer.done, "{}", answer.message);
+        let text = serde_json::to_string(&answer).unwrap_or_default();
+        self.write_answers(d, vec![(r.id, text)]).await;
+        if go && !self.running {
+            tracing::info!("released after its tick: the issue goes now");
+            d.reconcile_logged().await;
+            self.start(d, stop, Duration::ZERO);
+        } else if r.kind == NUDGE && self.issue_retry_at.is_some() && !self.running {
+            // Mail works again: the issue that stopped is tried now, not at its retry time.
+            tracing::info!("mail works again: trying the pending issue now");
+            self.issue_retry_at = None;
+            self.start(d, stop, Duration::ZERO);
+        }
+    }
+
     /// Answers the requests the round served.
     pub(super) async fn answer(&mut self, d: &mut Daemon, round: &Round) {
         let answers = std::mem::take(&mut self.serving)
             .into_iter()
             .map(|a| {
                 let outcome = match &round.outcome {
+                    Ok(_) if round.gated.is_some() => Err(round.gated.clone().unwrap_or_default()),
                     Ok(s) if s.issue.is_none() => Ok(a.observed.unwrap_or_else(|| s.clone())),
                     other => other.clone(),
                 };

@@ -45,6 +45,8 @@ pub(super) struct Round {
     /// With `--retry-failed` asked: the issue and how many failed deliveries were queued again.
     pub(super) retried: Option<(i64, usize)>,
     pub(super) outcome: Result<deliver::Summary, String>,
+    /// The issue is held or awaits approval: why (its tick passed; nothing was sent).
+    pub(super) gated: Option<String>,
 }
 
 /// When a failed publish is tried again, and how long the wait after it will be.
@@ -267,7 +269,7 @@ impl Daemon {
                     // A weekly issue's first messages do not all leave at :00.
                     tokio::select! {
                         _ = tokio::time::sleep(spread) => {}
-                        _ = stop.cancelled() => return Ok((None, deliver::Summary::default())),
+                        _ = stop.cancelled() => return Ok((None, deliver::Summary::default(), None)),
                     }
                     send_issue(&root, &config, &entries, &held, retry_failed, stop).await
                 })
@@ -278,20 +280,95 @@ impl Daemon {
                     Err(anyhow::anyhow!("sending panicked: {}", panic_message(&*p)))
                 });
             let round = match sent {
-                Ok((retried, summary)) => Round {
+                Ok((retried, summary, gated)) => Round {
                     retried,
                     outcome: Ok(summary),
+                    gated,
                 },
                 Err(e) => {
                     tracing::error!("issue not sent; it stays pending: {e:#}");
                     Round {
                         retried: None,
                         outcome: Err(format!("{e:#}")),
+                        gated: None,
                     }
                 }
             };
             let _ = done.send(round);
         })
+    }
+}
+
+impl Daemon {
+    /// Sends the proof of the pending issue when it is due (see [`crate::editor::proof`]).
+    pub(super) async fn check_proof(&mut self) {
+        let (root, config) = (self.root.clone(), self.config.clone());
+        let checked = self
+            .with_store(move |s| {
+                let schedule = match crate::schedule::parse(&config.schedule) {
+                    Ok(sc) => sc,
+                    Err(e) => return Ok(Err(anyhow::anyhow!("{e}"))),
+                };
+                if let Err(e) = crate::editor::alert::check_disk(&root, &config, s) {
+                    tracing::error!("free space: {e}");
+                }
+                Ok(crate::editor::proof::check(
+                    &root,
+                    &config,
+                    s,
+                    &schedule,
+                    Utc::now(),
+                ))
+            })
+            .await;
+        match checked {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("proof to the editors: {e:#}"),
+            Err(e) => tracing::error!("proof to the editors: {e}"),
+        }
+    }
+
+    /// After an issue thread: the report of an issue sent, an alert for one that stopped (it
+    /// is also POSTed to the webhook: mail may be what failed), its resolution once one goes.
+    pub(super) async fn tell_office(&mut self, round: &Round, at_tick: bool) {
+        if round.gated.is_some() {
+            // A tick passed while held or unapproved: released, the issue goes at once.
+            if at_tick {
+                if let Err(e) = self.with_store(|s| s.note_tick_passed()).await {
+                    tracing::error!("recording the tick that passed: {e}");
+                }
+            }
+            return;
+        }
+        if !crate::editor::enabled(&self.config) {
+            return;
+        }
+        let (root, config, round) = (self.root.clone(), self.config.clone(), round.clone());
+        let told = self
+            .with_store(move |s| {
+                use crate::editor::{alert, report};
+                let r = match &round.outcome {
+                    Ok(summary) if summary.issue.is_some() => {
+                        let stopped = summary.interrupted.then_some("tayori が停止されました");
+                        report::after_issue(&root, &config, s, summary, stopped)
+                            .and_then(|()| Ok(alert::clear_now(&root, &config, s, alert::SMTP)?))
+                    }
+                    Ok(_) => Ok(()),
+                    Err(why) => {
+                        let text = format!("号の配信が止まりました。未送信の分は残っていて、直れば自動で続きを送ります。原因: {why}");
+                        alert::raise_now(&root, &config, s, alert::SMTP, &text, true)
+                            .map_err(anyhow::Error::from)
+                            .and_then(|()| report::after_stop(&root, &config, s, why))
+                    }
+                };
+                Ok(r)
+            })
+            .await;
+        match told {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("telling the office: {e:#}"),
+            Err(e) => tracing::error!("telling the office: {e}"),
+        }
     }
 }
 
@@ -312,14 +389,26 @@ impl Reconcile {
         let opts = IngestOptions::from_config(&self.config);
         // The error names the folder.
         let scan = super::reading::read_posts(&dir, &opts, &mut self.tracker, &mut self.cache)?;
-        Ok(publish::publish(
+        let report = publish::publish(
             &self.root,
             &self.config,
             &self.store,
             scan,
             Utc::now(),
             &mut self.written,
-        )?)
+        )?;
+        // The office hears of it; a receipt that cannot be queued is logged, never a failed
+        // publish (the posts are out).
+        if let Err(e) = crate::editor::receipt::after_publish(
+            &self.root,
+            &self.config,
+            &self.store,
+            &report,
+            Utc::now(),
+        ) {
+            tracing::error!("receipt to the editors not queued: {e}");
+        }
+        Ok(report)
     }
 }
 
@@ -338,16 +427,25 @@ async fn send_issue(
     held: &SenderLock,
     retry_failed: bool,
     stop: CancellationToken,
-) -> anyhow::Result<(Option<(i64, usize)>, deliver::Summary)> {
+) -> anyhow::Result<(Option<(i64, usize)>, deliver::Summary, Option<String>)> {
     let mut store = Store::open(root)?;
     let retried = if retry_failed {
         deliver::requeue_failed(root, &store)?
     } else {
         None
     };
-    let Some(issue) = deliver::issue_to_send(root, config, &mut store, entries, held)? else {
-        tracing::info!("nothing published since the last issue");
-        return Ok((retried, deliver::Summary::default()));
+    let issue = match deliver::issue_to_send(root, config, &mut store, entries, held) {
+        Ok(Some(issue)) => issue,
+        Ok(None) => {
+            tracing::info!("nothing published since the last issue");
+            return Ok((retried, deliver::Summary::default(), None));
+        }
+        // Held or unapproved: nothing goes (the loop notes a tick that passed so).
+        Err(deliver::DeliverError::Gated(why)) => {
+            tracing::info!("not sent: {why}");
+            return Ok((retried, deliver::Summary::default(), Some(why)));
+        }
+        Err(e) => return Err(e.into()),
     };
     tracing::info!(issue = issue.id, subject = %issue.subject, "issue");
     let s = deliver::deliver_issue(
@@ -362,5 +460,5 @@ async fn send_issue(
     )
     .await?;
     tracing::info!(issue = issue.id, sent = s.sent, failed = s.failed, deferred = s.deferred, to = %s.destination, "issue sent");
-    Ok((retried, s))
+    Ok((retried, s, None))
 }

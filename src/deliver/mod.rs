@@ -78,6 +78,10 @@ pub enum DeliverError {
     /// The sending tasks failed themselves (a bug, not a fault outside).
     #[error("sending stopped: {0}")]
     Internal(String),
+    /// The pending issue is held, or awaits an editor's approval (`editor.approval`): nothing
+    /// is sent and it stays pending.
+    #[error("{0}")]
+    Gated(String),
     /// The run stopped early for a cause that is not about one recipient; what was not sent
     /// stays pending and the next run resumes it.
     #[error("{cause} — stopped after {sent} sent; {left} left pending for the next run")]
@@ -149,6 +153,20 @@ pub fn issue_to_send(
             journal.started(&issue, &issue.slugs)?;
         }
         return Ok(Some(issue));
+    }
+    let approval = config.editor.as_ref().is_some_and(|e| e.approval);
+    match store.gate(approval)? {
+        crate::store::Gate::Open => {}
+        crate::store::Gate::Held => {
+            return Err(DeliverError::Gated(
+                "the pending issue is on hold (tayori hold): nothing was sent; `tayori release` lets it go".into(),
+            ))
+        }
+        crate::store::Gate::AwaitingApproval => {
+            return Err(DeliverError::Gated(
+                "the pending issue awaits an editor's approval (editor.approval: true): nothing was sent; approve it with the proof's link or `tayori release`".into(),
+            ))
+        }
     }
     let Some(issue) = make_issue(root, config, store, entries, journal.next_id()?)? else {
         return Ok(None);
@@ -314,6 +332,8 @@ pub async fn read_bounces(root: &Path, config: &Config, store: &mut Store) {
         _ => return,
     }
     .map_err(|e| e.to_string());
+    // Unreadable for an hour: the office is told (and when it reads again).
+    crate::editor::alert::mailbox_read(root, config, store, read.as_ref().err());
     match read {
         Ok(r) if r.reports > 0 || r.parsed > 0 => tracing::info!(
             reports = r.reports,

@@ -60,6 +60,8 @@ pub struct Template {
     text: EncodedPart,
     html: EncodedPart,
     dkim: Option<std::sync::Arc<dkim::Signer>>,
+    /// Editor mail: the To header of every editor, and no List-Unsubscribe.
+    office_to: Option<String>,
 }
 
 fn raw_header(headers: &mut Headers, name: &'static str, value: String) {
@@ -112,6 +114,7 @@ impl Template {
             boundary,
             // MIME text is in canonical form: CRLF line breaks (RFC 2046 §4.1.1).
             dkim: None,
+            office_to: None,
             text: EncodedPart::new(&crlf(&rendered.text), false),
             html: EncodedPart::new(&crlf(&rendered.html), true),
         })
@@ -132,6 +135,28 @@ impl Template {
     }
 
     /// Signs every message with DKIM from now on.
+    /// Editor mail (to the office, not a newsletter message): no list headers,
+    /// `X-Tayori-Kind: <kind>`, To every editor.
+    pub fn for_office(mut self, kind: &str, to: &[String]) -> Result<Template, MessageError> {
+        let mut all = Mailboxes::new();
+        for a in to {
+            let m = a
+                .parse::<Mailbox>()
+                .map_err(|e| MessageError::Address(a.clone(), e.to_string()))?;
+            all.push(m);
+        }
+        let mut h = Headers::new();
+        h.set(header::To::from(all));
+        self.office_to = Some(h.to_string());
+        let kept: Vec<&str> = self
+            .common
+            .split_inclusive("\r\n")
+            .filter(|l| !l.starts_with("List-Id:") && !l.starts_with("List-Unsubscribe-Post:"))
+            .collect();
+        self.common = format!("{}X-Tayori-Kind: {kind}\r\n", kept.concat());
+        Ok(self)
+    }
+
     pub fn with_dkim(mut self, signer: dkim::Signer) -> Template {
         self.dkim = Some(std::sync::Arc::new(signer));
         self
@@ -148,19 +173,26 @@ impl Template {
             })?;
         let name = crate::content::one_line(to.name);
         let mut h = Headers::new();
-        h.set(header::To::from(Mailboxes::from(Mailbox::new(
-            (!name.is_empty()).then_some(name),
-            address,
-        ))));
+        if self.office_to.is_none() {
+            h.set(header::To::from(Mailboxes::from(Mailbox::new(
+                (!name.is_empty()).then_some(name),
+                address,
+            ))));
+        }
         raw_header(&mut h, "Message-ID", to.message_id.clone());
-        raw_header(
-            &mut h,
-            "List-Unsubscribe",
-            format!("<{}>", to.unsubscribe_url),
-        );
+        if self.office_to.is_none() {
+            raw_header(
+                &mut h,
+                "List-Unsubscribe",
+                format!("<{}>", to.unsubscribe_url),
+            );
+        }
         let mut out =
             String::with_capacity(self.common.len() + self.text.len() + self.html.len() + 1024);
         out.push_str(&self.common);
+        if let Some(to) = &self.office_to {
+            out.push_str(to);
+        }
         let personal = h.to_string();
         // Only these header lines change per recipient; lettre folds with a leading space and
         // base64 has no '.', so no line starts with a dot and SMTP needs nothing stuffed.

@@ -199,6 +199,46 @@ fn single(
     })
 }
 
+/// An editor mail's HTML (to the office, not the readers): the look and stylesheet,
+/// without greeting or reader footer; `css` is the email stylesheet (`templates/email.css`)
+/// followed by `templates/office.css` when there is one.
+pub fn office(
+    config: &Config,
+    subject: &str,
+    body: Markup,
+    css: &str,
+) -> Result<String, RenderError> {
+    let page = html! {
+        (DOCTYPE)
+        html lang=(config.site.language) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                meta name="supported-color-schemes" content="light dark";
+                title { (subject) }
+            }
+            body {
+                div class="preheader" { (subject) }
+                table class="wrapper" role="presentation" {
+                    tr { td class="wrapper-cell" {
+                        table class="container" role="presentation" {
+                            tr { td class="masthead" {
+                                p class="site-title" { (config.site.title) " — 編集部あて" }
+                            } }
+                            tr { td class="content" { (body) } }
+                            tr { td class="footer" {
+                                p { "このメールは tayori が「" (config.site.title) "」の編集担当（editor.to）にお送りしています。読者には届きません。" }
+                            } }
+                        }
+                    } }
+                }
+            }
+        }
+    };
+    inline_css(&page.into_string(), css)
+}
+
 /// A post cut to about `budget` characters of text: its lead and sections become the first
 /// paragraphs that fit (as plain paragraphs), then a link to the whole post on the web; the
 /// editor's note stays, cut the same way only when it alone is longer than the budget.

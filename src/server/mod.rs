@@ -102,6 +102,10 @@ pub fn router(state: AppState) -> Router {
             get(unsubscribe::show).post(unsubscribe::now),
         )
         .route("/preview", get(preview::preview))
+        .route(
+            "/editor/{action}/{token}",
+            get(crate::editor::pages::show).post(crate::editor::pages::act),
+        )
         .route("/search", get(search::search))
         .route("/subscribe", get(signup::form_page).post(signup::request))
         .route(

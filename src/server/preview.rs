@@ -9,6 +9,7 @@ use maud::html;
 
 use super::{not_found, page, unsubscribe_url, AppState, Link};
 use crate::deliver::next_issue::Next;
+use crate::store::Store;
 
 /// The next issue exactly as it will be sent, addressed to a made-up reader whose unsubscribe
 /// link does nothing: subject, the HTML part in a frame, the text part below. Only for clients
@@ -27,12 +28,21 @@ pub(super) async fn preview(
         return not_found();
     }
     let (root, config) = (s.root.clone(), s.config.clone());
-    let next =
-        tokio::task::spawn_blocking(move || crate::deliver::next_issue::next_issue(&root, &config))
-            .await;
-    let rendered = match next {
-        Ok(Ok(Next::New { rendered, .. } | Next::Resume { rendered, .. })) => rendered,
-        Ok(Ok(Next::Nothing | Next::FirstStart)) => {
+    let next = tokio::task::spawn_blocking(move || {
+        let approval = config.editor.as_ref().is_some_and(|e| e.approval);
+        // Whether the issue is held or awaits approval: a note on the page, nothing more.
+        let gate = Store::open_read_only(&root)
+            .ok()
+            .flatten()
+            .and_then(|st| crate::editor::gate_note(&st, approval));
+        crate::deliver::next_issue::next_issue(&root, &config).map(|n| (n, gate))
+    })
+    .await;
+    let (rendered, gate) = match next {
+        Ok(Ok((Next::New { rendered, .. } | Next::Resume { rendered, .. }, gate))) => {
+            (rendered, gate)
+        }
+        Ok(Ok((Next::Nothing | Next::FirstStart, _))) => {
             return page(&s.config, "次号のプレビュー", html! {
                 h1 { "次号のプレビュー" }
                 p { "前号以降に公開された記事はまだありません。posts/ に記事を置くと、ここに次号が表示されます。" }
@@ -48,6 +58,7 @@ pub(super) async fn preview(
     let text_part = crate::render::email::personalize(&rendered.text, name, &url, false);
     page(&s.config, "次号のプレビュー", html! {
         h1 { "次号のプレビュー" }
+        @if let Some(g) = gate { p { strong { (g) } } }
         p { "件名: " strong { (rendered.subject) } }
         p { "宛先の例: " (name) " <" (email) ">（送信前の確認用。配信はされません）" }
         h2 { "HTML メール" }

@@ -13,6 +13,7 @@ mod blocking;
 mod bounces;
 mod confirmations;
 mod deliveries;
+mod editor;
 mod journal;
 mod posts;
 mod readers;
@@ -27,6 +28,7 @@ pub use blocking::Shared;
 pub use bounces::BounceRecord;
 pub use confirmations::{Confirmation, ConfirmationOutcome};
 pub use deliveries::*;
+pub use editor::{EditorMail, Figures, Gate, ALERT_QUIET};
 pub use journal::{Journal, JournalError, Journaled};
 pub use posts::{Change, PostRecord};
 pub use readers::FeedFetcher;
@@ -199,6 +201,40 @@ pub const MIGRATIONS: &[&str] = &[
         subscribers INTEGER NOT NULL,
         seen_at TEXT NOT NULL,
         PRIMARY KEY (fetcher, feed)
+    );",
+    // 11: the office (editor mail): mail to the editors waiting or sent (each to every editor
+    // once: `delivered_to` lists who has it), what was already told (a file refused, a post
+    // scheduled: told again only when it changes), the proof links (hashed tokens bound to
+    // one version of the pending issue) and the alerts raised, each by cause.
+    "CREATE TABLE editor_mail (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        html TEXT NOT NULL,
+        text TEXT NOT NULL,
+        queued_at TEXT NOT NULL,
+        delivered_to TEXT NOT NULL DEFAULT '',
+        sent_at TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+    CREATE TABLE editor_noted (
+        key TEXT PRIMARY KEY,
+        digest TEXT NOT NULL,
+        noted_at TEXT NOT NULL
+    );
+    CREATE TABLE editor_tokens (
+        hash TEXT PRIMARY KEY,
+        action TEXT NOT NULL,
+        version TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE editor_alerts (
+        cause TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
+        active INTEGER NOT NULL,
+        raised_at TEXT NOT NULL,
+        told INTEGER NOT NULL
     );",
 ];
 

@@ -159,6 +159,8 @@ def main():
     # so try again with a new one when that happens.
     for attempt in range(20):
         s = socket.socket()
+        # A port given again (a relay brought back) may still have connections in TIME_WAIT.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", args.port))
         port = s.getsockname()[1]
         s.close()
