@@ -130,9 +130,27 @@ fn articles_are_created_updated_and_trashed_in_wordpress_and_a_wrong_password_st
     assert!(status.contains("cross-post wordpress: "), "{status}");
     assert!(!status.contains("stopped"), "{status}");
 
-    // A wrong password: the target stops with the reason, the article waits, nothing is lost.
+    // A wrong password: the target stops with the reason, the article waits, nothing is lost,
+    // and the office gets one alert.
     let dir = folder(&wp, "draft");
     let root = dir.path();
+    let cfg = root.join("tayori.yaml");
+    let yaml = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{yaml}editor:\n  to: [sakura@example.jp]\n  review: 0\n"),
+    )
+    .unwrap();
+    let office = |kind: &str| -> Vec<String> {
+        std::fs::read_dir(root.join("outbox"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(&format!("editor-{kind}-")))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let wrong = [("TAYORI_WORDPRESS_PASSWORD", "abcd efgh ijkl mnop qrst uvwx")];
     let (daemon, _) = run_daemon(root, &wrong);
     drop_article(root, "kakeibo", "家計の見直しから始めましょう。");
@@ -147,7 +165,12 @@ fn articles_are_created_updated_and_trashed_in_wordpress_and_a_wrong_password_st
         "{status}"
     );
     assert!(by_slug(&wp, "kakeibo").is_empty());
+    wait_for("the office's alert", WAIT, || office("alert").len() == 1);
+    let alert = std::fs::read_to_string(root.join("outbox").join(&office("alert")[0])).unwrap();
+    assert!(alert.contains("X-Tayori-Kind: alert"), "{alert}");
+    assert!(alert.contains("To: sakura@example.jp"), "{alert}");
     drop(daemon);
+    assert_eq!(office("alert").len(), 1, "one alert for one cause");
 
     // With the right password, after a restart, it arrives — as a draft for review.
     let env = [("TAYORI_WORDPRESS_PASSWORD", wp.password.as_str())];
@@ -156,7 +179,11 @@ fn articles_are_created_updated_and_trashed_in_wordpress_and_a_wrong_password_st
         !by_slug(&wp, "kakeibo").is_empty()
     });
     assert_eq!(by_slug(&wp, "kakeibo")[0]["status"], "draft");
+    wait_for("the office told it is resolved", WAIT, || {
+        office("resolved").len() == 1
+    });
     drop(daemon);
+    assert_eq!(office("alert").len(), 1, "the restart repeats no alert");
     let status = status_of(root);
     assert!(
         status.contains("cross-post wordpress: 1 delivered"),

@@ -291,17 +291,22 @@ async fn run_target(
     loop {
         let failed = match deliver_due(&config, &store, &http, target).await {
             Ok(Some(why)) => {
-                let text = format!("ブログへの転載先が tayori を受け付けなくなりました（{why}）。転載待ちの投稿は残っています。");
+                let text = format!("ブログへの転載先が tayori を受け付けなくなりました（{why}）。転載待ちの投稿は残っています。パスワード（アプリケーションパスワード）やトークンを確かめてから、tayori を再起動してください。");
                 let cause = format!("{}.{name}", crate::editor::alert::CROSSPOST);
-                let _ =
+                let raised =
                     crate::editor::alert::raise(&root, &config, &store, &cause, &text, false).await;
+                if let Err(e) = raised {
+                    tracing::error!("{name}: the office could not be alerted: {e}");
+                }
                 return tracing::error!(
                     "{why} — its events stay queued; fix the credentials and restart tayori"
                 );
             }
             Ok(None) => {
                 let cause = format!("{}.{name}", crate::editor::alert::CROSSPOST);
-                let _ = crate::editor::alert::clear(&root, &config, &store, &cause).await;
+                if let Err(e) = crate::editor::alert::clear(&root, &config, &store, &cause).await {
+                    tracing::error!("{name}: the office could not be told of the recovery: {e}");
+                }
                 false
             }
             Err(e) => {
