@@ -703,3 +703,50 @@ fn under_100_mib_free_under_the_folder_the_office_gets_one_alert() {
     assert!(text.contains("どうすればよいか"), "{text}");
     assert_eq!(office_mail(&server, "alert").len(), 1);
 }
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn kill_9_between_the_approval_and_the_end_of_sending_still_reaches_each_reader_once() {
+    const N: usize = 300;
+    let server = SmtpServer::start(&python(), &["--delay-ms", "5"]);
+    let dir = folder(
+        server.port,
+        "*/2 * * * * *",
+        "  review: 24h\n  approval: true\n",
+    );
+    let root = dir.path();
+    many_subscribers(root, N);
+    let (d, base) = run_daemon(root, &[]);
+    add(root, "2026-12-01-youikuhi.md", GOOD);
+    let proof = wait_office(&server, "proof", 1).remove(0);
+    let approve = link(&proof, "approve");
+    let (status, page) = http("POST", &format!("{base}{approve}"));
+    assert_eq!(status, 200, "{page}");
+    wait_for("the issue under way", Duration::from_secs(30), || {
+        to_readers(&server) >= N / 4
+    });
+    drop(d); // SIGKILL
+    let before = to_readers(&server);
+    assert!(before < N + READERS.len(), "killed mid-issue: {before}");
+    // The approval was recorded: the restarted daemon resumes without asking again.
+    let (_d, _) = run_daemon(root, &[]);
+    wait_for("every reader", Duration::from_secs(60), || {
+        server
+            .per_recipient()
+            .keys()
+            .filter(|a| a.as_str() != OFFICE)
+            .count()
+            == N + READERS.len()
+    });
+    let duplicates: usize = server
+        .per_recipient()
+        .iter()
+        .filter(|(a, _)| a.as_str() != OFFICE)
+        .map(|(_, n)| n - 1)
+        .sum();
+    println!("killed after {before}; duplicates after restart: {duplicates}");
+    assert!(
+        duplicates <= 4,
+        "at most the messages in flight (2 connections × 2): {duplicates}"
+    );
+}
