@@ -297,11 +297,13 @@ fn carriers_are_paced_on_lanes_of_their_own_and_the_rest_is_not_slowed() {
         other[other.len() - 1] - other[0],
         docomo[99] - docomo[0]
     );
-    // Not held up by the carriers: no stall, and far faster than any carrier lane.
+    // Not held up by the carriers: no stall, and far faster than any carrier lane. A carrier
+    // lane sends one a second, so a lane waiting behind it would stall for a minute and more;
+    // the bounds leave room for a busy machine (2 cores shared with the other tests).
     let stall = other.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-    assert!(stall < 1.0, "the other domains stalled for {stall:.2}s");
+    assert!(stall < 3.0, "the other domains stalled for {stall:.2}s");
     let rate = (other.len() - 1) as f64 / (other[other.len() - 1] - other[0]);
-    assert!(rate >= 50.0, "other domains at {rate:.0} a second");
+    assert!(rate >= 30.0, "other domains at {rate:.0} a second");
 }
 
 #[test]
