@@ -96,11 +96,15 @@ pub fn read_maildir(dir: &Path, store: &mut Store, reader: &Reader) -> Result<Re
             }
             // Seen: into cur/ with the S flag, so that mail clients and we agree it was read.
             let base = name.split(":2,").next().unwrap_or(name);
-            let _ = if reader.delete {
+            let marked = if reader.delete {
                 std::fs::remove_file(&file)
             } else {
                 std::fs::rename(&file, dir.join("cur").join(format!("{base}:2,S")))
             };
+            // The store already knows the report: left in new/, it is not acted on twice.
+            if let Err(e) = marked {
+                tracing::warn!(file = %file.display(), "bounce report not marked seen: {e}");
+            }
         }
     }
     Ok(read)
