@@ -461,30 +461,6 @@ fn send_without_a_daemon_mails_the_office_its_report() {
     assert_eq!(reports[0]["rcpt"], serde_json::json!([OFFICE]));
 }
 
-/// SpamAssassin's score of a message and the rules that fired (`-L`: no network tests).
-fn spam_score(sa: &str, eml: &Path) -> (f64, String) {
-    let o = std::process::Command::new(sa)
-        .args(["-L", "-t"])
-        .stdin(std::fs::File::open(eml).unwrap())
-        .output()
-        .expect("spamassassin runs");
-    let report = text_of(&o.stdout);
-    let details = report
-        .split("Content analysis details:")
-        .nth(1)
-        .expect("a report")
-        .to_string();
-    let score = details
-        .trim_start()
-        .trim_start_matches('(')
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    (score, details)
-}
-
 #[test]
 #[ignore = "needs aiosmtpd, SpamAssassin and Chromium: scripts/test installs them and runs ignored tests"]
 fn receipt_proof_and_report_score_at_most_one_in_spamassassin_and_render_cleanly_in_chromium() {
@@ -510,7 +486,7 @@ fn receipt_proof_and_report_score_at_most_one_in_spamassassin_and_render_cleanly
             .position(|m| m["headers"]["X-Tayori-Kind"] == kind)
             .unwrap();
         let eml = server.dir.path().join("raw").join(format!("{i}.eml"));
-        let (score, details) = spam_score(&sa, &eml);
+        let SpamVerdict { score, details, .. } = spamassassin(&sa, &eml);
         println!("{kind}: SpamAssassin {score}");
         assert!(score <= 1.0, "{kind}: {score}\n{details}");
     }

@@ -487,21 +487,9 @@ fn sign_up_pages_pass_the_nu_checker_and_the_confirmation_is_not_spam() {
     assert!(report.is_empty(), "Nu HTML Checker:\n{report}");
 
     let eml = root.join("outbox/confirm-nu@example.jp.eml");
-    let o = std::process::Command::new(&sa)
-        .args(["-L", "-t"])
-        .stdin(std::fs::File::open(&eml).unwrap())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let score: f64 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Spam-Status: "))
-        .and_then(|l| l.split("score=").nth(1))
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no score in {out}"));
+    let SpamVerdict { score, details, .. } = spamassassin(&sa, &eml);
     eprintln!("confirmation email: SpamAssassin score {score}");
-    assert!(score <= 1.0, "score {score}:\n{out}");
+    assert!(score <= 1.0, "score {score}:\n{details}");
 }
 
 #[test]

@@ -163,38 +163,6 @@ fn feedparser_sees_the_titles_links_and_dates_we_wrote() {
     assert_eq!(published(atom_seen), "2026-11-09T08:00:00+09:00");
 }
 
-/// SpamAssassin's verdict on one message: (score, rules that fired).
-fn spamassassin(sa: &str, eml: &Path) -> (f64, Vec<String>) {
-    let o = Command::new(sa)
-        .args(["-L", "-t"])
-        .stdin(std::fs::File::open(eml).unwrap())
-        .output()
-        .expect("spamassassin runs");
-    let report = String::from_utf8_lossy(&o.stdout).into_owned();
-    let details = report
-        .split("Content analysis details:")
-        .nth(1)
-        .expect("a report");
-    let score: f64 = details
-        .trim_start()
-        .trim_start_matches('(')
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let rules = details
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            let pts = w.next()?;
-            pts.parse::<f64>().ok()?;
-            w.next().map(str::to_string)
-        })
-        .collect();
-    (score, rules)
-}
-
 #[test]
 #[ignore = "needs SpamAssassin: scripts/test installs it and runs ignored tests"]
 fn spamassassin_scores_every_sample_message_at_most_one() {
@@ -211,7 +179,7 @@ fn spamassassin_scores_every_sample_message_at_most_one() {
     emls.sort();
     assert_eq!(emls.len(), 6);
     for eml in emls {
-        let (score, rules) = spamassassin(&sa, &eml);
+        let support::SpamVerdict { score, rules, .. } = support::spamassassin(&sa, &eml);
         eprintln!(
             "{}: {score} {rules:?}",
             eml.file_name().unwrap().to_string_lossy()

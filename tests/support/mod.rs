@@ -512,3 +512,48 @@ pub fn section_titles(p: &tayori::content::Post) -> Vec<(u8, &str)> {
         .map(|s| (s.level, s.title.as_str()))
         .collect()
 }
+
+/// SpamAssassin's verdict on one message (`-L -t`: local tests only, no network).
+pub struct SpamVerdict {
+    pub score: f64,
+    /// The names of the rules that fired.
+    pub rules: Vec<String>,
+    /// The report's "Content analysis details", to show when a test fails.
+    pub details: String,
+}
+
+/// Runs `sa` (the spamassassin binary) on the message in `eml`.
+pub fn spamassassin(sa: &str, eml: &Path) -> SpamVerdict {
+    let o = Command::new(sa)
+        .args(["-L", "-t"])
+        .stdin(std::fs::File::open(eml).unwrap())
+        .output()
+        .expect("spamassassin runs");
+    let report = String::from_utf8_lossy(&o.stdout).into_owned();
+    let details = report
+        .split("Content analysis details:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no report from spamassassin: {report}"))
+        .to_string();
+    let score: f64 = details
+        .trim_start()
+        .trim_start_matches('(')
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rules = details
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.next()?.parse::<f64>().ok()?;
+            w.next().map(str::to_string)
+        })
+        .collect();
+    SpamVerdict {
+        score,
+        rules,
+        details,
+    }
+}
