@@ -4,91 +4,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
 use support::*;
-
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    base: String,
-}
-
-impl Daemon {
-    fn start(root: &Path, env: &[(&str, &str)]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tayori"))
-            .arg("--root")
-            .arg(root)
-            .arg("run")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listen=").nth(1) {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("daemon listens");
-        Daemon {
-            child,
-            log,
-            base: format!("http://{addr}"),
-        }
-    }
-
-    fn log_has(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        http_get(&format!("{}{path}", self.base))
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A blocking HTTP GET over loopback (the daemon's server is real HTTP).
-fn http_get(url: &str) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        match reqwest::get(url).await {
-            Ok(r) => {
-                let s = r.status().as_u16();
-                (s, r.text().await.unwrap_or_default())
-            }
-            Err(_) => (0, String::new()),
-        }
-    })
-}
 
 fn feed_titles(xml: &str) -> Vec<String> {
     feed_rs::parser::parse(xml.as_bytes())

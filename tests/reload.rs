@@ -4,107 +4,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::*;
-
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    base: String,
-}
-
-impl Daemon {
-    fn start(root: &Path, env: &[(&str, &str)]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tayori"))
-            .arg("--root")
-            .arg(root)
-            .arg("run")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listen=").nth(1) {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
-                }
-                eprintln!("run: {line}");
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the daemon listens");
-        Daemon {
-            child,
-            log,
-            base: format!("http://{addr}"),
-        }
-    }
-
-    fn lines_with(&self, needle: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    fn wait_log(&self, needle: &str, times: usize) {
-        wait_for(needle, Duration::from_secs(20), || {
-            self.lines_with(needle) >= times
-        });
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    fn healthz(&self) -> u16 {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            match reqwest::get(format!("{}/healthz", self.base)).await {
-                Ok(r) => r.status().as_u16(),
-                Err(_) => 0,
-            }
-        })
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn stop(mut self) -> ExitStatus {
-        self.signal("-TERM");
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn edit_config(root: &Path, from: &str, to: &str) {
     let cfg = root.join("tayori.yaml");

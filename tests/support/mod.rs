@@ -557,3 +557,117 @@ pub fn spamassassin(sa: &str, eml: &Path) -> SpamVerdict {
         details,
     }
 }
+
+/// `tayori run` on a folder, observed from outside: its log (kept, and echoed to the test's
+/// output), its HTTP server, signals. Killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// `http://ADDR` of its server.
+    pub base: String,
+}
+
+impl Daemon {
+    /// Starts `tayori run` with `env`, once it listens.
+    pub fn start(root: &Path, env: &[(&str, &str)]) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tayori"))
+            .arg("--root")
+            .arg(root)
+            .arg("run")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listen=").nth(1) {
+                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+                }
+                eprintln!("run: {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the daemon listens");
+        Daemon {
+            child,
+            log,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// How many lines of its log contain `needle`.
+    pub fn lines_with(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    pub fn log_has(&self, needle: &str) -> bool {
+        self.lines_with(needle) > 0
+    }
+
+    /// Waits until `needle` is in `times` lines of the log.
+    pub fn wait_log(&self, needle: &str, times: usize) {
+        wait_for(needle, std::time::Duration::from_secs(20), || {
+            self.lines_with(needle) >= times
+        });
+    }
+
+    /// A GET on its server: the status (0 when nothing answered) and the body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            match reqwest::get(format!("{}{path}", self.base)).await {
+                Ok(r) => {
+                    let s = r.status().as_u16();
+                    (s, r.text().await.unwrap_or_default())
+                }
+                Err(_) => (0, String::new()),
+            }
+        })
+    }
+
+    pub fn healthz(&self) -> u16 {
+        self.get("/healthz").0
+    }
+
+    /// Sends `sig` (`-HUP`, `-TERM`…) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM, and how it ended.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
