@@ -111,7 +111,8 @@ pub fn record(
     let Some(c) = parse_user_agent(user_agent) else {
         return Ok(());
     };
-    if crate::store::Store::open_read_only(root)?.is_none() {
+    // `serve` on a folder never published has no store, and a feed fetch does not make one.
+    if !crate::store::path_in(root).exists() {
         return Ok(());
     }
     let store = crate::store::Store::open(root)?;
