@@ -55,38 +55,94 @@ pub fn make_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads a file the office drops in (a subscriber list): only a regular file, opened without
-/// blocking (a FIFO or device never hangs the reader), at most `limit` bytes.
-pub fn read_regular(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+/// Whether [`read_regular`] may open a symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Open what the link points at (a list the office keeps elsewhere).
+    Follow,
+    /// Refuse a symlink at the path (one checked beforehand and maybe swapped since).
+    Refuse,
+}
+
+/// Why [`read_regular`] read nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// What the path is instead (`a FIFO (named pipe)`, `a folder`…): never opened to read.
+    #[error("{0}, not a regular file: never read")]
+    NotAFile(String),
+    /// Its size, over the limit.
+    #[error("{0} bytes, over the limit")]
+    TooLarge(u64),
+}
+
+impl From<ReadError> for std::io::Error {
+    fn from(e: ReadError) -> std::io::Error {
+        match e {
+            ReadError::Io(e) => e,
+            other => std::io::Error::other(other.to_string()),
+        }
+    }
+}
+
+/// Reads a file someone drops in (a post, a subscriber list, a bounce report): only a regular
+/// file, opened without blocking (a FIFO or device never hangs the reader) and checked again
+/// on the open descriptor, at most `limit` bytes.
+pub fn read_regular(path: &Path, limit: u64, links: Links) -> Result<Vec<u8>, ReadError> {
     use std::io::Read;
+    let kind = std::fs::metadata(path)?.file_type();
+    if !kind.is_file() {
+        return Err(ReadError::NotAFile(describe(kind)));
+    }
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NONBLOCK);
+        let nofollow = if links == Links::Refuse {
+            libc::O_NOFOLLOW
+        } else {
+            0
+        };
+        opts.custom_flags(libc::O_NONBLOCK | nofollow);
     }
     let file = opts.open(path)?;
+    // Checked again on the open descriptor: the name may have been swapped meanwhile.
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
-        return Err(std::io::Error::other(
-            "not a regular file (a FIFO, device or socket is never read)",
-        ));
+        return Err(ReadError::NotAFile(describe(meta.file_type())));
     }
     if meta.len() > limit {
-        return Err(std::io::Error::other(format!(
-            "{} bytes, over the limit of {limit}",
-            meta.len()
-        )));
+        return Err(ReadError::TooLarge(meta.len()));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
-        return Err(std::io::Error::other(format!(
-            "over the limit of {limit} bytes"
-        )));
+        return Err(ReadError::TooLarge(bytes.len() as u64));
     }
     Ok(bytes)
+}
+
+/// What a file that is not a regular one is, in words.
+pub fn describe(t: std::fs::FileType) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)".into();
+        }
+        if t.is_socket() {
+            return "a socket".into();
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device".into();
+        }
+    }
+    if t.is_dir() {
+        return "a folder".into();
+    }
+    "not a regular file".into()
 }
 
 /// The files under `root` that hold secrets or subscribers' addresses and that other users of

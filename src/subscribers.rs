@@ -172,22 +172,23 @@ pub fn each(dir: &Path, mut f: impl FnMut(Subscriber<'_>)) -> ListProblems {
     };
     for file in files {
         let list = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        let text = match crate::files::read_regular(&file, MAX_LIST_BYTES) {
-            Ok(b) => match crate::content::decode_list(&b) {
-                Ok(d) => d.text,
+        let text =
+            match crate::files::read_regular(&file, MAX_LIST_BYTES, crate::files::Links::Follow) {
+                Ok(b) => match crate::content::decode_list(&b) {
+                    Ok(d) => d.text,
+                    Err(e) => {
+                        problems
+                            .unreadable
+                            .push(Problem::new(&file, None, e.to_string()));
+                        continue;
+                    }
+                },
                 Err(e) => {
-                    problems
-                        .unreadable
-                        .push(Problem::new(&file, None, e.to_string()));
+                    let p = Problem::new(&file, None, format!("cannot read: {e}"));
+                    problems.unreadable.push(p);
                     continue;
                 }
-            },
-            Err(e) => {
-                let p = Problem::new(&file, None, format!("cannot read: {e}"));
-                problems.unreadable.push(p);
-                continue;
-            }
-        };
+            };
         let mut bad_rows = Vec::new();
         // `optional`: subscribed_at, source, consent_method, consent_at, consent_note.
         let mut emit = |line: u64, email: &str, name: &str, optional: [Option<&str>; 5]| {

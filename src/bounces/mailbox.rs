@@ -132,7 +132,8 @@ fn maildir_file(
         return keep_too_big(&seen_as, size, store, read);
     }
     // A regular file only, never more than the cap (it may have grown since the stat).
-    let bytes = crate::files::read_regular(file, MAX_REPORT_BYTES).map_err(io)?;
+    let bytes = crate::files::read_regular(file, MAX_REPORT_BYTES, crate::files::Links::Follow)
+        .map_err(|e| io(e.into()))?;
     process(&bytes, &seen_as, store, reader, read)
 }
 

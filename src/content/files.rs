@@ -7,10 +7,10 @@
 //! between the look and the open cannot hang the daemon either. A post is read up to
 //! [`MAX_POST_BYTES`] and rejected beyond that.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::IngestError;
+use crate::files::{Links, ReadError};
 
 /// The largest post file read (docs/configuration.md, "Posts"): 2 MiB of text is a small book.
 pub const MAX_POST_BYTES: u64 = 2 * 1024 * 1024;
@@ -99,16 +99,6 @@ pub fn read_post(path: &Path, inside: Option<&Path>) -> Result<Vec<u8>, IngestEr
     } else {
         path.to_path_buf()
     };
-    let kind = std::fs::metadata(&target).map_err(io)?.file_type();
-    if !kind.is_file() {
-        return Err(IngestError::NotAPostFile(describe(kind)));
-    }
-    let mut file = open_nonblocking(&target).map_err(io)?;
-    // Checked again on the open descriptor: the name may have been swapped meanwhile.
-    let meta = file.metadata().map_err(io)?;
-    if !meta.file_type().is_file() {
-        return Err(IngestError::NotAPostFile(describe(meta.file_type())));
-    }
     let is_docx = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("docx"));
@@ -117,54 +107,12 @@ pub fn read_post(path: &Path, inside: Option<&Path>) -> Result<Vec<u8>, IngestEr
     } else {
         (MAX_POST_BYTES, "text")
     };
-    let too_large = |size| IngestError::TooLarge { size, limit, kind };
-    if meta.len() > limit {
-        return Err(too_large(meta.len()));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    (&mut file)
-        .take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large(bytes.len() as u64));
-    }
-    Ok(bytes)
-}
-
-fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NONBLOCK: opening a FIFO never waits for a writer. O_NOFOLLOW: the path we checked
-        // is the file we open, not a symlink put there since.
-        const O_NONBLOCK: i32 = 0o4000;
-        const O_NOFOLLOW: i32 = 0o400000;
-        opts.custom_flags(O_NONBLOCK | O_NOFOLLOW);
-    }
-    opts.open(path)
-}
-
-fn describe(t: std::fs::FileType) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return "a FIFO (named pipe)".into();
-        }
-        if t.is_socket() {
-            return "a socket".into();
-        }
-        if t.is_block_device() || t.is_char_device() {
-            return "a device".into();
-        }
-    }
-    if t.is_dir() {
-        return "a folder".into();
-    }
-    "not a regular file".into()
+    // The target was resolved above: a symlink found there now was put there since.
+    crate::files::read_regular(&target, limit, Links::Refuse).map_err(|e| match e {
+        ReadError::Io(e) => io(e),
+        ReadError::NotAFile(what) => IngestError::NotAPostFile(what),
+        ReadError::TooLarge(size) => IngestError::TooLarge { size, limit, kind },
+    })
 }
 
 #[cfg(test)]

@@ -168,7 +168,10 @@ fn copy_of_a_post(path: &Path) -> Option<String> {
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
             let original = path.with_file_name(format!("{base}.{ext}"));
             // Read as posts are: a FIFO or a huge file named like a copy never blocks here.
-            let read = |p: &Path| crate::files::read_regular(p, content::MAX_DOCX_BYTES).ok();
+            let read = |p: &Path| {
+                crate::files::read_regular(p, content::MAX_DOCX_BYTES, crate::files::Links::Follow)
+                    .ok()
+            };
             let same = read(&original)? == read(path)?;
             same.then(|| {
                 format!(
