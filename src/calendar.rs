@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, TimeZone};
 
 use crate::config::calendar::{Holidays, Skip};
 use crate::config::Config;
-use crate::schedule::Schedule;
+use crate::config::Schedule;
 
 /// The Cabinet Office's list, `YYYY-MM-DD,名称` a line.
 const HOLIDAYS_JP: &str = include_str!("calendar/holidays_jp.csv");
@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn a_monday_tick_on_new_years_day_passes_to_the_next_monday() {
         let c = calendar("  skip: [\"12-29..01-03\"]\n  holidays: jp\n");
-        let schedule = crate::schedule::parse("0 9 * * Mon").unwrap();
+        let schedule = crate::config::schedule::parse("0 9 * * Mon").unwrap();
         // 2026-12-27 is a Sunday: Mon 12-28 is a working day, so it sends.
         let from = Tokyo.with_ymd_and_hms(2026, 12, 27, 12, 0, 0).unwrap();
         let (next, passed) = c.next_sending_tick(&schedule, &from);
@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn a_daily_tick_skips_the_office_closure_by_its_entry() {
         let c = calendar("  skip: [\"12-29..01-03\", \"2027-01-05\"]\n");
-        let schedule = crate::schedule::parse("0 9 * * *").unwrap();
+        let schedule = crate::config::schedule::parse("0 9 * * *").unwrap();
         let from = Tokyo.with_ymd_and_hms(2026, 12, 28, 12, 0, 0).unwrap();
         let (next, passed) = c.next_sending_tick(&schedule, &from);
         assert_eq!(next.unwrap().date_naive(), day(2027, 1, 4));

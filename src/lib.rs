@@ -2,8 +2,9 @@
 //!
 //! The pipeline, one module per stage: [`config`] → [`content`] (ingest) → [`publish`] →
 //! [`render`] (email, feeds, archive) → [`message`] (MIME) → delivery, with durable state in
-//! [`store`]; [`subscribers`] reads the lists, [`schedule`] decides when issues go out and
-//! [`cli`] ties the commands together. `docs/` describes the whole; `docs/architecture.md` maps these modules.
+//! [`store`]; [`subscribers`] reads the lists, the schedule (in [`config`]) and `calendar`
+//! decide when issues go out, and [`cli`] ties the commands together. `docs/` describes the
+//! whole; `docs/architecture.md` maps these modules.
 
 pub(crate) mod backoff;
 pub mod bounces;
@@ -23,7 +24,6 @@ pub(crate) mod problem;
 pub mod publish;
 pub(crate) mod readers;
 pub mod render;
-pub(crate) mod schedule;
 pub(crate) mod search;
 pub mod server;
 pub mod store;

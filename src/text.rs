@@ -9,6 +9,21 @@ pub fn is_name(s: &str) -> bool {
             .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
 }
 
+/// `url` as it may be shown: any password replaced by `***` (also in a URL that does not
+/// parse: whatever stands between the scheme and the last `@` is dropped).
+pub fn redacted_url(url: &str) -> String {
+    if let Ok(mut u) = url::Url::parse(url) {
+        if u.password().is_some() {
+            let _ = u.set_password(Some("***"));
+        }
+        return u.to_string();
+    }
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***@{}", &url[..s + 3], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
 /// Collapses every run of white space (line breaks included) into one space, and drops
 /// control characters: titles and tags end up in mail headers and feeds.
 pub fn one_line(s: &str) -> String {

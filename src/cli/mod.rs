@@ -289,13 +289,13 @@ fn check(root: &Path) -> anyhow::Result<ExitCode> {
 /// Japan's holidays are asked for past the data tayori has. Printed, never an error.
 fn calendar_warnings(config: &Config) -> Vec<Problem> {
     let path = Path::new(config::FILE_NAME);
-    let Ok(schedule) = crate::schedule::parse(&config.schedule) else {
+    let Some(schedule) = config.schedule.get() else {
         return Vec::new();
     };
     let calendar = crate::calendar::Calendar::of(config);
     let now = Utc::now().with_timezone(&config.tz());
     let mut warnings = Vec::new();
-    let (next, passed) = calendar.next_sending_tick(&schedule, &now);
+    let (next, passed) = calendar.next_sending_tick(schedule, &now);
     if let Some((tick, why)) = passed.first() {
         let then = next.map_or("no tick at all".to_string(), |t| {
             t.format("%Y-%m-%d %H:%M").to_string()
@@ -382,7 +382,7 @@ fn preview(root: &Path, file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
         post,
     };
     let rendered = render::email::render(&config, &[&entry], &render::load_css(root)?)?;
-    let (_, from_addr) = render::email::sender_parts(&config);
+    let (_, from_addr) = config.sender_parts();
     let sample = crate::server::Link::Sample("preview");
     let unsubscribe = crate::server::unsubscribe_url(&config.public_base(), sample);
     let to = Recipient {

@@ -32,12 +32,12 @@ fn feed_readers(store: &Store, tz: &chrono_tz::Tz) -> Result<(), StoreError> {
 /// When the next issue can go: the first tick not on a day without an issue, and the ticks
 /// that pass before it (calendar).
 fn next_tick(config: &crate::config::Config, tz: &chrono_tz::Tz) {
-    let Ok(schedule) = crate::schedule::parse(&config.schedule) else {
+    let Some(schedule) = config.schedule.get() else {
         return;
     };
     let now = chrono::Utc::now().with_timezone(tz);
     let calendar = crate::calendar::Calendar::of(config);
-    let (next, passed) = calendar.next_sending_tick(&schedule, &now);
+    let (next, passed) = calendar.next_sending_tick(schedule, &now);
     match next {
         Some(t) => println!("next tick that sends: {}", t.format("%Y-%m-%d %H:%M (%a)")),
         None => println!("next tick that sends: none (every tick falls on a day without an issue)"),

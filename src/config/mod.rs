@@ -14,9 +14,15 @@ use crate::problem::Problem;
 pub mod calendar;
 pub mod editor;
 mod optional;
+mod parsed;
+pub mod schedule;
+pub mod smtp;
 pub use optional::{
     Bounces, Micropub, PaceLimits, PostStatus, Processed, Records, Subscribe, WebSub, WordPress,
 };
+pub use parsed::Parsed;
+pub use schedule::Schedule;
+pub use smtp::SmtpUrl;
 
 /// The file name of the configuration inside a newsletter folder.
 pub const FILE_NAME: &str = "tayori.yaml";
@@ -34,7 +40,7 @@ pub struct Config {
     pub posts: PostsConfig,
     /// When issues go out: crontab, 5 fields or 6 with leading seconds, in `site.timezone`.
     #[serde(default = "default_schedule")]
-    pub schedule: String,
+    pub schedule: Parsed<Schedule>,
     /// Where mail goes; absent means `.eml` files in `outbox/`.
     #[serde(default)]
     pub smtp: Option<Smtp>,
@@ -87,7 +93,7 @@ pub struct Site {
     pub language: String,
     /// IANA time zone for dates and the schedule.
     #[serde(default = "default_timezone")]
-    pub timezone: String,
+    pub timezone: Parsed<chrono_tz::Tz>,
     /// The author (the attorney's name): feeds, and with `sender.bar_association` every email
     /// footer and archive page.
     #[serde(default)]
@@ -134,7 +140,7 @@ pub struct PostsConfig {
 #[serde(deny_unknown_fields)]
 pub struct Smtp {
     /// `smtp://host:port` (STARTTLS when offered) or `smtps://`, with `user@` if needed.
-    pub url: String,
+    pub url: Parsed<SmtpUrl>,
     /// Parallel SMTP connections.
     #[serde(default = "default_concurrency")]
     pub concurrency: u32,
@@ -194,14 +200,14 @@ impl Default for Server {
     }
 }
 
-fn default_schedule() -> String {
-    "0 9 * * Mon".into()
+fn default_schedule() -> Parsed<Schedule> {
+    Parsed::new("0 9 * * Mon")
 }
 fn default_language() -> String {
     "ja".into()
 }
-fn default_timezone() -> String {
-    "Asia/Tokyo".into()
+fn default_timezone() -> Parsed<chrono_tz::Tz> {
+    Parsed::new("Asia/Tokyo")
 }
 fn default_concurrency() -> u32 {
     8
@@ -298,10 +304,10 @@ impl Config {
         if self.site.title.trim().is_empty() {
             bad.push("site.title: must not be empty".into());
         }
-        if self.site.timezone.parse::<chrono_tz::Tz>().is_err() {
+        if self.site.timezone.problem().is_some() {
             bad.push(format!(
                 "site.timezone: `{}` is not an IANA time zone (e.g. Asia/Tokyo)",
-                self.site.timezone
+                self.site.timezone.text()
             ));
         }
         if self
@@ -320,7 +326,7 @@ impl Config {
                 bad.push(format!("sender.reply_to: `{r}` is not an email address"));
             }
         }
-        if let Err(e) = crate::schedule::parse(&self.schedule) {
+        if let Some(e) = self.schedule.problem() {
             bad.push(format!("schedule: {e}"));
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -336,7 +342,7 @@ impl Config {
     fn sending_problems(&self) -> Vec<String> {
         let mut bad = Vec::new();
         if let Some(smtp) = &self.smtp {
-            if let Err(e) = crate::deliver::smtp::Target::parse(&smtp.url, "localhost") {
+            if let Some(e) = smtp.url.problem() {
                 bad.push(e.to_string());
             }
             if !(1..=MAX_CONCURRENCY).contains(&smtp.concurrency) {
@@ -353,7 +359,7 @@ impl Config {
                     (None, Some(Err(e))) => bad.push(e),
                     (None, None) => bad.push(format!(
                         "bounces.mailbox: `{}` is not a mailbox (imaps://user@host/INBOX, pop3s://user@host or maildir:///path/to/Maildir)",
-                        crate::deliver::smtp::redacted(m)
+                        crate::text::redacted_url(m)
                     )),
                 }
             }
@@ -387,7 +393,7 @@ impl Config {
             if url_base(&w.url).is_none() {
                 bad.push(format!("webhook.url: `{}` is not an http(s) URL", w.url));
             }
-            if let Err(e) = crate::crosspost::secret(self) {
+            if let Err(e) = self.webhook_key() {
                 bad.push(e);
             }
         }
@@ -437,7 +443,11 @@ impl Config {
 
     /// The time zone (valid after [`Config::validate`]; Tokyo otherwise).
     pub fn tz(&self) -> chrono_tz::Tz {
-        self.site.timezone.parse().unwrap_or(chrono_tz::Asia::Tokyo)
+        self.site
+            .timezone
+            .get()
+            .copied()
+            .unwrap_or(chrono_tz::Asia::Tokyo)
     }
 
     /// Base URL of links that tayori's own server answers (unsubscribe, view in browser):
@@ -446,6 +456,43 @@ impl Config {
         match &self.server.public_url {
             Some(u) => u.clone(),
             None => self.site.url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The secret's key bytes: `TAYORI_WEBHOOK_SECRET` or `webhook.secret`, `whsec_` + base64 of
+    /// at least 16 bytes (Standard Webhooks secrets are 24 to 64). Never empty: an empty key would
+    /// let anyone sign.
+    pub fn webhook_key(&self) -> Result<Vec<u8>, String> {
+        let s = std::env::var("TAYORI_WEBHOOK_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.webhook.as_ref().and_then(|w| w.secret.clone()))
+            .filter(|s| !s.trim().is_empty())
+            .ok_or("webhook.secret: missing (set it, or TAYORI_WEBHOOK_SECRET, to whsec_ and the base64 of 24 random bytes or more)")?;
+        let key = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            s.strip_prefix("whsec_").unwrap_or(&s),
+        )
+        .map_err(|_| "webhook.secret: not whsec_ followed by base64".to_string())?;
+        if key.len() < 16 {
+            return Err(format!(
+                "webhook.secret: {} bytes is too short (24 or more expected)",
+                key.len()
+            ));
+        }
+        Ok(key)
+    }
+
+    /// The sender's display name (or the site title) and address, from `sender.from`.
+    pub fn sender_parts(&self) -> (String, String) {
+        match self.sender.from.parse::<lettre::message::Mailbox>() {
+            Ok(m) => (
+                m.name
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| self.site.title.clone()),
+                m.email.to_string(),
+            ),
+            Err(_) => (self.site.title.clone(), self.sender.from.clone()),
         }
     }
 
@@ -510,7 +557,7 @@ mod tests {
         let mut c = parse(MINIMAL, Path::new("tayori.yaml")).unwrap();
         assert!(c.validate(Path::new("tayori.yaml")).is_empty());
         assert_eq!(c.site.language, "ja");
-        assert_eq!(c.site.timezone, "Asia/Tokyo");
+        assert_eq!(c.site.timezone.text(), "Asia/Tokyo");
         assert_eq!(c.site.url, "https://example.jp/blog/");
         assert_eq!(c.server.listen, "127.0.0.1:8080");
         assert!(c.smtp.is_none());

@@ -272,7 +272,7 @@ impl Subscribe {
     /// The consent text shown: `consent_text`, else one naming the sender.
     pub fn consent(&self, config: &Config) -> String {
         self.consent_text.clone().unwrap_or_else(|| {
-            let (name, _) = crate::render::email::sender_parts(config);
+            let (name, _) = config.sender_parts();
             format!(
                 "{name}から、ニュースレター「{}」（広告・宣伝を含みます）をメールでお送りします。配信はいつでも、各メールの末尾のリンクから停止できます。",
                 config.site.title

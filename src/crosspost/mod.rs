@@ -112,28 +112,6 @@ pub fn queue(
     Ok(())
 }
 
-/// The secret's key bytes: `TAYORI_WEBHOOK_SECRET` or `webhook.secret`, `whsec_` + base64 of
-/// at least 16 bytes (Standard Webhooks secrets are 24 to 64). Never empty: an empty key would
-/// let anyone sign.
-pub fn secret(config: &Config) -> Result<Vec<u8>, String> {
-    let s = std::env::var("TAYORI_WEBHOOK_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| config.webhook.as_ref().and_then(|w| w.secret.clone()))
-        .filter(|s| !s.trim().is_empty())
-        .ok_or("webhook.secret: missing (set it, or TAYORI_WEBHOOK_SECRET, to whsec_ and the base64 of 24 random bytes or more)")?;
-    let key = B64
-        .decode(s.strip_prefix("whsec_").unwrap_or(&s))
-        .map_err(|_| "webhook.secret: not whsec_ followed by base64".to_string())?;
-    if key.len() < 16 {
-        return Err(format!(
-            "webhook.secret: {} bytes is too short (24 or more expected)",
-            key.len()
-        ));
-    }
-    Ok(key)
-}
-
 /// `v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>`.
 pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{backoff, secret, signature, GIVE_UP_AFTER, MICROPUB, PING, WORDPRESS};
+use super::{backoff, signature, GIVE_UP_AFTER, MICROPUB, PING, WORDPRESS};
 use crate::config::Config;
 use crate::store::{Shared, StoreError, WebhookEvent};
 
@@ -158,7 +158,7 @@ async fn webhook(config: &Config, http: &reqwest::Client, ev: &WebhookEvent) -> 
     let Some(hook) = &config.webhook else {
         return Outcome::Retry("webhook: not configured".into());
     };
-    let key = match secret(config) {
+    let key = match config.webhook_key() {
         Ok(k) => k,
         Err(e) => return Outcome::Retry(e),
     };

@@ -20,10 +20,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::config::Schedule;
 use crate::deliver;
 use crate::files::display;
 use crate::lock::SenderLock;
-use crate::schedule::{self, Schedule};
 use crate::store::{Request, Store};
 use crate::watch;
 
@@ -53,7 +53,11 @@ pub async fn run(
         }
     }
     let config = Arc::new(config);
-    let schedule = schedule::parse(&config.schedule)?;
+    let schedule = config
+        .schedule
+        .value()
+        .map_err(|e| anyhow::anyhow!("schedule: {e}"))?
+        .clone();
     let tz = config.tz();
     let r = root.clone();
     let (store, key) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -129,7 +133,7 @@ pub async fn run(
         at_tick: false,
     };
     if let Some(t) = lp.next_tick {
-        tracing::info!(next_tick = %t.with_timezone(&tz).to_rfc3339(), "schedule {}", config.schedule);
+        tracing::info!(next_tick = %t.with_timezone(&tz).to_rfc3339(), "schedule {}", config.schedule.text());
     }
     lp.run(&mut d, &stop).await;
 

@@ -91,8 +91,8 @@ impl Loop {
             return;
         }
         // Validated above: the schedule parses.
-        let schedule = match crate::schedule::parse(&new.schedule) {
-            Ok(s) => s,
+        let schedule = match new.schedule.value() {
+            Ok(s) => s.clone(),
             Err(e) => {
                 tracing::error!("SIGHUP: {} not reloaded: schedule: {e}", config::FILE_NAME);
                 return;
@@ -119,7 +119,7 @@ impl Loop {
         // Pages show the site's settings: every page is written anew at the next publish.
         d.written = Default::default();
         tracing::info!(
-            schedule = %d.config.schedule,
+            schedule = %d.config.schedule.text(),
             next_tick = %self.next_tick.map_or("none".into(), |t| t.with_timezone(&self.tz).to_rfc3339()),
             "SIGHUP: {} reloaded",
             config::FILE_NAME

@@ -11,12 +11,12 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::config::Schedule;
 use crate::content::IngestOptions;
 use crate::deliver;
 use crate::lock::SenderLock;
 use crate::publish;
 use crate::render::Entry;
-use crate::schedule::Schedule;
 use crate::store::Store;
 use crate::watch::Tracker;
 
@@ -305,9 +305,9 @@ impl Daemon {
         let (root, config) = (self.root.clone(), self.config.clone());
         let checked = self
             .with_store(move |s| {
-                let schedule = match crate::schedule::parse(&config.schedule) {
+                let schedule = match config.schedule.value() {
                     Ok(sc) => sc,
-                    Err(e) => return Ok(Err(anyhow::anyhow!("{e}"))),
+                    Err(e) => return Ok(Err(anyhow::anyhow!("schedule: {e}"))),
                 };
                 if let Err(e) = crate::editor::alert::check_disk(&root, &config, s) {
                     tracing::error!("free space: {e}");
@@ -316,7 +316,7 @@ impl Daemon {
                     &root,
                     &config,
                     s,
-                    &schedule,
+                    schedule,
                     Utc::now(),
                 ))
             })

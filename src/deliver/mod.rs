@@ -66,8 +66,9 @@ pub enum DeliverError {
     Render(#[from] render::email::RenderError),
     #[error(transparent)]
     Message(#[from] crate::message::MessageError),
-    #[error(transparent)]
-    SmtpUrl(#[from] smtp::SmtpUrlError),
+    /// `smtp.url` does not parse (only in a configuration that skipped validation).
+    #[error("{0}")]
+    SmtpUrl(String),
     #[error(transparent)]
     Dkim(#[from] crate::message::dkim::DkimError),
     #[error("unsubscribe key: {0}")]
@@ -395,7 +396,10 @@ pub async fn deliver_issue(
     }
     let template = Arc::new(template);
     let transport = match &config.smtp {
-        Some(s) => worker::Transport::Smtp(smtp::Target::parse(&s.url, &sender_domain(config))?),
+        Some(s) => {
+            let url = s.url.value().map_err(DeliverError::SmtpUrl)?;
+            worker::Transport::Smtp(smtp::Target::new(url, &sender_domain(config)))
+        }
         None => worker::Transport::Outbox(root.join("outbox")),
     };
     let destination = match &transport {

@@ -92,7 +92,8 @@ pub async fn transmit_one(
             Ok(Ok(files::display(&path).display().to_string()))
         }
         Some(s) => {
-            let target = smtp::Target::parse(&s.url, &domain)?;
+            let url = s.url.value().map_err(DeliverError::SmtpUrl)?;
+            let target = smtp::Target::new(url, &domain);
             let timeout = super::Retry::default().timeout;
             let mut conn = match smtp::Connection::open(&target, timeout).await {
                 Ok(c) => c,

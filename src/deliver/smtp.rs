@@ -16,18 +16,6 @@ use tokio::net::TcpStream;
 
 use super::SendError;
 
-/// Why `smtp.url` cannot be used. Permanent: the configuration must change. The URL in it
-/// never shows a password.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SmtpUrlError {
-    #[error("smtp.url: `{url}`: {reason}")]
-    Invalid { url: String, reason: String },
-    #[error("smtp.url: `{url}` must start with smtp:// or smtps://, not {scheme}://")]
-    Scheme { url: String, scheme: String },
-    #[error("smtp.url: `{0}` has no host")]
-    NoHost(String),
-}
-
 /// Where and how to connect, from `smtp.url`.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -42,66 +30,17 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses `smtp://[user@]host[:port]` (port 25; STARTTLS when offered) or `smtps://` (465).
-    /// The password comes from `TAYORI_SMTP_PASSWORD` (or the URL).
-    pub fn parse(url: &str, hello: &str) -> Result<Target, SmtpUrlError> {
-        let shown = redacted(url);
-        let u = url::Url::parse(url).map_err(|e| SmtpUrlError::Invalid {
-            url: shown.clone(),
-            reason: e.to_string(),
-        })?;
-        let implicit_tls = match u.scheme() {
-            "smtp" => false,
-            "smtps" => true,
-            s => {
-                return Err(SmtpUrlError::Scheme {
-                    url: shown,
-                    scheme: s.to_string(),
-                })
-            }
-        };
-        let host = u
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| SmtpUrlError::NoHost(shown.clone()))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let user = (!u.username().is_empty()).then(|| percent_decode(u.username()));
-        let password = std::env::var("TAYORI_SMTP_PASSWORD")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .or_else(|| u.password().map(percent_decode));
-        Ok(Target {
-            port: u.port().unwrap_or(if implicit_tls { 465 } else { 25 }),
-            host,
-            implicit_tls,
-            user,
-            password,
+    /// Where `smtp.url` says, saying `hello` in EHLO; the password from `TAYORI_SMTP_PASSWORD`
+    /// (or the URL).
+    pub fn new(url: &crate::config::SmtpUrl, hello: &str) -> Target {
+        Target {
+            host: url.host.clone(),
+            port: url.port,
+            implicit_tls: url.implicit_tls,
+            user: url.user.clone(),
+            password: url.password(),
             hello: hello.to_string(),
-        })
-    }
-}
-
-/// Userinfo is percent-encoded (RFC 3986 §2.1); unlike a form, `+` stays a plus.
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-/// `url` as it may be shown: any password replaced by `***`.
-pub fn redacted(url: &str) -> String {
-    if let Ok(mut u) = url::Url::parse(url) {
-        if u.password().is_some() {
-            let _ = u.set_password(Some("***"));
         }
-        return u.to_string();
-    }
-    // Unparseable: drop whatever stands between the scheme and the last `@`.
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***@{}", &url[..s + 3], &url[at + 1..]),
-        _ => url.to_string(),
     }
 }
 

@@ -169,7 +169,7 @@ async fn send(root: &Path, config: &Config, store: &Shared, m: &EditorMail) -> R
         return Ok(());
     };
     let domain = sender_domain(config);
-    let target = smtp::Target::parse(&s.url, &domain).map_err(|e| e.to_string())?;
+    let target = smtp::Target::new(s.url.value()?, &domain);
     let envelope = envelope_from(config);
     let mut conn = smtp::Connection::open(&target, Retry::default().timeout)
         .await
@@ -260,7 +260,7 @@ async fn post_webhook(
         .body(m.text.clone());
     // With a webhook secret, signed as the post webhooks are (Standard Webhooks): a receiver
     // of ours can tell it is tayori; chat services ignore the headers.
-    if let Ok(key) = crate::crosspost::secret(config) {
+    if let Ok(key) = config.webhook_key() {
         let (id, ts) = (format!("alert_{}", m.id), Utc::now().timestamp());
         request = request
             .header("webhook-id", &id)

@@ -15,9 +15,9 @@ use maud::html;
 
 use super::kind;
 use crate::config::Config;
+use crate::config::Schedule;
 use crate::deliver::next_issue::{self, Next, SAMPLE_READER};
 use crate::render::email::personalize;
-use crate::schedule::Schedule;
 use crate::store::{signups::digest, Store};
 
 /// The `meta` key of the version the last proof was sent for.

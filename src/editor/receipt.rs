@@ -164,12 +164,12 @@ fn when_it_goes(
     now: DateTime<Utc>,
 ) -> Result<String, crate::store::StoreError> {
     let readers = readers(root, store)?;
-    let Ok(schedule) = crate::schedule::parse(&config.schedule) else {
+    let Some(schedule) = config.schedule.get() else {
         return Ok("配信の予定（schedule）が読めません。".into());
     };
     let calendar = crate::calendar::Calendar::of(config);
     let tick = calendar
-        .next_sending_tick(&schedule, &now.with_timezone(&config.tz()))
+        .next_sending_tick(schedule, &now.with_timezone(&config.tz()))
         .0;
     let gate = match store.gate(config.editor.as_ref().is_some_and(|e| e.approval))? {
         crate::store::Gate::Held => "（ただいま配信を保留中です。tayori release で再開します）",

@@ -343,7 +343,7 @@ fn layout(config: &Config, subject: &str, preheader: &str, view_url: &str, body:
 /// The legal footer (HTML).
 fn footer(config: &Config) -> Markup {
     let s = &config.sender;
-    let (name, address) = sender_parts(config);
+    let (name, address) = config.sender_parts();
     let contact = s.reply_to.clone().unwrap_or_else(|| address.clone());
     html! {
         p { "このメールは「" (config.site.title) "」の配信にご登録いただいた方にお送りしています。" }
@@ -358,19 +358,6 @@ fn footer(config: &Config) -> Markup {
             "配信の停止はこちらから手続きできます: "
             a href=(UNSUBSCRIBE_URL) { "配信を停止する（登録解除）" }
         }
-    }
-}
-
-/// The sender's display name (or the site title) and address, from `sender.from`.
-pub fn sender_parts(config: &Config) -> (String, String) {
-    match config.sender.from.parse::<lettre::message::Mailbox>() {
-        Ok(m) => (
-            m.name
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| config.site.title.clone()),
-            m.email.to_string(),
-        ),
-        Err(_) => (config.site.title.clone(), config.sender.from.clone()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The text/plain part, written from the content model (never by stripping the HTML).
 //! Every line stays within RFC 5322's 998-octet limit.
 
-use super::email::{sender_parts, GREETING, UNSUBSCRIBE_URL};
+use super::email::{GREETING, UNSUBSCRIBE_URL};
 use super::{display_date, Entry};
 use crate::config::Config;
 use crate::content::Kind;
@@ -81,7 +81,7 @@ fn push_block(out: &mut String, text: &str) {
 /// The legal footer (text): sender, postal address, contact, how to unsubscribe.
 pub(super) fn footer(config: &Config) -> String {
     let s = &config.sender;
-    let (name, address) = sender_parts(config);
+    let (name, address) = config.sender_parts();
     let mut f = format!(
         "このメールは「{}」の配信にご登録いただいた方にお送りしています。\n送信者: {name}\n",
         config.site.title

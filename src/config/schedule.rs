@@ -42,6 +42,13 @@ pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
         })
 }
 
+impl std::str::FromStr for Schedule {
+    type Err = ScheduleError;
+    fn from_str(expr: &str) -> Result<Schedule, ScheduleError> {
+        parse(expr)
+    }
+}
+
 impl Schedule {
     /// The first tick strictly after `after`, in `after`'s time zone.
     pub fn next_after<Tz: TimeZone>(&self, after: &DateTime<Tz>) -> Option<DateTime<Tz>>
