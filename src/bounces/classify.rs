@@ -95,10 +95,20 @@ impl Cause {
             _ => None,
         }
     }
+}
 
-    /// Why the address is suppressed when soft bounces reached the limit.
-    pub fn soft_reason(count: i64) -> String {
-        format!("bounced: {count} soft bounces in 30 days")
+/// The one rule on suppressing: whether a verdict on an address suppresses it, and why (as
+/// `status` shows it). An address gone or a complaint suppresses at once; the reader's side
+/// once `recent` — that address's bounces of this cause in the last [`SOFT_WINDOW`], this one
+/// included — reaches [`SOFT_LIMIT`]; nothing else ever does. The store counts and records.
+pub fn suppression(cause: Cause, status: &str, diagnostic: &str, recent: i64) -> Option<String> {
+    match cause.suppression_reason(status, diagnostic) {
+        Some(reason) => Some(reason),
+        None if cause.is_soft() && recent >= SOFT_LIMIT => Some(format!(
+            "bounced: {recent} soft bounces in {} days",
+            SOFT_WINDOW.num_days()
+        )),
+        None => None,
     }
 }
 

@@ -15,6 +15,7 @@ mod report;
 mod words;
 
 pub use classify::{
-    classify, smtp_refusal, stage_in, verdict, Cause, Said, Stage, SOFT_LIMIT, SOFT_WINDOW,
+    classify, smtp_refusal, stage_in, suppression, verdict, Cause, Said, Stage, SOFT_LIMIT,
+    SOFT_WINDOW,
 };
 pub use report::{cause_for, enhanced_status, failure_for, parse, Failure, Report};

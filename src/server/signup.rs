@@ -44,13 +44,13 @@ use crate::server::{page, AppState, Link};
 use crate::store::{signups::digest, SignupRequest, Store};
 
 pub mod confirmations;
+mod rule;
+pub use rule::CONFIRMATION_PAUSE;
 
 /// How long a confirmation link works.
 pub const TOKEN_LIFETIME: TimeDelta = TimeDelta::hours(72);
 /// A form sent back sooner than this after it was shown was not filled in by a person.
 pub const MIN_FORM_SECONDS: i64 = 3;
-/// At most one confirmation email per address in this time.
-pub const CONFIRMATION_PAUSE: TimeDelta = TimeDelta::hours(1);
 /// Requests per client per hour.
 const PER_CLIENT_PER_HOUR: u32 = 5;
 
@@ -296,7 +296,7 @@ async fn record_request(
             consent_text: &sub.consent(&config),
             client_ip: keep_ip.as_deref(),
         };
-        Ok(store.request_signup(&req, CONFIRMATION_PAUSE, Utc::now())?)
+        Ok(rule::request(&store, &req, Utc::now())?)
     })
     .await?
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{sql, Store, StoreError};
-use crate::bounces::{Cause, SOFT_LIMIT, SOFT_WINDOW};
+use crate::bounces::{Cause, SOFT_WINDOW};
 
 /// What a report (or a 5xx at RCPT or DATA) said about one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,9 +137,9 @@ impl Store {
 /// What a name other than a report's first id records as its outcome (then the id shown).
 const ALIAS: &str = "same report as ";
 
-/// Records one verdict and applies it: an address gone or a complaint suppresses at once, the
-/// reader's side at the [`SOFT_LIMIT`]th time in [`SOFT_WINDOW`]. Returns whether the address
-/// was suppressed now. `report` names where the verdict came from (a report, or `smtp`).
+/// Records one verdict and applies [`crate::bounces::suppression`]'s rule to it, with the
+/// address's count of bounces of the same cause in [`SOFT_WINDOW`]. Returns whether the
+/// address was suppressed now. `report` names where the verdict came from (a report, or `smtp`).
 pub(super) fn apply(
     tx: &Transaction<'_>,
     r: &BounceRecord,
@@ -162,21 +162,15 @@ pub(super) fn apply(
         ],
     )
     .map_err(|e| sql(&p, e))?;
-    let reason = match r.cause.suppression_reason(&r.status, &r.diagnostic) {
-        Some(reason) => Some(reason),
-        None if r.cause.is_soft() => {
-            let since = (now - SOFT_WINDOW).to_rfc3339();
-            let soft: i64 = tx
-                .query_row(
-                    "SELECT count(*) FROM bounces WHERE address = ?1 AND cause = ?2 AND at >= ?3",
-                    params![r.address, r.cause.as_str(), since],
-                    |row| row.get(0),
-                )
-                .map_err(|e| sql(&p, e))?;
-            (soft >= SOFT_LIMIT).then(|| Cause::soft_reason(soft))
-        }
-        None => None,
-    };
+    let since = (now - SOFT_WINDOW).to_rfc3339();
+    let recent: i64 = tx
+        .query_row(
+            "SELECT count(*) FROM bounces WHERE address = ?1 AND cause = ?2 AND at >= ?3",
+            params![r.address, r.cause.as_str(), since],
+            |row| row.get(0),
+        )
+        .map_err(|e| sql(&p, e))?;
+    let reason = crate::bounces::suppression(r.cause, &r.status, &r.diagnostic, recent);
     let Some(reason) = reason else {
         return Ok(false);
     };

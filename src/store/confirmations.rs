@@ -5,7 +5,7 @@
 //! due again later (relay down, a 4xx, a timeout). A process that dies mid-send leaves the
 //! claim to expire, and the confirmation is sent by whoever runs next.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
 use super::{sql, Store, StoreError};
@@ -157,35 +157,8 @@ impl Store {
             .map_err(|e| sql(&self.path, e))
     }
 
-    /// Whether a confirmation was *sent* to an address less than `pause` ago.
-    pub(crate) fn confirmation_sent_within(
-        &self,
-        address: &str,
-        pause: TimeDelta,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let row: Option<(Option<String>, i64)> = self
-            .conn
-            .query_row(
-                "SELECT confirmation_sent_at, confirmations_unanswered FROM signups
-                 WHERE address = ?1",
-                [address],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(|e| sql(&self.path, e))?;
-        let Some((Some(t), unanswered)) = row else {
-            return Ok(false);
-        };
-        // Each confirmation nobody answered doubles the pause, up to a week: a stranger
-        // posting someone's address to the form gets them a handful of mails, not one an hour.
-        let doublings = unanswered.clamp(1, 16) as u32 - 1;
-        let pause = (pause * 2i32.pow(doublings.min(10))).min(TimeDelta::days(7));
-        Ok(now.signed_duration_since(self.parse_time(&t)?) < pause)
-    }
-
     /// A time this module wrote; anything else is the store's error, never a guess.
-    fn parse_time(&self, text: &str) -> Result<DateTime<Utc>, StoreError> {
+    pub(super) fn parse_time(&self, text: &str) -> Result<DateTime<Utc>, StoreError> {
         DateTime::parse_from_rfc3339(text)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|e| {
@@ -196,111 +169,5 @@ impl Store {
                 );
                 sql(&self.path, e)
             })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::SignupRequest;
-
-    fn request(store: &Store, email: &str, now: DateTime<Utc>) -> bool {
-        let req = SignupRequest {
-            email,
-            name: "",
-            list: "web",
-            consent_text: "同意",
-            client_ip: None,
-        };
-        store
-            .request_signup(&req, TimeDelta::hours(1), now)
-            .unwrap()
-    }
-
-    #[test]
-    fn each_confirmation_nobody_answers_doubles_the_pause_for_that_address() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut now = Utc::now();
-        let mut gaps = Vec::new();
-        for _ in 0..4 {
-            // Asked again every 10 minutes until a confirmation can go; then it is sent.
-            let mut waited = TimeDelta::zero();
-            while !request(&store, "target@example.jp", now) {
-                now += TimeDelta::minutes(10);
-                waited += TimeDelta::minutes(10);
-            }
-            gaps.push(waited.num_minutes());
-            let c = store
-                .claim_confirmation(
-                    now,
-                    now + TimeDelta::minutes(3),
-                    "h",
-                    now + TimeDelta::hours(72),
-                )
-                .unwrap()
-                .expect("due");
-            store
-                .confirmation_done(&c.address, &ConfirmationOutcome::Sent, now)
-                .unwrap();
-        }
-        assert_eq!(
-            gaps,
-            [0, 60, 120, 240],
-            "1 h, then 2 h, then 4 h between mails"
-        );
-    }
-
-    #[test]
-    fn a_deferred_confirmation_is_claimed_again_once_due_and_only_a_sent_one_counts_for_the_hour() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let now = Utc::now();
-        let lease = now + TimeDelta::minutes(3);
-        let expires = now + TimeDelta::hours(72);
-        assert!(request(&store, "a@example.jp", now));
-        let c = store
-            .claim_confirmation(now, lease, "h1", expires)
-            .unwrap()
-            .expect("due at once");
-        assert_eq!((c.email.as_str(), c.attempts), ("a@example.jp", 0));
-        assert_eq!(
-            store.claim_confirmation(now, lease, "h2", expires).unwrap(),
-            None,
-            "a claimed confirmation is not claimed twice"
-        );
-        let retry_at = now + TimeDelta::seconds(2);
-        let deferred = ConfirmationOutcome::Deferred {
-            error: "connection refused".into(),
-            retry_at,
-        };
-        store
-            .confirmation_done("a@example.jp", &deferred, now)
-            .unwrap();
-        assert!(
-            !request(&store, "a@example.jp", now),
-            "still queued: no second"
-        );
-        assert_eq!(store.next_confirmation_due().unwrap(), Some(retry_at));
-        assert_eq!(
-            store.claim_confirmation(now, lease, "h3", expires).unwrap(),
-            None
-        );
-        let later = retry_at + TimeDelta::seconds(1);
-        let c = store
-            .claim_confirmation(later, lease, "h4", expires)
-            .unwrap()
-            .expect("due again");
-        assert_eq!(c.attempts, 1);
-        store
-            .confirmation_done("a@example.jp", &ConfirmationOutcome::Sent, later)
-            .unwrap();
-        assert_eq!(store.next_confirmation_due().unwrap(), None);
-        assert!(
-            !request(&store, "a@example.jp", later),
-            "sent within the hour"
-        );
-        let next_hour = later + TimeDelta::minutes(61);
-        assert!(request(&store, "a@example.jp", next_hour));
     }
 }

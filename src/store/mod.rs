@@ -35,7 +35,7 @@ pub use readers::FeedFetcher;
 pub use records::IssueRecipient;
 pub use requests::{Request, RequestState};
 pub use search::SearchDoc;
-pub use signups::{Signup, SignupRequest};
+pub use signups::{Signup, SignupRequest, SignupStanding};
 pub use webhooks::*;
 
 /// The store's file name inside `state/`.

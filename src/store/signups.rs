@@ -43,6 +43,19 @@ pub struct SignupRequest<'a> {
     pub client_ip: Option<&'a str>,
 }
 
+/// What the store knows of an address that asks to sign up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignupStanding {
+    /// Subscribed and not suppressed.
+    pub subscribed: bool,
+    /// A confirmation is queued and not yet sent.
+    pub confirmation_queued: bool,
+    /// When the last confirmation was *sent* (one that never went out locks nobody out).
+    pub last_confirmation_sent: Option<DateTime<Utc>>,
+    /// Confirmations sent since the address last confirmed, none answered.
+    pub unanswered: i64,
+}
+
 /// How long a consent record is kept after the last mail to an address that unsubscribed:
 /// 特定電子メール法's ordinance asks for one month.
 pub const KEEP_AFTER_LAST_MAIL: chrono::TimeDelta = chrono::TimeDelta::days(31);
@@ -93,33 +106,45 @@ impl Store {
         Ok(hash)
     }
 
+    /// What the store knows of an address that asks to sign up (`None`: nothing), for the
+    /// sign-up's rule on whether a confirmation may go ([`crate::server`]'s sign-up decides).
+    pub fn signup_standing(&self, address: &str) -> Result<Option<SignupStanding>, StoreError> {
+        let row: Option<(String, Option<String>, i64)> = self
+            .conn
+            .query_row(
+                "SELECT state, confirmation_sent_at, confirmations_unanswered FROM signups
+                 WHERE address = ?1",
+                [address],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| sql(&self.path, e))?;
+        let Some((state, sent, unanswered)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(SignupStanding {
+            subscribed: state == "subscribed" && !self.is_suppressed(address)?,
+            confirmation_queued: self.confirmation_queued(address)?,
+            last_confirmation_sent: sent.map(|t| self.parse_time(&t)).transpose()?,
+            unanswered,
+        }))
+    }
+
     /// Records a request from the web form and queues its confirmation email
-    /// ([`Store::claim_confirmation`]). Returns whether one was queued: not for an address
-    /// already subscribed, not while an earlier one is still queued (unsent), and not within
-    /// `pause` of one that was *sent* — a confirmation that never went out locks nobody out.
-    /// The address is the key of `req.email`, which the caller has made canonical.
+    /// ([`Store::claim_confirmation`]); whether one may be queued is the caller's decision
+    /// (from [`Store::signup_standing`]). The address is the key of `req.email`, which the
+    /// caller has made canonical.
     ///
     /// A record that was once confirmed keeps its consent record (who, when, what text, from
     /// where) until its reader confirms again: anyone can post an address to the form, and a
     /// stranger's request must not rewrite a former subscriber's record.
-    pub fn request_signup(
+    pub fn record_signup_request(
         &self,
         req: &SignupRequest<'_>,
-        pause: chrono::TimeDelta,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         let address = crate::subscribers::key(req.email);
         let now_s = now.to_rfc3339();
-        if let Some(s) = self.signup(&address)? {
-            if s.state == "subscribed" && !self.is_suppressed(&address)? {
-                return Ok(false);
-            }
-            if self.confirmation_queued(&address)?
-                || self.confirmation_sent_within(&address, pause, now)?
-            {
-                return Ok(false);
-            }
-        }
         let consent = self.consent(req.consent_text, &now_s)?;
         self.conn
             .execute(
@@ -148,7 +173,7 @@ impl Store {
                 ],
             )
             .map_err(|e| sql(&self.path, e))?;
-        Ok(true)
+        Ok(())
     }
 
     /// The sign-up a confirmation token (by hash) belongs to, while the token is valid.
@@ -366,10 +391,11 @@ mod tests {
             consent_text: "別の文面",
             client_ip: Some("198.51.100.9"),
         };
-        let queued = store
-            .request_signup(&stranger, chrono::TimeDelta::hours(1), Utc::now())
-            .unwrap();
-        assert!(queued, "a confirmation still goes to the address itself");
+        store.record_signup_request(&stranger, Utc::now()).unwrap();
+        assert_eq!(
+            store.signup("hanako@example.jp").unwrap().unwrap().state,
+            "pending"
+        );
         let after = store.signup("hanako@example.jp").unwrap().unwrap();
         assert_eq!(
             (
