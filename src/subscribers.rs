@@ -171,88 +171,94 @@ pub fn each(dir: &Path, mut f: impl FnMut(Subscriber<'_>)) -> ListProblems {
         }
     };
     for file in files {
-        let list = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        let text =
-            match crate::files::read_regular(&file, MAX_LIST_BYTES, crate::files::Links::Follow) {
-                Ok(b) => match crate::content::decode_list(&b) {
-                    Ok(d) => d.text,
-                    Err(e) => {
-                        problems
-                            .unreadable
-                            .push(Problem::new(&file, None, e.to_string()));
-                        continue;
-                    }
-                },
-                Err(e) => {
-                    let p = Problem::new(&file, None, format!("cannot read: {e}"));
-                    problems.unreadable.push(p);
-                    continue;
-                }
-            };
-        let mut bad_rows = Vec::new();
-        // `optional`: subscribed_at, source, consent_method, consent_at, consent_note.
-        let mut emit = |line: u64, email: &str, name: &str, optional: [Option<&str>; 5]| {
-            let email = email.trim();
-            let control = |v: &str| v.chars().any(char::is_control);
-            if control(email) || control(name) || optional.iter().flatten().any(|v| control(v)) {
-                bad_rows.push(Problem::new(
-                    &file,
-                    Some(line),
-                    "a control character (line break, tab or the like) inside a value; row skipped",
-                ));
-                return;
-            }
-            if !valid_address(email) {
-                bad_rows.push(Problem::new(
-                    &file,
-                    Some(line),
-                    format!("`{email}` is not a valid email address; row skipped"),
-                ));
-                return;
-            }
-            let [subscribed_at, source, consent_method, consent_at, consent_note] =
-                optional.map(nonempty);
-            f(Subscriber {
-                email,
-                name: name.trim(),
-                subscribed_at,
-                source,
-                consent_method,
-                consent_at,
-                consent_note,
-                list,
-                origin: &file,
-                line,
-            });
-        };
-        let read = if file
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-        {
-            csv_rows(&text, &file, |line, r| {
-                emit(line, r.email, r.name, r.optional())
-            })
-        } else {
-            match yaml_rows(&text) {
-                Ok(rows) => {
-                    for r in &rows {
-                        let line = r.email.referenced.line();
-                        emit(line, &r.email.value, &r.name, r.optional());
-                    }
-                    Ok(Vec::new())
-                }
-                // The file's structure is broken: which rows it holds cannot be told.
-                Err(e) => Err(crate::config::yaml_problem(&e, &file)),
-            }
-        };
-        match read {
-            Ok(rows) => problems.rows.extend(rows),
+        match list_text(&file) {
+            Ok(text) => each_row(&file, &text, &mut f, &mut problems),
             Err(p) => problems.unreadable.push(p),
         }
-        problems.rows.extend(bad_rows);
     }
     problems.rows.sort_by_key(|p| (p.path.clone(), p.line));
     problems
+}
+
+/// A list's text: read as a regular file, capped, decoded.
+fn list_text(file: &Path) -> Result<String, Problem> {
+    let bytes = crate::files::read_regular(file, MAX_LIST_BYTES, crate::files::Links::Follow)
+        .map_err(|e| Problem::new(file, None, format!("cannot read: {e}")))?;
+    crate::content::decode_list(&bytes)
+        .map(|d| d.text)
+        .map_err(|e| Problem::new(file, None, e.to_string()))
+}
+
+/// Calls `f` for every valid row of one list; its bad rows (or why it cannot be read as a
+/// whole) go into `problems`.
+fn each_row(
+    file: &Path,
+    text: &str,
+    f: &mut impl FnMut(Subscriber<'_>),
+    problems: &mut ListProblems,
+) {
+    let list = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let mut bad_rows = Vec::new();
+    // `optional`: subscribed_at, source, consent_method, consent_at, consent_note.
+    let mut emit = |line: u64, email: &str, name: &str, optional: [Option<&str>; 5]| {
+        let email = email.trim();
+        let control = |v: &str| v.chars().any(char::is_control);
+        if control(email) || control(name) || optional.iter().flatten().any(|v| control(v)) {
+            bad_rows.push(Problem::new(
+                file,
+                Some(line),
+                "a control character (line break, tab or the like) inside a value; row skipped",
+            ));
+            return;
+        }
+        if !valid_address(email) {
+            bad_rows.push(Problem::new(
+                file,
+                Some(line),
+                format!("`{email}` is not a valid email address; row skipped"),
+            ));
+            return;
+        }
+        let [subscribed_at, source, consent_method, consent_at, consent_note] =
+            optional.map(nonempty);
+        f(Subscriber {
+            email,
+            name: name.trim(),
+            subscribed_at,
+            source,
+            consent_method,
+            consent_at,
+            consent_note,
+            list,
+            origin: file,
+            line,
+        });
+    };
+    let csv = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let read = if csv {
+        csv_rows(text, file, |line, r| {
+            emit(line, r.email, r.name, r.optional())
+        })
+    } else {
+        match yaml_rows(text) {
+            Ok(rows) => {
+                for r in &rows {
+                    let line = r.email.referenced.line();
+                    emit(line, &r.email.value, &r.name, r.optional());
+                }
+                Ok(Vec::new())
+            }
+            // The file's structure is broken: which rows it holds cannot be told.
+            Err(e) => Err(crate::config::yaml_problem(&e, file)),
+        }
+    };
+    match read {
+        Ok(rows) => problems.rows.extend(rows),
+        Err(p) => problems.unreadable.push(p),
+    }
+    problems.rows.extend(bad_rows);
 }
 
 /// Streams the rows of a CSV list; `Err` when the file as a whole cannot be read (no header

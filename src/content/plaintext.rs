@@ -154,103 +154,145 @@ pub(super) fn parse(body: &str, opts: &IngestOptions) -> Parsed {
         .lines()
         .filter(|l| !strip.contains(&l.trim_matches(is_space)))
         .map(classify);
-
-    let mut parsed = Parsed::default();
-    let mut bodies: Vec<BodyBuilder> = vec![BodyBuilder::default()]; // lead, sections…, note
-    let mut target = Target::Lead;
-    let mut in_toc = false;
-    let mut ids = SectionIds::default();
-    let mut note = BodyBuilder::default();
-
+    let mut reader = Reader::default();
     for line in lines {
-        if parsed.title.is_none() {
-            match line {
-                Line::Blank => continue,
-                Line::Text(t) | Line::Heading(_, t) => {
-                    parsed.title = Some(t.to_string());
-                    continue;
-                }
-                _ => {}
+        if reader.title(&line) || reader.toc(&line) {
+            continue;
+        }
+        reader.line(line);
+    }
+    reader.finish()
+}
+
+/// The post as read so far.
+struct Reader {
+    parsed: Parsed,
+    /// The lead, then one per section.
+    bodies: Vec<BodyBuilder>,
+    note: BodyBuilder,
+    target: Target,
+    in_toc: bool,
+    ids: SectionIds,
+}
+
+impl Default for Reader {
+    fn default() -> Self {
+        Reader {
+            parsed: Parsed::default(),
+            bodies: vec![BodyBuilder::default()],
+            note: BodyBuilder::default(),
+            target: Target::Lead,
+            in_toc: false,
+            ids: SectionIds::default(),
+        }
+    }
+}
+
+impl Reader {
+    /// Takes the first line of text as the title; whether the line is used up (a blank line
+    /// before the title is).
+    fn title(&mut self, line: &Line<'_>) -> bool {
+        if self.parsed.title.is_some() {
+            return false;
+        }
+        match line {
+            Line::Blank => true,
+            Line::Text(t) | Line::Heading(_, t) => {
+                self.parsed.title = Some(t.to_string());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Inside a `<目次>` block, takes its headings as entries; whether the line is used up.
+    /// The block ends at a separator or at the first line that is not a new entry.
+    fn toc(&mut self, line: &Line<'_>) -> bool {
+        if !self.in_toc {
+            return false;
+        }
+        let toc = &mut self.parsed.toc;
+        match line {
+            Line::Blank => true,
+            Line::Separator => {
+                self.in_toc = false;
+                true
+            }
+            Line::Heading(level, t) if !toc.iter().any(|e| match_key(&e.title) == match_key(t)) => {
+                toc.push(TocEntry {
+                    title: t.to_string(),
+                    level: *level,
+                    target: None,
+                });
+                true
+            }
+            _ => {
+                self.in_toc = false;
+                false
             }
         }
-        if in_toc {
-            match line {
-                Line::Blank => continue,
-                Line::Separator => {
-                    in_toc = false;
-                    continue;
-                }
-                Line::Heading(level, t)
-                    if !parsed
-                        .toc
-                        .iter()
-                        .any(|e| match_key(&e.title) == match_key(t)) =>
-                {
-                    parsed.toc.push(TocEntry {
-                        title: t.to_string(),
-                        level,
-                        target: None,
-                    });
-                    continue;
-                }
-                _ => in_toc = false,
-            }
-        }
-        let current = match target {
-            Target::Note => &mut note,
-            Target::Lead => &mut bodies[0],
-            Target::Section(i) => &mut bodies[i + 1],
+    }
+
+    /// Any other line: into the lead, the current section or the editor's note.
+    fn line(&mut self, line: Line<'_>) {
+        let in_note = matches!(self.target, Target::Note);
+        let current = match self.target {
+            Target::Note => &mut self.note,
+            Target::Lead => &mut self.bodies[0],
+            Target::Section(i) => &mut self.bodies[i + 1],
         };
         match line {
             Line::Blank | Line::Separator => current.close(),
-            Line::TocMarker if matches!(target, Target::Note) => current.push_line("<目次>"),
+            Line::TocMarker if in_note => current.push_line("<目次>"),
             Line::TocMarker => {
                 current.close();
-                in_toc = true;
+                self.in_toc = true;
             }
             Line::NoteMarker(rest) => {
                 current.close();
-                target = Target::Note;
+                self.target = Target::Note;
                 if !rest.is_empty() {
-                    note.push_line(rest);
+                    self.note.push_line(rest);
                 }
             }
-            Line::Heading(_, t) | Line::Text(t) if matches!(target, Target::Note) => {
-                note.push_line(t)
-            }
+            Line::Heading(_, t) | Line::Text(t) if in_note => current.push_line(t),
             Line::Heading(level, t) => {
                 current.close();
-                let id = ids.next(level);
-                parsed.sections.push(Section {
+                let id = self.ids.next(level);
+                self.parsed.sections.push(Section {
                     id,
                     level,
                     title: t.to_string(),
                     body: Body::default(),
                 });
-                bodies.push(BodyBuilder::default());
-                target = Target::Section(parsed.sections.len() - 1);
+                self.bodies.push(BodyBuilder::default());
+                self.target = Target::Section(self.parsed.sections.len() - 1);
             }
             Line::Text(t) => current.push_line(t),
         }
     }
 
-    parsed.lead = bodies[0].finish();
-    for (section, b) in parsed.sections.iter_mut().zip(&bodies[1..]) {
-        section.body = b.finish();
+    /// The bodies built, and each table-of-contents entry pointed at its section.
+    fn finish(self) -> Parsed {
+        let mut parsed = self.parsed;
+        parsed.lead = self.bodies[0].finish();
+        for (section, b) in parsed.sections.iter_mut().zip(&self.bodies[1..]) {
+            section.body = b.finish();
+        }
+        let note = self.note.finish();
+        if !note.is_empty() {
+            parsed.editors_note = Some(note);
+        }
+        for entry in &mut parsed.toc {
+            let key = match_key(&entry.title);
+            entry.target = parsed
+                .sections
+                .iter()
+                .find(|s| match_key(&s.title) == key)
+                .map(|s| s.id.clone());
+        }
+        parsed
     }
-    let note = note.finish();
-    if !note.is_empty() {
-        parsed.editors_note = Some(note);
-    }
-    for entry in &mut parsed.toc {
-        let key = match_key(&entry.title);
-        entry.target = parsed
-            .sections
-            .iter()
-            .find(|s| match_key(&s.title) == key)
-            .map(|s| s.id.clone());
-    }
-    parsed
 }
 
 #[cfg(test)]

@@ -76,6 +76,63 @@ fn reply(e: &lettre::transport::smtp::Error) -> String {
 /// How long connecting (TCP, greeting, TLS) may take before the server counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// TCP (with `TCP_NODELAY`) and the greeting and EHLO, in clear text so far.
+async fn connect_plain(
+    t: &Target,
+    timeout: Duration,
+    hello: &ClientId,
+    server: &str,
+) -> Result<AsyncSmtpConnection, SendError> {
+    let unreachable = |why: String| SendError::Server {
+        cause: format!("cannot connect to the SMTP server {server}: {why}"),
+        permanent: false,
+    };
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect((t.host.as_str(), t.port)))
+        .await
+        .map_err(|_| unreachable(format!("no answer within {}s", timeout.as_secs())))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| unreachable(format!("TCP_NODELAY: {e}")))?;
+    let greet = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), hello);
+    tokio::time::timeout(timeout, greet)
+        .await
+        .map_err(|_| unreachable(format!("no greeting within {}s", timeout.as_secs())))?
+        .map_err(|e| server_fault(format!("the SMTP server {server} refused EHLO"), &e))
+}
+
+/// AUTH (PLAIN or LOGIN, RFC 4954) — only over TLS: a server without STARTTLS never sees the
+/// password.
+async fn login(
+    conn: &mut AsyncSmtpConnection,
+    user: &str,
+    pass: &str,
+    server: &str,
+) -> Result<(), SendError> {
+    if !conn.is_encrypted() {
+        return Err(SendError::Server {
+            cause: format!(
+                "the SMTP server {server} offers no STARTTLS, and a password is never sent in clear text (use smtps:// or a server with STARTTLS)"
+            ),
+            permanent: true,
+        });
+    }
+    let credentials = Credentials::new(user.to_string(), pass.to_string());
+    conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+        .await
+        .map_err(|e| {
+            let what = format!("the SMTP server {server} refused the login of `{user}`");
+            match server_fault(what, &e) {
+                // No mechanism in common, or a 5xx: no retry mends that; a 454 might pass.
+                SendError::Server { cause, .. } if !e.is_transient() => SendError::Server {
+                    cause,
+                    permanent: true,
+                },
+                other => other,
+            }
+        })?;
+    Ok(())
+}
+
 /// An open connection.
 pub struct Connection {
     conn: AsyncSmtpConnection,
@@ -113,21 +170,7 @@ impl Connection {
                 )
             })?
         } else {
-            let unreachable = |why: String| SendError::Server {
-                cause: format!("cannot connect to the SMTP server {server}: {why}"),
-                permanent: false,
-            };
-            let tcp = tokio::time::timeout(timeout, TcpStream::connect((t.host.as_str(), t.port)))
-                .await
-                .map_err(|_| unreachable(format!("no answer within {}s", timeout.as_secs())))?
-                .map_err(|e| unreachable(e.to_string()))?;
-            tcp.set_nodelay(true)
-                .map_err(|e| unreachable(format!("TCP_NODELAY: {e}")))?;
-            let greet = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello);
-            let mut c = tokio::time::timeout(timeout, greet)
-                .await
-                .map_err(|_| unreachable(format!("no greeting within {}s", timeout.as_secs())))?
-                .map_err(|e| server_fault(format!("the SMTP server {server} refused EHLO"), &e))?;
+            let mut c = connect_plain(t, timeout, &hello, &server).await?;
             if c.can_starttls() {
                 c.starttls(tls()?, &hello)
                     .await
@@ -136,30 +179,7 @@ impl Connection {
             c
         };
         if let (Some(user), Some(pass)) = (&t.user, &t.password) {
-            if !conn.is_encrypted() {
-                return Err(SendError::Server {
-                    cause: format!(
-                        "the SMTP server {server} offers no STARTTLS, and a password is never sent in clear text (use smtps:// or a server with STARTTLS)"
-                    ),
-                    permanent: true,
-                });
-            }
-            conn.auth(
-                &[Mechanism::Plain, Mechanism::Login],
-                &Credentials::new(user.clone(), pass.clone()),
-            )
-            .await
-            .map_err(|e| {
-                let what = format!("the SMTP server {server} refused the login of `{user}`");
-                match server_fault(what, &e) {
-                    // No mechanism in common, or a 5xx: no retry mends that; a 454 might pass.
-                    SendError::Server { cause, .. } if !e.is_transient() => SendError::Server {
-                        cause,
-                        permanent: true,
-                    },
-                    other => other,
-                }
-            })?;
+            login(&mut conn, user, pass, &server).await?;
         }
         // lettre does not keep the PIPELINING keyword: ask again (a repeated EHLO is allowed,
         // RFC 5321 §4.1.4) and read the keywords ourselves.

@@ -149,64 +149,8 @@ impl Run {
         let this = Arc::new(self);
         let (job_tx, job_rx) =
             tokio::sync::mpsc::channel::<DeliveryJob>(this.concurrency * CLAIM_PER_WORKER);
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        let limiter =
-            NonZeroU32::new(this.rate).map(|r| Arc::new(RateLimiter::direct(Quota::per_second(r))));
-        let mut workers = Vec::new();
-        let mut spawn = |rx: Jobs, lane: Lane| {
-            let (this, ledger, limiter, breaker) = (
-                this.clone(),
-                ledger.clone(),
-                limiter.clone(),
-                breaker.clone(),
-            );
-            workers.push(tokio::spawn(async move {
-                this.worker(rx, ledger, limiter, lane, &breaker).await
-            }));
-        };
-        for _ in 0..this.concurrency {
-            spawn(job_rx.clone(), Lane::default());
-        }
-        // A lane per paced group, fed without bound so that a slow carrier never holds up the
-        // other domains: they finish first, and the carriers' queues keep flowing.
-        let mut lanes = Vec::new();
-        for g in &this.pacing {
-            let (tx, rx) = tokio::sync::mpsc::channel::<DeliveryJob>(1 << 20);
-            let rx = Arc::new(Mutex::new(rx));
-            let limiter = g.gap().and_then(|gap| {
-                Quota::with_period(gap)
-                    .map(|q| Arc::new(RateLimiter::direct(q.allow_burst(NonZeroU32::MIN))))
-            });
-            let lane = Lane {
-                limiter,
-                per_connection: Some(g.limits.per_connection),
-            };
-            for _ in 0..g.limits.connections.max(1) {
-                spawn(rx.clone(), lane.clone());
-            }
-            lanes.push(tx);
-        }
-
-        // Dispatcher: claim a batch, queue it, until nothing is pending or we are told to stop.
-        let mut failure = None;
-        'claims: while !stop.is_cancelled() {
-            let jobs = match ledger.claim(this.concurrency * CLAIM_PER_WORKER) {
-                Ok(jobs) if jobs.is_empty() => break,
-                Ok(jobs) => jobs,
-                Err(e) => {
-                    failure = Some(DeliverError::from(e));
-                    break;
-                }
-            };
-            for job in jobs {
-                let lane = super::pacing::group_of(&this.pacing, &job.email)
-                    .map_or(&job_tx, |g| &lanes[g]);
-                tokio::select! {
-                    r = lane.send(job) => if r.is_err() { break 'claims },
-                    _ = stop.cancelled() => break 'claims,
-                }
-            }
-        }
+        let (workers, lanes) = this.spawn_workers(job_rx, &ledger, &breaker);
+        let failure = this.dispatch(&ledger, &job_tx, &lanes, &stop).await.err();
         drop(job_tx);
         drop(lanes);
         for w in workers {
@@ -229,6 +173,86 @@ impl Run {
         }
     }
 
+    /// Starts `concurrency` workers on the common queue, and for each paced group a lane of
+    /// its own with its connections; returns the workers and the lanes' senders.
+    #[allow(clippy::type_complexity)]
+    fn spawn_workers(
+        self: &Arc<Self>,
+        job_rx: tokio::sync::mpsc::Receiver<DeliveryJob>,
+        ledger: &Arc<Ledger>,
+        breaker: &Arc<Breaker>,
+    ) -> (
+        Vec<tokio::task::JoinHandle<()>>,
+        Vec<tokio::sync::mpsc::Sender<DeliveryJob>>,
+    ) {
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let limiter =
+            NonZeroU32::new(self.rate).map(|r| Arc::new(RateLimiter::direct(Quota::per_second(r))));
+        let mut workers = Vec::new();
+        let mut spawn = |rx: Jobs, lane: Lane| {
+            let (this, ledger, limiter, breaker) = (
+                self.clone(),
+                ledger.clone(),
+                limiter.clone(),
+                breaker.clone(),
+            );
+            workers.push(tokio::spawn(async move {
+                this.worker(rx, ledger, limiter, lane, &breaker).await
+            }));
+        };
+        for _ in 0..self.concurrency {
+            spawn(job_rx.clone(), Lane::default());
+        }
+        // A lane per paced group, fed without bound so that a slow carrier never holds up the
+        // other domains: they finish first, and the carriers' queues keep flowing.
+        let mut lanes = Vec::new();
+        for g in &self.pacing {
+            let (tx, rx) = tokio::sync::mpsc::channel::<DeliveryJob>(1 << 20);
+            let rx = Arc::new(Mutex::new(rx));
+            let limiter = g.gap().and_then(|gap| {
+                Quota::with_period(gap)
+                    .map(|q| Arc::new(RateLimiter::direct(q.allow_burst(NonZeroU32::MIN))))
+            });
+            let lane = Lane {
+                limiter,
+                per_connection: Some(g.limits.per_connection),
+            };
+            for _ in 0..g.limits.connections.max(1) {
+                spawn(rx.clone(), lane.clone());
+            }
+            lanes.push(tx);
+        }
+        (workers, lanes)
+    }
+
+    /// The dispatcher: claims a batch, queues each job on its lane, until nothing is pending
+    /// or the run stops.
+    async fn dispatch(
+        &self,
+        ledger: &Ledger,
+        common: &tokio::sync::mpsc::Sender<DeliveryJob>,
+        lanes: &[tokio::sync::mpsc::Sender<DeliveryJob>],
+        stop: &CancellationToken,
+    ) -> Result<(), DeliverError> {
+        while !stop.is_cancelled() {
+            let jobs = ledger.claim(self.concurrency * CLAIM_PER_WORKER)?;
+            if jobs.is_empty() {
+                break;
+            }
+            for job in jobs {
+                let lane =
+                    super::pacing::group_of(&self.pacing, &job.email).map_or(common, |g| &lanes[g]);
+                tokio::select! {
+                    r = lane.send(job) => if r.is_err() { return Ok(()) },
+                    _ = stop.cancelled() => return Ok(()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One worker: takes jobs from its lane until none are left or the run stops, each on the
+    /// worker's one connection.
     async fn worker(
         &self,
         jobs: Jobs,
@@ -238,8 +262,7 @@ impl Run {
         breaker: &Breaker,
     ) {
         let stop = &breaker.run;
-        let mut conn: Option<Connection> = None;
-        let mut on_connection = 0u32;
+        let mut link = Link::default();
         loop {
             // After a stop, jobs still queued stay `sending` and are requeued by the caller.
             if stop.is_cancelled() {
@@ -260,80 +283,77 @@ impl Run {
                 unsubscribe_url: &unsubscribe,
                 message_id: job.message_id.clone(),
             });
-            let mut attempts = job.attempts;
-            let outcome = match message {
-                Err(e) => Outcome::Failed {
-                    reply: e.to_string(),
-                    bounce: None,
-                },
-                Ok(message) => loop {
-                    attempts += 1;
-                    if let Some(l) = &limiter {
-                        l.until_ready().await;
-                    }
-                    if let Some(l) = &lane.limiter {
-                        l.until_ready().await;
-                    }
-                    // A paced lane opens a new connection every `per_connection` messages.
-                    if lane.per_connection.is_some_and(|n| on_connection >= n) {
-                        if let Some(c) = conn.take() {
-                            c.close().await;
-                        }
-                        on_connection = 0;
-                    }
-                    if conn.is_none() {
-                        on_connection = 0;
-                    }
-                    match self.attempt(&mut conn, &job.email, &message).await {
-                        Ok(reply) => {
-                            breaker.healthy();
-                            on_connection += 1;
-                            break Outcome::Sent { reply };
-                        }
-                        Err(SendError::Permanent { reply, stage }) => {
-                            breaker.healthy();
-                            // Read like a bounce report, by the one verdict function.
-                            let bounce = crate::bounces::smtp_refusal(&job.address, &reply, stage);
-                            break Outcome::Failed {
-                                reply,
-                                bounce: Some(bounce),
-                            };
-                        }
-                        Err(SendError::Server { cause, permanent }) => {
-                            // Not this subscriber's doing: the attempt does not count.
-                            attempts -= 1;
-                            if let Some(c) = conn.take() {
-                                c.close().await;
-                            }
-                            let Some(wait) = breaker.fault(&cause, permanent) else {
-                                break Outcome::Deferred { reply: cause };
-                            };
-                            tokio::select! {
-                                _ = tokio::time::sleep(wait) => {}
-                                _ = stop.cancelled() => break Outcome::Deferred { reply: cause },
-                            }
-                        }
-                        Err(SendError::Transient(reply)) => {
-                            if let Some(c) = conn.take() {
-                                c.close().await;
-                            }
-                            let tries = (attempts - job.attempts) as u32;
-                            if tries >= self.retry.attempts || stop.is_cancelled() {
-                                break Outcome::Deferred { reply };
-                            }
-                            tracing::debug!(to = %job.email, %reply, "transient failure; retrying");
-                            tokio::select! {
-                                _ = tokio::time::sleep(self.retry.backoff(tries)) => {}
-                                _ = stop.cancelled() => break Outcome::Deferred { reply },
-                            }
-                        }
-                    }
-                },
+            let (attempts, outcome) = match message {
+                Err(e) => {
+                    let reply = e.to_string();
+                    (
+                        job.attempts,
+                        Outcome::Failed {
+                            reply,
+                            bounce: None,
+                        },
+                    )
+                }
+                Ok(message) => {
+                    let pace = (limiter.as_deref(), &lane);
+                    self.deliver(&mut link, &job, &message, pace, breaker).await
+                }
             };
             ledger.report(job.address, attempts, outcome);
         }
-        if let Some(c) = conn {
-            c.close().await;
+        link.close().await;
+    }
+
+    /// Tries one message until it is sent, refused for its recipient, or deferred (retries
+    /// used up, the server's fault, the run stopped). Returns the job's attempts, counting
+    /// only the tries that were about this recipient, and the outcome.
+    async fn deliver(
+        &self,
+        link: &mut Link,
+        job: &DeliveryJob,
+        message: &str,
+        pace: (Option<&DefaultDirectRateLimiter>, &Lane),
+        breaker: &Breaker,
+    ) -> (i64, Outcome) {
+        let stop = &breaker.run;
+        let mut attempts = job.attempts;
+        loop {
+            attempts += 1;
+            link.pace(pace.0, pace.1).await;
+            match self.attempt(&mut link.conn, &job.email, message).await {
+                Ok(reply) => {
+                    breaker.healthy();
+                    link.on_connection += 1;
+                    return (attempts, Outcome::Sent { reply });
+                }
+                Err(SendError::Permanent { reply, stage }) => {
+                    breaker.healthy();
+                    // Read like a bounce report, by the one verdict function.
+                    let bounce = crate::bounces::smtp_refusal(&job.address, &reply, stage);
+                    let bounce = Some(bounce);
+                    return (attempts, Outcome::Failed { reply, bounce });
+                }
+                Err(SendError::Server { cause, permanent }) => {
+                    // Not this subscriber's doing: the attempt does not count.
+                    attempts -= 1;
+                    link.close().await;
+                    let wait = breaker.fault(&cause, permanent);
+                    if !sleep_unless(wait, stop).await {
+                        return (attempts, Outcome::Deferred { reply: cause });
+                    }
+                }
+                Err(SendError::Transient(reply)) => {
+                    link.close().await;
+                    let tries = (attempts - job.attempts) as u32;
+                    if tries >= self.retry.attempts || stop.is_cancelled() {
+                        return (attempts, Outcome::Deferred { reply });
+                    }
+                    tracing::debug!(to = %job.email, %reply, "transient failure; retrying");
+                    if !sleep_unless(Some(self.retry.backoff(tries)), stop).await {
+                        return (attempts, Outcome::Deferred { reply });
+                    }
+                }
+            }
         }
     }
 
@@ -383,6 +403,50 @@ impl Run {
                 })
             }
         }
+    }
+}
+
+/// A worker's connection, and how many messages it carried.
+#[derive(Default)]
+struct Link {
+    conn: Option<Connection>,
+    on_connection: u32,
+}
+
+impl Link {
+    /// Waits for the run's rate and the lane's, and opens a new connection every
+    /// `per_connection` messages of a paced lane.
+    async fn pace(&mut self, limiter: Option<&DefaultDirectRateLimiter>, lane: &Lane) {
+        if let Some(l) = limiter {
+            l.until_ready().await;
+        }
+        if let Some(l) = &lane.limiter {
+            l.until_ready().await;
+        }
+        if lane.per_connection.is_some_and(|n| self.on_connection >= n) {
+            self.close().await;
+        }
+        if self.conn.is_none() {
+            self.on_connection = 0;
+        }
+    }
+
+    async fn close(&mut self) {
+        if let Some(c) = self.conn.take() {
+            c.close().await;
+        }
+    }
+}
+
+/// Sleeps `wait` unless the run stops first (or there is no wait: the run was stopped);
+/// whether it slept.
+async fn sleep_unless(wait: Option<Duration>, stop: &CancellationToken) -> bool {
+    let Some(wait) = wait else {
+        return false;
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = stop.cancelled() => false,
     }
 }
 
