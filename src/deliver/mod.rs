@@ -187,22 +187,7 @@ pub fn make_issue(
     entries: &[render::Entry],
     first_id: i64,
 ) -> Result<Option<IssueRecord>, DeliverError> {
-    let now = Utc::now();
-    let records_from = now - config.records_keep();
-    let purged = store.purge_old_records(now, records_from)?;
-    if purged > 0 {
-        tracing::info!(
-            purged,
-            "records of unsubscribed addresses purged (kept as hashes)"
-        );
-    }
-    let expired = store.purge_expired_records(records_from)?;
-    if expired > 0 {
-        tracing::info!(
-            expired,
-            "issue records older than records.keep purged (content and recipients)"
-        );
-    }
+    purge_records(config, store)?;
     let pending = store.pending_posts()?;
     let posts: Vec<&render::Entry> = entries
         .iter()
@@ -260,6 +245,28 @@ pub fn make_issue(
         },
     )?;
     Ok(Some(issue))
+}
+
+/// Before an issue is made: consent records of addresses gone for a month, and issue records
+/// older than `records.keep`, are purged.
+fn purge_records(config: &Config, store: &mut Store) -> Result<(), DeliverError> {
+    let now = Utc::now();
+    let records_from = now - config.records_keep();
+    let purged = store.purge_old_records(now, records_from)?;
+    if purged > 0 {
+        tracing::info!(
+            purged,
+            "records of unsubscribed addresses purged (kept as hashes)"
+        );
+    }
+    let expired = store.purge_expired_records(records_from)?;
+    if expired > 0 {
+        tracing::info!(
+            expired,
+            "issue records older than records.keep purged (content and recipients)"
+        );
+    }
+    Ok(())
 }
 
 /// `send --retry-failed`: the last issue's failed deliveries are pending again and the issue
@@ -370,6 +377,47 @@ pub async fn send(
     deliver_issue(root, config, store, held, &issue, retry, progress, stop).await
 }
 
+/// The issue's message, made once for every recipient: DKIM-signed when `smtp.dkim` is set.
+fn issue_template(
+    root: &Path,
+    config: &Config,
+    issue: &IssueRecord,
+) -> Result<Template, DeliverError> {
+    let rendered = Rendered {
+        subject: issue.subject.clone(),
+        preheader: String::new(),
+        html: issue.html.clone(),
+        text: issue.text.clone(),
+    };
+    let mut template =
+        Template::new(config, &rendered, SystemTime::now())?.with_feedback_id(config, issue.id);
+    if let Some(d) = config.smtp.as_ref().and_then(|s| s.dkim.as_ref()) {
+        template = template.with_dkim(crate::message::dkim::Signer::load(root, d)?);
+    }
+    Ok(template)
+}
+
+/// Where the messages go: the SMTP server of `smtp.url`, else `outbox/`.
+fn transport(root: &Path, config: &Config) -> Result<worker::Transport, DeliverError> {
+    Ok(match &config.smtp {
+        Some(s) => {
+            let url = s.url.value().map_err(DeliverError::SmtpUrl)?;
+            worker::Transport::Smtp(smtp::Target::new(url, &sender_domain(config)))
+        }
+        None => worker::Transport::Outbox(root.join("outbox")),
+    })
+}
+
+/// `bounces.address` split at `@`, for VERP envelope senders.
+fn verp(config: &Config) -> Option<(String, String)> {
+    config
+        .bounces
+        .as_ref()
+        .and_then(|b| b.address.as_deref())
+        .and_then(|a| a.split_once('@'))
+        .map(|(l, d)| (l.to_string(), d.to_string()))
+}
+
 /// Sends every delivery of `issue` still pending.
 #[allow(clippy::too_many_arguments)]
 pub async fn deliver_issue(
@@ -383,25 +431,8 @@ pub async fn deliver_issue(
     stop: CancellationToken,
 ) -> Result<Summary, DeliverError> {
     let key = Key::load_or_create(root).map_err(DeliverError::Key)?;
-    let rendered = Rendered {
-        subject: issue.subject.clone(),
-        preheader: String::new(),
-        html: issue.html.clone(),
-        text: issue.text.clone(),
-    };
-    let mut template =
-        Template::new(config, &rendered, SystemTime::now())?.with_feedback_id(config, issue.id);
-    if let Some(d) = config.smtp.as_ref().and_then(|s| s.dkim.as_ref()) {
-        template = template.with_dkim(crate::message::dkim::Signer::load(root, d)?);
-    }
-    let template = Arc::new(template);
-    let transport = match &config.smtp {
-        Some(s) => {
-            let url = s.url.value().map_err(DeliverError::SmtpUrl)?;
-            worker::Transport::Smtp(smtp::Target::new(url, &sender_domain(config)))
-        }
-        None => worker::Transport::Outbox(root.join("outbox")),
-    };
+    let template = Arc::new(issue_template(root, config, issue)?);
+    let transport = transport(root, config)?;
     let destination = match &transport {
         worker::Transport::Smtp(t) => format!("{}:{}", t.host, t.port),
         worker::Transport::Outbox(p) => files::display(p).display().to_string(),
@@ -420,12 +451,7 @@ pub async fn deliver_issue(
         concurrency,
         rate,
         progress,
-        verp: config
-            .bounces
-            .as_ref()
-            .and_then(|b| b.address.as_deref())
-            .and_then(|a| a.split_once('@'))
-            .map(|(l, d)| (l.to_string(), d.to_string())),
+        verp: verp(config),
         // Pacing is for SMTP; `.eml` files in outbox/ go at disk speed.
         pacing: match &config.smtp {
             Some(_) => pacing::groups(config),
