@@ -323,7 +323,7 @@ fn only_the_newest_state_of_a_post_waits_even_after_an_edit_back_and_forth() {
         Entry {
             published: at(0).fixed_offset(),
             updated: at(0).fixed_offset(),
-            post,
+            post: post.into(),
         }
     };
     let pending = |store: &Store| -> Vec<String> {

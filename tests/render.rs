@@ -41,7 +41,7 @@ fn entry(rel: &str) -> Entry {
     Entry {
         published,
         updated: published,
-        post,
+        post: post.into(),
     }
 }
 
@@ -244,7 +244,7 @@ fn feed_ids_come_from_the_slug_not_the_title() {
     let c = config();
     let mut e = entry("posts/2026-11-09-menkai-koryu.md");
     let before = render::feed::atom(&c, std::slice::from_ref(&e));
-    e.post.title = "別の題名".into();
+    std::sync::Arc::make_mut(&mut e.post).title = "別の題名".into();
     let after = render::feed::atom(&c, std::slice::from_ref(&e));
     let id = |x: &str| {
         x[x.find("<entry>").unwrap()..]
@@ -279,7 +279,7 @@ fn a_long_article_is_trimmed_under_gmails_clipping_limit_with_the_footer_kept() 
     let e = Entry {
         published: at("2026-11-30T09:00:00+09:00"),
         updated: at("2026-11-30T09:00:00+09:00"),
-        post,
+        post: post.into(),
     };
     let r = render::email::render(&config(), &[&e], render::DEFAULT_CSS).unwrap();
     assert!(r.html.len() < 102 * 1024 - 5_000, "{} bytes", r.html.len());

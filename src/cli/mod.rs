@@ -379,7 +379,7 @@ fn preview(root: &Path, file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     let entry = Entry {
         published,
         updated: published,
-        post,
+        post: post.into(),
     };
     let rendered = render::email::render(&config, &[&entry], &render::load_css(root)?)?;
     let (_, from_addr) = config.sender_parts();

@@ -38,7 +38,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
 pub(super) struct Cached {
     stamp: Option<Stamp>,
     /// The last good parse, used while the file is being written or is invalid.
-    post: Option<Post>,
+    post: Option<std::sync::Arc<Post>>,
     /// Why the file as it is now is not a valid post.
     problem: Option<Problem>,
     /// A file that failed unchanged is read again only after this (see [`RETRY_FIRST`]).
@@ -106,7 +106,7 @@ fn read_one(
     cached.stamp = stamp;
     match crate::publish::read_post(path, dir, opts) {
         Ok(post) => {
-            cached.post = Some(post);
+            cached.post = Some(std::sync::Arc::new(post));
             cached.problem = None;
         }
         Err(problem) => {

@@ -20,7 +20,7 @@ use crate::store::{Change, PostRecord, Store, StoreError};
 /// Every post file parsed, and a problem for each that could not be.
 #[derive(Debug, Default)]
 pub struct Scan {
-    pub posts: Vec<Post>,
+    pub posts: Vec<std::sync::Arc<Post>>,
     pub problems: Vec<Problem>,
 }
 
@@ -31,7 +31,7 @@ pub fn scan(root: &Path, opts: &IngestOptions) -> Result<Scan, ListError> {
     let mut scan = Scan::default();
     for path in content::list_post_files(&dir)? {
         match read_post(&path, &dir, opts) {
-            Ok(post) => scan.posts.push(post),
+            Ok(post) => scan.posts.push(std::sync::Arc::new(post)),
             Err(problem) => scan.problems.push(problem),
         }
     }
@@ -91,26 +91,25 @@ impl Scan {
     /// the first post of each slug (in file order); each later one is a problem.
     pub fn dedupe_slugs(&mut self) {
         self.set_aside_sync_copies();
-        let mut seen: HashMap<String, PathBuf> = HashMap::new();
-        let problems = &mut self.problems;
-        self.posts.retain(|p| match seen.get(&p.slug) {
-            Some(first) => {
-                problems.push(Problem::new(
-                    display(&p.source),
-                    None,
-                    format!(
-                        "slug `{}` is already used by {}",
-                        p.slug,
-                        display(first).display()
-                    ),
-                ));
-                false
+        // Borrowed keys and indices: this runs at every build, over every post.
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(self.posts.len());
+        let mut later = Vec::new();
+        for (i, p) in self.posts.iter().enumerate() {
+            if let Some(&f) = first.get(p.slug.as_str()) {
+                let why = format!(
+                    "slug `{}` is already used by {}",
+                    p.slug,
+                    display(&self.posts[f].source).display()
+                );
+                later.push((i, Problem::new(display(&p.source), None, why)));
+            } else {
+                first.insert(&p.slug, i);
             }
-            None => {
-                seen.insert(p.slug.clone(), p.source.clone());
-                true
-            }
-        });
+        }
+        for (i, problem) in later.into_iter().rev() {
+            self.posts.remove(i);
+            self.problems.push(problem);
+        }
     }
 }
 
@@ -118,6 +117,9 @@ impl Scan {
     /// Files a sync tool (Dropbox, Syncthing) or a second save made are never new posts: each
     /// is a problem naming the file it copies, and is left alone on disk.
     fn set_aside_sync_copies(&mut self) {
+        if !self.posts.iter().any(|p| sync_copy(&p.source).is_some()) {
+            return;
+        }
         let hashes: HashMap<&str, &Path> = self
             .posts
             .iter()
@@ -352,7 +354,7 @@ pub fn publish(
 /// that is still there is merely invalid (the attorney is probably mid-edit).
 fn gone_posts(
     known: &HashMap<String, PostRecord>,
-    present: &[Post],
+    present: &[std::sync::Arc<Post>],
 ) -> Result<Vec<PostRecord>, BuildError> {
     let present: HashSet<&str> = present.iter().map(|p| p.slug.as_str()).collect();
     let mut gone = Vec::new();
@@ -375,7 +377,7 @@ fn gone_posts(
 fn record(
     config: &Config,
     store: &Store,
-    post: Post,
+    post: std::sync::Arc<Post>,
     published: DateTime<FixedOffset>,
     vanished: &HashMap<&str, &str>,
     now: DateTime<Utc>,
@@ -431,7 +433,7 @@ fn delete(
         Kind::Article
     };
     let entry = Entry {
-        post: Post::tombstone(&r.slug, kind, &r.title, &r.hash, Path::new(&r.path)),
+        post: Post::tombstone(&r.slug, kind, &r.title, &r.hash, Path::new(&r.path)).into(),
         published: r.published_at,
         updated: now.fixed_offset(),
     };

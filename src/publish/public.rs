@@ -67,11 +67,14 @@ pub fn write_public(
 
     let mut pages = HashMap::with_capacity(entries.len());
     let mut problems = Vec::new();
+    // One listing instead of a look-up per page: a page removed by hand is written again.
+    let on_disk = file_names(&public.join("posts"));
     for e in entries {
         let print = page_print(e);
-        let rel = format!("posts/{}.html", e.post.slug);
+        let name = format!("{}.html", e.post.slug);
+        let rel = format!("posts/{name}");
         let known = written.pages.get(&e.post.slug) == Some(&print);
-        if !known || !public.join(&rel).exists() {
+        if !known || !on_disk.contains(name.as_str()) {
             match super::guarded(&e.post.source, "page", || {
                 archive::post_page(config, e, &css)
             }) {
@@ -114,6 +117,16 @@ pub fn write_public(
         by_year.entry(std::cmp::Reverse(year)).or_default().push(e);
     }
     let years: Vec<(i32, usize)> = by_year.iter().map(|(y, es)| (y.0, es.len())).collect();
+    // The feeds and the index first: they are what readers and feed fetchers wait for; a
+    // year's archive holds every post of the year in full and takes longer.
+    let head = &newest[..newest.len().min(archive::INDEX_POSTS)];
+    write(
+        "index.html",
+        archive::index_page(config, head, &years, &css),
+    )?;
+    write("feed.xml", render::feed::rss(config, entries))?;
+    write("atom.xml", render::feed::atom(config, entries))?;
+    write("feed.json", render::feed::json(config, entries))?;
     let mut year_prints = HashMap::new();
     for (i, (year, list)) in by_year.iter().enumerate() {
         let print = fingerprint((
@@ -137,14 +150,6 @@ pub fn write_public(
         }
         year_prints.insert(year.0, print);
     }
-    let head = &newest[..newest.len().min(archive::INDEX_POSTS)];
-    write(
-        "index.html",
-        archive::index_page(config, head, &years, &css),
-    )?;
-    write("feed.xml", render::feed::rss(config, entries))?;
-    write("atom.xml", render::feed::atom(config, entries))?;
-    write("feed.json", render::feed::json(config, entries))?;
 
     // Pages of posts no longer published, and of years that no longer have posts.
     let gone_posts =
@@ -159,6 +164,16 @@ pub fn write_public(
     written.pages = pages;
     written.years = year_prints;
     Ok(problems)
+}
+
+/// The names of the files in `dir` (none when it cannot be listed: everything is written).
+fn file_names(dir: &Path) -> std::collections::HashSet<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
 }
 
 /// Removes the `.html` and `.xml` files of `dir` whose stem `keep` refuses.

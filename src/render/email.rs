@@ -250,7 +250,7 @@ fn cut_entry(config: &Config, e: &Entry, budget: usize) -> Entry {
         all.push(&s.title);
         all.push(&s.body.text);
     }
-    let mut post = p.clone();
+    let mut post = crate::content::Post::clone(p);
     post.lead = excerpt(&all.join("\n\n"), budget, Some((&url, &p.title)));
     post.sections.clear();
     post.toc.clear();
@@ -260,7 +260,7 @@ fn cut_entry(config: &Config, e: &Entry, budget: usize) -> Entry {
         }
     }
     Entry {
-        post,
+        post: post.into(),
         published: e.published,
         updated: e.updated,
     }

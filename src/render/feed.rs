@@ -124,7 +124,7 @@ pub fn rss(config: &Config, entries: &[Entry]) -> String {
         })
         .collect::<Vec<_>>();
     channel.set_items(items);
-    drop_c0(&channel.to_string())
+    drop_c0(channel.to_string())
 }
 
 /// Renders `atom.xml` (Atom 1.0): the newest posts; with older years, a `prev-archive` link to
@@ -250,7 +250,7 @@ fn atom_document(
         })
         .collect::<Vec<_>>();
     feed.set_entries(entries);
-    drop_c0(&feed.to_string())
+    drop_c0(feed.to_string())
 }
 
 /// Renders `feed.json` (JSON Feed 1.1, <https://www.jsonfeed.org/version/1.1/>): the same
@@ -264,9 +264,9 @@ pub fn json(config: &Config, entries: &[Entry]) -> String {
             serde_json::json!({
                 "id": url,
                 "url": url,
-                "title": drop_c0(&e.post.title),
-                "content_html": drop_c0(&content_html(config, e)),
-                "summary": drop_c0(&e.post.summary()),
+                "title": drop_c0(e.post.title.clone()),
+                "content_html": drop_c0(content_html(config, e)),
+                "summary": drop_c0(e.post.summary()),
                 "date_published": e.published.to_rfc3339(),
                 "date_modified": e.updated.max(e.published).to_rfc3339(),
                 "tags": e.post.tags,
@@ -304,8 +304,14 @@ pub fn json(config: &Config, entries: &[Entry]) -> String {
 }
 
 /// Removes C0 control characters other than tab and line breaks (not allowed in XML 1.0).
-fn drop_c0(xml: &str) -> String {
+fn drop_c0(xml: String) -> String {
+    // Bytes below 0x80 are whole characters in UTF-8: a scan of the bytes finds every C0
+    // character, and a yearly archive of full posts (megabytes) is copied only when it has one.
+    let c0 = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f;
+    if !xml.bytes().any(c0) {
+        return xml;
+    }
     xml.chars()
-        .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r') || *c as u32 >= 0x80)
+        .filter(|c| !(c.is_ascii() && c0(*c as u8)))
         .collect()
 }

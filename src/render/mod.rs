@@ -23,7 +23,8 @@ pub const DEFAULT_CSS: &str = include_str!("../../templates/email.css");
 /// A published post with its publication times.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub post: Post,
+    /// Shared with the daemon's memory of the file: a build of 5,000 posts copies none.
+    pub post: std::sync::Arc<Post>,
     /// When it was published (front matter `date`, else first seen); never moves.
     pub published: DateTime<FixedOffset>,
     /// When its content last changed.
