@@ -17,6 +17,10 @@ pub(crate) mod deliver;
 pub(crate) mod doctor;
 pub(crate) mod editor;
 pub(crate) mod files;
+/// Who may post by email (the editors' inbox): reachable for the tests.
+pub mod inbox_auth {
+    pub use crate::editor::inbox::auth::{verdict, Resolver, Verdict};
+}
 pub(crate) mod lock;
 pub mod message;
 pub(crate) mod problem;
