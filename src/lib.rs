@@ -17,10 +17,6 @@ pub(crate) mod deliver;
 pub(crate) mod doctor;
 pub(crate) mod editor;
 pub(crate) mod files;
-/// Who may post by email (the editors' inbox): reachable for the tests.
-pub mod inbox_auth {
-    pub use crate::editor::inbox::auth::{verdict, Resolver, Verdict};
-}
 pub(crate) mod lock;
 pub mod message;
 pub(crate) mod problem;
@@ -35,3 +31,6 @@ pub(crate) mod subscribers;
 pub(crate) mod text;
 pub mod unsubscribe;
 pub mod watch;
+
+/// Who may post by email (the editors' inbox), for the tests.
+pub use editor::inbox::auth as inbox_auth;

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::store::{Store, StoreError};
 
 pub mod alert;
-pub(crate) mod inbox;
+pub mod inbox;
 pub mod mail;
 pub mod pages;
 pub mod proof;

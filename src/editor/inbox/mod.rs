@@ -1,3 +1,3 @@
 //! Post by email: the editors' inbox.
 
-pub(crate) mod auth;
+pub mod auth;
