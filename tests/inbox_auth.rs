@@ -238,3 +238,18 @@ fn an_aligned_signature_is_enough_even_when_the_trusted_server_says_fail() {
         Verdict::Editor(EDITOR.into())
     );
 }
+
+#[test]
+#[ignore = "needs dnsmasq and dkimpy: scripts/test installs them and runs ignored tests"]
+fn a_signed_message_with_a_second_from_or_another_sender_is_not_an_editors() {
+    let w = World::start(&["example.jp"]);
+    let raw = w.sign(&message(EDITOR, "", BODY), "example.jp", "sel", &[]);
+    assert_eq!(w.verdict(&raw, None), Verdict::Editor(EDITOR.into()));
+    // A From field added above the signed one: mail apps show the top one.
+    let mut two_from = b"From: evil@evil.example\r\n".to_vec();
+    two_from.extend_from_slice(&raw);
+    assert_eq!(w.verdict(&two_from, None), Verdict::Stranger);
+    let mut other_sender = b"Sender: evil@evil.example\r\n".to_vec();
+    other_sender.extend_from_slice(&raw);
+    assert_eq!(w.verdict(&other_sender, None), Verdict::Stranger);
+}
