@@ -31,3 +31,6 @@ pub(crate) mod subscribers;
 pub(crate) mod text;
 pub mod unsubscribe;
 pub mod watch;
+
+/// Who may post by email (the editors' inbox), for the tests.
+pub use editor::inbox::auth as inbox_auth;

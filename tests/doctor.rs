@@ -4,54 +4,12 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
-
+use support::dns::{dnsmasq as dns, txt};
 use support::*;
 
 fn key(dir: &Path, name: &str) -> (String, String) {
     let (pem, public) = rsa_key(dir, name);
     (pem.display().to_string(), public)
-}
-
-/// dnsmasq answering only the given records, on a free loopback port.
-fn dns(records: &[String]) -> (Spawned, u16) {
-    let port = {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap().port()
-    };
-    let child = Spawned(
-        Command::new(std::env::var("TAYORI_DNSMASQ").unwrap_or_else(|_| "dnsmasq".into()))
-            .args([
-                "--no-daemon",
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                "--user=root",
-                &format!("--port={port}"),
-            ])
-            .args(records)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("dnsmasq starts"),
-    );
-    wait_for("dnsmasq listening", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    (child, port)
-}
-
-/// A TXT record whose text may be longer than one DNS string (255 octets): split.
-fn txt(name: &str, text: &str) -> String {
-    let parts: Vec<String> = text
-        .as_bytes()
-        .chunks(200)
-        .map(|c| String::from_utf8(c.to_vec()).unwrap())
-        .collect();
-    format!("--txt-record={name},{}", parts.join(","))
 }
 
 fn folder(pem: &str) -> tempfile::TempDir {

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::store::{Store, StoreError};
 
 pub mod alert;
+pub mod inbox;
 pub mod mail;
 pub mod pages;
 pub mod proof;

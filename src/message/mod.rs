@@ -212,12 +212,7 @@ impl Template {
         }
         let _ = write!(out, "--{b}--\r\n");
         if let Some(signer) = &self.dkim {
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let signature = signer
-                .sign(out.as_bytes(), now)
-                .map_err(MessageError::Dkim)?;
+            let signature = signer.sign(out.as_bytes()).map_err(MessageError::Dkim)?;
             out.insert_str(0, &signature);
         }
         Ok(out)

@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+pub mod dns;
 pub mod dovecot;
 pub mod postfix;
 pub mod wordpress;

@@ -1,0 +1,3 @@
+//! Post by email: the editors' inbox.
+
+pub mod auth;
