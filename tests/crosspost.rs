@@ -328,7 +328,7 @@ fn only_the_newest_state_of_a_post_waits_even_after_an_edit_back_and_forth() {
     };
     let pending = |store: &Store| -> Vec<String> {
         store
-            .webhook_events()
+            .crosspost_events()
             .unwrap()
             .into_iter()
             .filter(|e| e.event == crosspost::WORDPRESS && e.state == "pending")
@@ -338,9 +338,9 @@ fn only_the_newest_state_of_a_post_waits_even_after_an_edit_back_and_forth() {
     crosspost::queue(&config, &store, Event::Published, &entry("一版"), at(1)).unwrap();
     assert_eq!(pending(&store).len(), 1);
     // Delivered; then edited to 二版, back to 一版, and to 二版 again while the blog is down.
-    let id = store.webhook_events().unwrap()[0].id.clone();
+    let id = store.crosspost_events().unwrap()[0].id.clone();
     store
-        .record_webhook_attempt(&id, "post 7", "delivered", at(2), at(2))
+        .record_crosspost_attempt(&id, "post 7", "delivered", at(2), at(2))
         .unwrap();
     for (i, body) in ["二版", "一版", "二版"].iter().enumerate() {
         crosspost::queue(

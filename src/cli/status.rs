@@ -345,7 +345,7 @@ fn bounces(store: &Store) -> Result<(), StoreError> {
 /// One line per cross-post target: its queue by state, and why it stopped if it did.
 fn targets(store: &Store, config: &crate::config::Config) -> Result<(), StoreError> {
     use crate::crosspost::Target;
-    let events = store.webhook_events()?;
+    let events = store.crosspost_events()?;
     for t in Target::ALL.into_iter().filter(|t| t.enabled(config)) {
         let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
         for e in events.iter().filter(|e| t.owns(&e.event)) {
@@ -371,11 +371,11 @@ fn targets(store: &Store, config: &crate::config::Config) -> Result<(), StoreErr
 
 /// The webhook queue, each event with every attempt's status.
 fn webhooks(store: &Store, tz: &chrono_tz::Tz) -> Result<(), StoreError> {
-    let events = store.webhook_events()?;
+    let events = store.crosspost_events()?;
     println!("webhook events: {}", events.len());
     for e in events {
         let attempts: Vec<String> = store
-            .webhook_attempts(&e.id)?
+            .crosspost_attempts(&e.id)?
             .into_iter()
             .map(|(_, s)| s)
             .collect();

@@ -28,7 +28,7 @@ fn is_space(c: char) -> bool {
     c.is_whitespace() || c == '\u{3000}' || c == '\u{a0}' || c == '\u{feff}'
 }
 
-fn classify(line: &str) -> Line<'_> {
+fn line_kind(line: &str) -> Line<'_> {
     let t = line.trim_matches(is_space);
     if t.is_empty() {
         return Line::Blank;
@@ -153,7 +153,7 @@ pub(super) fn parse(body: &str, opts: &IngestOptions) -> Parsed {
     let lines = body
         .lines()
         .filter(|l| !strip.contains(&l.trim_matches(is_space)))
-        .map(classify);
+        .map(line_kind);
     let mut reader = Reader::default();
     for line in lines {
         if reader.title(&line) || reader.toc(&line) {
@@ -323,9 +323,9 @@ mod tests {
 
     #[test]
     fn recognises_separators_and_space_only_lines() {
-        assert_eq!(classify("・・・・・・"), Line::Separator);
-        assert_eq!(classify("\u{3000}\u{a0} "), Line::Blank);
-        assert_eq!(classify("ー"), Line::Text("ー"));
+        assert_eq!(line_kind("・・・・・・"), Line::Separator);
+        assert_eq!(line_kind("\u{3000}\u{a0} "), Line::Blank);
+        assert_eq!(line_kind("ー"), Line::Text("ー"));
     }
 
     #[test]

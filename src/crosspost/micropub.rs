@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::outbox::{json_body, Outcome, Target};
+use super::queue::{json_body, Answer, Target};
 use super::Mirror;
 use crate::config::{Config, PostStatus};
 use crate::store::{Shared, StoreError};
@@ -23,12 +23,12 @@ pub(super) async fn sync(
     store: &Shared,
     http: &reqwest::Client,
     m: &Mirror,
-) -> Result<Outcome, StoreError> {
+) -> Result<Answer, StoreError> {
     let Some(mp) = &config.micropub else {
-        return Ok(Outcome::Retry("micropub: not configured".into()));
+        return Ok(Answer::Retry("micropub: not configured".into()));
     };
     let Some(token) = mp.token() else {
-        return Ok(Outcome::Stop("no Micropub token".into()));
+        return Ok(Answer::Stop("no Micropub token".into()));
     };
     let slug = m.slug.clone();
     let known = store
@@ -36,7 +36,7 @@ pub(super) async fn sync(
         .await?
         .map(|(id, _)| id);
     let body = match (m.action.as_str(), &known) {
-        ("deleted", None) => return Ok(Outcome::Done("nothing to delete".into())),
+        ("deleted", None) => return Ok(Answer::Done("nothing to delete".into())),
         ("deleted", Some(url)) => json!({ "action": "delete", "url": url }),
         (_, Some(url)) => json!({
             "action": "update",
@@ -73,7 +73,7 @@ pub(super) async fn sync(
         .await;
     let r = match sent {
         Ok(r) => r,
-        Err(e) => return Ok(Outcome::Retry(format!("error: {e}"))),
+        Err(e) => return Ok(Answer::Retry(format!("error: {e}"))),
     };
     let status = r.status();
     let location = r
@@ -88,8 +88,8 @@ pub(super) async fn sync(
         detail["error"].as_str().unwrap_or(""),
         detail["error_description"].as_str().unwrap_or("")
     );
-    let outcome = Outcome::of_status(status, detail.trim(), "the Micropub endpoint");
-    if let Outcome::Done(_) = outcome {
+    let outcome = Answer::of_status(status, detail.trim(), "the Micropub endpoint");
+    if let Answer::Done(_) = outcome {
         let slug = m.slug.clone();
         match (m.action.as_str(), known, location) {
             ("deleted", _, _) => {

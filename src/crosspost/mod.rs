@@ -1,5 +1,5 @@
 //! Cross-posting: each published, edited or deleted post becomes a webhook event, persisted in
-//! the store's outbox and POSTed to `webhook.url` signed per the Standard Webhooks spec
+//! the store's cross-post queue and POSTed to `webhook.url` signed per the Standard Webhooks spec
 //! (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of
 //! "id.timestamp.body">`, secret `whsec_<base64>`).
 //!
@@ -9,13 +9,13 @@
 //!
 //! The other targets — WebSub hubs, WordPress ([`wordpress`]) and Micropub ([`micropub`]) —
 //! have their own queues in the same table (by event name) with the same retry rules, each
-//! delivered by its own task ([`outbox`]), so one failing target never holds back another.
+//! delivered by its own task ([`queue`]), so one failing target never holds back another.
 
 mod micropub;
-mod outbox;
+mod queue;
 mod wordpress;
 
-pub use outbox::{run_outbox, Target};
+pub use queue::{run_queues, Target};
 
 use std::time::Duration;
 
@@ -106,7 +106,7 @@ pub fn queue(
         }
     });
     let id = event_id(&url, event, &p.hash);
-    if store.queue_webhook(&id, event.as_str(), &p.slug, &body.to_string(), now)? {
+    if store.queue_crosspost(&id, event.as_str(), &p.slug, &body.to_string(), now)? {
         tracing::info!(%id, event = event.as_str(), slug = %p.slug, "webhook queued");
     }
     Ok(())
@@ -149,7 +149,7 @@ fn queue_pings(
             let key = format!("{hub}\n{feed}\n{post}");
             let id = event_id(&key, event, &entry.post.hash).replacen("msg_", "ping_", 1);
             let body = serde_json::json!({ "hub": hub, "feed": feed }).to_string();
-            store.queue_webhook(&id, PING, &entry.post.slug, &body, now)?;
+            store.queue_crosspost(&id, PING, &entry.post.slug, &body, now)?;
         }
     }
     Ok(())
@@ -163,7 +163,7 @@ pub const MICROPUB: &str = "micropub.sync";
 /// What a mirroring target needs to make its copy of a post match ours.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Mirror {
-    /// `publish`, `update` or `delete`.
+    /// `published`, `updated` or `deleted`.
     pub action: String,
     pub slug: String,
     pub title: String,
@@ -215,7 +215,7 @@ fn queue_mirrors(
         // One event per change, even back to an earlier revision: a mirror must end at ours.
         let key = format!("{name}\n{}\n{}", mirror.url, now.to_rfc3339());
         let id = event_id(&key, event, &p.hash).replacen("msg_", "sync_", 1);
-        store.queue_webhook(&id, name, &p.slug, &body, now)?;
+        store.queue_crosspost(&id, name, &p.slug, &body, now)?;
         store.supersede_events(name, &p.slug, &id)?;
     }
     Ok(())

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::outbox::{json_body, Outcome, Target};
+use super::queue::{json_body, Answer, Target};
 use super::Mirror;
 use crate::config::{Config, WordPress};
 use crate::store::{Shared, StoreError};
@@ -26,12 +26,12 @@ pub(super) async fn sync(
     store: &Shared,
     http: &reqwest::Client,
     mirror: &Mirror,
-) -> Result<Outcome, StoreError> {
+) -> Result<Answer, StoreError> {
     let Some(wp) = &config.wordpress else {
-        return Ok(Outcome::Retry("wordpress: not configured".into()));
+        return Ok(Answer::Retry("wordpress: not configured".into()));
     };
     let Some(password) = wp.password() else {
-        return Ok(Outcome::Stop("TAYORI_WORDPRESS_PASSWORD is not set".into()));
+        return Ok(Answer::Stop("TAYORI_WORDPRESS_PASSWORD is not set".into()));
     };
     let api = Api { wp, password, http };
     let slug = mirror.slug.clone();
@@ -52,7 +52,7 @@ pub(super) async fn sync(
     let slug = mirror.slug.clone();
     Ok(match result {
         Ok(Synced::Kept { id, link }) => {
-            let done = Outcome::Done(format!("post {id}"));
+            let done = Answer::Done(format!("post {id}"));
             store
                 .call(move |s| s.set_remote_id(TARGET, &slug, Some((&id, link.as_deref()))))
                 .await?;
@@ -62,7 +62,7 @@ pub(super) async fn sync(
             store
                 .call(move |s| s.set_remote_id(TARGET, &slug, None))
                 .await?;
-            Outcome::Done(status)
+            Answer::Done(status)
         }
         Err(outcome) => outcome,
     })
@@ -111,11 +111,11 @@ impl Api<'_> {
     }
 
     /// Sends a request; a 2xx gives the JSON body, anything else the outcome to record.
-    async fn call(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Value, Outcome> {
+    async fn call(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Value, Answer> {
         let r = req
             .send()
             .await
-            .map_err(|e| Outcome::Retry(format!("error: {e}")))?;
+            .map_err(|e| Answer::Retry(format!("error: {e}")))?;
         let status = r.status();
         let body = json_body(r).await;
         if status.is_success() {
@@ -127,10 +127,10 @@ impl Api<'_> {
             body["code"].as_str().unwrap_or(""),
             body["message"].as_str().unwrap_or("")
         );
-        Err(Outcome::of_status(status, detail.trim(), what))
+        Err(Answer::of_status(status, detail.trim(), what))
     }
 
-    async fn upsert(&self, m: &Mirror, known: Option<&str>) -> Result<Synced, Outcome> {
+    async fn upsert(&self, m: &Mirror, known: Option<&str>) -> Result<Synced, Answer> {
         let tags = self.tag_ids(&m.tags).await?;
         let mut payload = json!({
             "title": m.title,
@@ -160,7 +160,7 @@ impl Api<'_> {
         let created = match id {
             Some(id) => match self.call(post(format!("posts/{id}")), "WordPress").await {
                 // Deleted on the blog meanwhile: make it again.
-                Err(Outcome::Retry(s)) if s.starts_with("404") => None,
+                Err(Answer::Retry(s)) if s.starts_with("404") => None,
                 other => Some(other?),
             },
             None => None,
@@ -174,21 +174,19 @@ impl Api<'_> {
                 id: id.to_string(),
                 link: post["link"].as_str().map(str::to_string),
             }),
-            None => Err(Outcome::Retry(
-                "WordPress answered without a post id".into(),
-            )),
+            None => Err(Answer::Retry("WordPress answered without a post id".into())),
         }
     }
 
     /// Checks the login: 401 when the user or application password is wrong.
-    async fn whoami(&self) -> Result<(), Outcome> {
+    async fn whoami(&self) -> Result<(), Answer> {
         let req = self.query(reqwest::Method::GET, "users/me", &[("context", "edit")]);
         self.call(req, "WordPress").await.map(|_| ())
     }
 
     /// A post of ours already there (an earlier attempt whose answer was lost): the slug and
     /// the title must both be ours, so a post somebody wrote on the blog is never taken over.
-    async fn find_ours(&self, m: &Mirror) -> Result<Option<String>, Outcome> {
+    async fn find_ours(&self, m: &Mirror) -> Result<Option<String>, Answer> {
         let slug = m.slug.as_str();
         let req = self.query(
             reqwest::Method::GET,
@@ -208,7 +206,7 @@ impl Api<'_> {
         Ok(ours.and_then(|p| p["id"].as_u64()).map(|id| id.to_string()))
     }
 
-    async fn trash(&self, known: Option<&str>) -> Result<Synced, Outcome> {
+    async fn trash(&self, known: Option<&str>) -> Result<Synced, Answer> {
         let Some(id) = known else {
             return Ok(Synced::Trashed("nothing to trash".into()));
         };
@@ -216,14 +214,14 @@ impl Api<'_> {
         match self.call(req, "WordPress").await {
             Ok(_) => Ok(Synced::Trashed("trashed".into())),
             // Already trashed (410) or deleted (404) on the blog: nothing left to do.
-            Err(Outcome::Gone(s)) => Ok(Synced::Trashed(s)),
-            Err(Outcome::Retry(s)) if s.starts_with("404") => Ok(Synced::Trashed(s)),
+            Err(Answer::Gone(s)) => Ok(Synced::Trashed(s)),
+            Err(Answer::Retry(s)) if s.starts_with("404") => Ok(Synced::Trashed(s)),
             Err(other) => Err(other),
         }
     }
 
     /// The ids of the tags with these names, creating the missing ones.
-    async fn tag_ids(&self, names: &[String]) -> Result<Vec<u64>, Outcome> {
+    async fn tag_ids(&self, names: &[String]) -> Result<Vec<u64>, Answer> {
         let mut ids = Vec::new();
         for name in names {
             let req = self.query(
@@ -246,7 +244,7 @@ impl Api<'_> {
                         .body(json!({ "name": name }).to_string());
                     let made = self.call(req, "WordPress").await?;
                     made["id"].as_u64().ok_or_else(|| {
-                        Outcome::Retry(format!("WordPress made tag {name} without an id"))
+                        Answer::Retry(format!("WordPress made tag {name} without an id"))
                     })?
                 }
             };

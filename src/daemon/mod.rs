@@ -1,9 +1,9 @@
 //! `tayori run`: watch `posts/`, publish, send an issue at each schedule tick, deliver the
-//! webhook outbox and serve HTTP — one process, one shutdown token.
+//! cross-post queue and serve HTTP — one process, one shutdown token.
 //!
 //! Everything durable is in the store, so the loop itself keeps only caches: on start it
 //! reconciles the folder with the store, resumes an unfinished issue, catches up a tick missed
-//! while it was down, and picks the webhook outbox up where it was.
+//! while it was down, and picks the cross-post queue up where it was.
 //!
 //! The daemon holds the folder's sender lock ([`crate::lock`]) for its whole life and is the
 //! only process that sends while it runs: a `tayori send` typed meanwhile becomes a request
@@ -81,13 +81,13 @@ pub async fn run(
     let state = crate::server::AppState::new(&root, config.clone(), key);
     let server = tokio::spawn(crate::server::serve(listener, state, stop.clone()));
     let webhook_wake = Arc::new(Notify::new());
-    let outbox = crate::crosspost::run_outbox(
+    let queues = crate::crosspost::run_queues(
         root.clone(),
         config.clone(),
         webhook_wake.clone(),
         stop.clone(),
     );
-    let webhooks = tokio::spawn(outbox);
+    let crossposts = tokio::spawn(queues);
     webhook_wake.notify_one();
     let office = tokio::spawn(crate::editor::mail::run(
         root.clone(),
@@ -146,7 +146,7 @@ pub async fn run(
     }
     lp.answer_stopped(&mut d).await;
     let _ = tokio::task::spawn_blocking(move || request_thread.join()).await;
-    let _ = webhooks.await;
+    let _ = crossposts.await;
     let _ = office.await;
     server.await??;
     tracing::info!("stopped");

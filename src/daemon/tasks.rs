@@ -36,7 +36,7 @@ pub(super) struct Daemon {
     pub(super) entries: Vec<Entry>,
     pub(super) next_post_due: Option<DateTime<Utc>>,
     /// A publish that failed is tried again by itself at this time.
-    pub(super) retry: Option<Retry>,
+    pub(super) retry: Option<PublishRetry>,
 }
 
 /// What one issue thread did: the summary of the issue (none: nothing to send) or why it stopped.
@@ -51,7 +51,7 @@ pub(super) struct Round {
 
 /// When a failed publish is tried again, and how long the wait after it will be.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Retry {
+pub(super) struct PublishRetry {
     pub(super) at: Instant,
     pub(super) wait: Duration,
 }
@@ -156,7 +156,7 @@ impl Daemon {
                     "publishing failed; nothing was changed, trying again in {}s: {e:#}",
                     wait.as_secs()
                 );
-                self.retry = Some(Retry {
+                self.retry = Some(PublishRetry {
                     at: Instant::now() + wait,
                     wait,
                 });

@@ -47,7 +47,7 @@ impl Target {
 /// Maps lettre's error at RCPT or at the end of DATA (`stage`): 5xx fails this recipient;
 /// everything else (4xx, I/O, timeouts, a dropped connection, an unreadable reply) is worth
 /// another try.
-pub fn classify(e: &lettre::transport::smtp::Error, stage: crate::bounces::Stage) -> SendError {
+pub fn send_error(e: &lettre::transport::smtp::Error, stage: crate::bounces::Stage) -> SendError {
     let text = reply(e);
     if e.is_permanent() {
         SendError::Permanent { reply: text, stage }
@@ -237,7 +237,7 @@ impl Connection {
         let refused = replies
             .get(1)
             .and_then(|r| r.as_ref().err())
-            .map(|e| classify(e, crate::bounces::Stage::Rcpt));
+            .map(|e| send_error(e, crate::bounces::Stage::Rcpt));
         let data = replies.get(2).map(|r| r.as_ref().map(|_| ()));
         match (refused, data) {
             (None, Some(Ok(()))) => {
@@ -245,7 +245,7 @@ impl Connection {
                     .conn
                     .command(Data(message))
                     .await
-                    .map_err(|e| classify(&e, crate::bounces::Stage::Data))?;
+                    .map_err(|e| send_error(&e, crate::bounces::Stage::Data))?;
                 Ok(format!(
                     "{} {}",
                     r.code(),

@@ -379,7 +379,7 @@ impl Store {
         )?;
         let signups = count("SELECT count(*) FROM signups WHERE confirmed_at > ?1")?;
         let mut crossposts = Vec::new();
-        for e in self.webhook_events()? {
+        for e in self.crosspost_events()? {
             if slugs.contains(&e.slug) {
                 crossposts.push((e.slug, e.event, e.state, e.last_status));
             }

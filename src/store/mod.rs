@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 mod blocking;
 mod bounces;
 mod confirmations;
+mod crosspost_queue;
 mod deliveries;
 mod editor;
 mod journal;
@@ -22,11 +23,11 @@ mod requests;
 mod search;
 pub mod signups;
 mod unsubscribe_ids;
-mod webhooks;
 
 pub use blocking::Shared;
 pub use bounces::BounceRecord;
 pub use confirmations::{Confirmation, ConfirmationOutcome};
+pub use crosspost_queue::*;
 pub use deliveries::*;
 pub use editor::{EditorMail, Figures, Gate, ALERT_QUIET};
 pub use journal::{Journal, JournalError, Journaled};
@@ -36,7 +37,6 @@ pub use records::IssueRecipient;
 pub use requests::{Request, RequestState};
 pub use search::SearchDoc;
 pub use signups::{Signup, SignupRequest, SignupStanding};
-pub use webhooks::*;
 
 /// The store's file name inside `state/`.
 pub const FILE_NAME: &str = "tayori.sqlite3";
@@ -89,7 +89,7 @@ pub const MIGRATIONS: &[&str] = &[
     );",
     // 3: the webhook outbox (one row per event, the same id on every retry), every attempt,
     // and small facts the daemon keeps (the last schedule tick).
-    "CREATE TABLE webhook_events (
+    "CREATE TABLE crosspost_events (
         id TEXT PRIMARY KEY,
         event TEXT NOT NULL,
         slug TEXT NOT NULL,
@@ -100,8 +100,8 @@ pub const MIGRATIONS: &[&str] = &[
         state TEXT NOT NULL,
         last_status TEXT
     );
-    CREATE TABLE webhook_attempts (
-        event_id TEXT NOT NULL REFERENCES webhook_events(id),
+    CREATE TABLE crosspost_attempts (
+        event_id TEXT NOT NULL REFERENCES crosspost_events(id),
         at TEXT NOT NULL,
         status TEXT NOT NULL
     );

@@ -1,4 +1,5 @@
-//! The webhook outbox: events waiting to be delivered, and every attempt.
+//! The cross-post queue: events waiting for each target (the webhook, WordPress, Micropub,
+//! WebSub pings), and every attempt.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::{params, OptionalExtension};
@@ -7,7 +8,7 @@ use super::{sql, time, Store, StoreError};
 
 /// An event to deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookEvent {
+pub struct CrosspostEvent {
     /// `webhook-id`: the same on every retry.
     pub id: String,
     pub event: String,
@@ -23,7 +24,7 @@ pub struct WebhookEvent {
 
 impl Store {
     /// Queues an event; an event with the same id is queued once.
-    pub fn queue_webhook(
+    pub fn queue_crosspost(
         &self,
         id: &str,
         event: &str,
@@ -34,7 +35,7 @@ impl Store {
         let n = self
             .conn
             .execute(
-                "INSERT OR IGNORE INTO webhook_events (id, event, slug, body, created_at, next_attempt_at, state)
+                "INSERT OR IGNORE INTO crosspost_events (id, event, slug, body, created_at, next_attempt_at, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'pending')",
                 params![id, event, slug, body, now.to_rfc3339()],
             )
@@ -46,14 +47,14 @@ impl Store {
         &self,
         cond: &str,
         p: impl rusqlite::Params,
-    ) -> Result<Vec<WebhookEvent>, StoreError> {
+    ) -> Result<Vec<CrosspostEvent>, StoreError> {
         self.rows(
             &format!(
-                "SELECT id, event, slug, body, created_at, attempts, state, last_status FROM webhook_events WHERE {cond}"
+                "SELECT id, event, slug, body, created_at, attempts, state, last_status FROM crosspost_events WHERE {cond}"
             ),
             p,
             |r| {
-                Ok(WebhookEvent {
+                Ok(CrosspostEvent {
                     id: r.get(0)?,
                     event: r.get(1)?,
                     slug: r.get(2)?,
@@ -73,7 +74,7 @@ impl Store {
         &self,
         prefix: &str,
         now: DateTime<Utc>,
-    ) -> Result<Vec<WebhookEvent>, StoreError> {
+    ) -> Result<Vec<CrosspostEvent>, StoreError> {
         self.events(
             "state = 'pending' AND next_attempt_at <= ?1 AND substr(event, 1, length(?2)) = ?2 ORDER BY created_at",
             params![now.to_rfc3339(), prefix],
@@ -87,7 +88,7 @@ impl Store {
     ) -> Result<Option<DateTime<FixedOffset>>, StoreError> {
         self.conn
             .query_row(
-                "SELECT min(next_attempt_at) FROM webhook_events
+                "SELECT min(next_attempt_at) FROM crosspost_events
                  WHERE state = 'pending' AND substr(event, 1, length(?1)) = ?1",
                 [prefix],
                 |r| r.get::<_, Option<String>>(0)?.map(time).transpose(),
@@ -102,7 +103,7 @@ impl Store {
     pub fn supersede_events(&self, event: &str, slug: &str, keep: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "UPDATE webhook_events SET state = 'superseded'
+                "UPDATE crosspost_events SET state = 'superseded'
                  WHERE event = ?1 AND slug = ?2 AND id != ?3 AND state = 'pending'",
                 params![event, slug, keep],
             )
@@ -148,21 +149,21 @@ impl Store {
     }
 
     /// Every event, newest first (for `status`).
-    pub fn webhook_events(&self) -> Result<Vec<WebhookEvent>, StoreError> {
+    pub fn crosspost_events(&self) -> Result<Vec<CrosspostEvent>, StoreError> {
         self.events("1 ORDER BY created_at DESC", [])
     }
 
     /// Every attempt of an event: (time, status).
-    pub fn webhook_attempts(&self, id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    pub fn crosspost_attempts(&self, id: &str) -> Result<Vec<(String, String)>, StoreError> {
         self.rows(
-            "SELECT at, status FROM webhook_attempts WHERE event_id = ?1 ORDER BY rowid",
+            "SELECT at, status FROM crosspost_attempts WHERE event_id = ?1 ORDER BY rowid",
             [id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
     }
 
     /// Records an attempt and the event's new state (`pending` with the next time, or final).
-    pub fn record_webhook_attempt(
+    pub fn record_crosspost_attempt(
         &mut self,
         id: &str,
         status: &str,
@@ -173,13 +174,13 @@ impl Store {
         let p = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| sql(&p, e))?;
         tx.execute(
-            "INSERT INTO webhook_attempts (event_id, at, status) VALUES (?1, ?2, ?3)",
+            "INSERT INTO crosspost_attempts (event_id, at, status) VALUES (?1, ?2, ?3)",
             params![id, now.to_rfc3339(), status],
         )
         .map_err(|e| sql(&p, e))?;
         tx.execute(
             // Only a pending event moves on: one superseded meanwhile stays superseded.
-            "UPDATE webhook_events SET attempts = attempts + 1, last_status = ?2, state = ?3, next_attempt_at = ?4 WHERE id = ?1 AND state = 'pending'",
+            "UPDATE crosspost_events SET attempts = attempts + 1, last_status = ?2, state = ?3, next_attempt_at = ?4 WHERE id = ?1 AND state = 'pending'",
             params![id, status, state, next.to_rfc3339()],
         )
         .map_err(|e| sql(&p, e))?;

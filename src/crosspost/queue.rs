@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{backoff, signature, GIVE_UP_AFTER, MICROPUB, PING, WORDPRESS};
 use crate::config::Config;
-use crate::store::{Shared, StoreError, WebhookEvent};
+use crate::store::{CrosspostEvent, Shared, StoreError};
 
 /// A cross-post target, with its own queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl Target {
 
 /// What one attempt came to.
 #[derive(Debug)]
-pub(super) enum Outcome {
+pub(super) enum Answer {
     /// Done, with the status to record.
     Done(String),
     /// Final without success (410 Gone).
@@ -90,15 +90,15 @@ pub(super) enum Outcome {
     Stop(String),
 }
 
-impl Outcome {
+impl Answer {
     /// The usual reading of an HTTP answer; `what` names the request in a stop message.
-    pub(super) fn of_status(status: reqwest::StatusCode, detail: &str, what: &str) -> Outcome {
+    pub(super) fn of_status(status: reqwest::StatusCode, detail: &str, what: &str) -> Answer {
         let code = status.as_u16().to_string();
         match status.as_u16() {
-            200..=299 => Outcome::Done(code),
-            401 | 403 => Outcome::Stop(format!("{what} answered {code}: {detail}")),
-            410 => Outcome::Gone(code),
-            _ => Outcome::Retry(format!("{code} {detail}").trim().to_string()),
+            200..=299 => Answer::Done(code),
+            401 | 403 => Answer::Stop(format!("{what} answered {code}: {detail}")),
+            410 => Answer::Gone(code),
+            _ => Answer::Retry(format!("{code} {detail}").trim().to_string()),
         }
     }
 }
@@ -119,7 +119,7 @@ async fn deliver_due(
             Target::WebSub => ping(http, ev).await,
             Target::WordPress | Target::Micropub => {
                 match serde_json::from_str::<super::Mirror>(&ev.body) {
-                    Err(e) => Outcome::Gone(format!("unreadable event: {e}")),
+                    Err(e) => Answer::Gone(format!("unreadable event: {e}")),
                     Ok(m) if target == Target::WordPress => {
                         super::wordpress::sync(config, store, http, &m).await?
                     }
@@ -129,18 +129,18 @@ async fn deliver_due(
         };
         let now = Utc::now();
         let (status, state, next, stop) = match outcome {
-            Outcome::Done(s) => (s, "delivered", now, None),
-            Outcome::Gone(s) => (s, "gone", now, None),
-            Outcome::Retry(s) => {
+            Answer::Done(s) => (s, "delivered", now, None),
+            Answer::Gone(s) => (s, "gone", now, None),
+            Answer::Retry(s) => {
                 let (s, state, next) = retry(ev, s, now);
                 (s, state, next, None)
             }
-            Outcome::Stop(why) => (why.clone(), "pending", now, Some(why)),
+            Answer::Stop(why) => (why.clone(), "pending", now, Some(why)),
         };
         tracing::info!(id = %ev.id, event = %ev.event, slug = %ev.slug, attempt = ev.attempts + 1, %status, state, "cross-post attempt");
         let id = ev.id.clone();
         store
-            .call(move |s| s.record_webhook_attempt(&id, &status, state, next, now))
+            .call(move |s| s.record_crosspost_attempt(&id, &status, state, next, now))
             .await?;
         if let Some(why) = stop {
             let why = format!("{} stopped: {why}", target.name());
@@ -154,13 +154,13 @@ async fn deliver_due(
     Ok(None)
 }
 
-async fn webhook(config: &Config, http: &reqwest::Client, ev: &WebhookEvent) -> Outcome {
+async fn webhook(config: &Config, http: &reqwest::Client, ev: &CrosspostEvent) -> Answer {
     let Some(hook) = &config.webhook else {
-        return Outcome::Retry("webhook: not configured".into());
+        return Answer::Retry("webhook: not configured".into());
     };
     let key = match config.webhook_key() {
         Ok(k) => k,
-        Err(e) => return Outcome::Retry(e),
+        Err(e) => return Answer::Retry(e),
     };
     let ts = Utc::now().timestamp();
     let request = http
@@ -175,7 +175,7 @@ async fn webhook(config: &Config, http: &reqwest::Client, ev: &WebhookEvent) -> 
 
 /// A WebSub publish ping (W3C WebSub §7): `hub.mode=publish`, `hub.url=<feed>`. An event
 /// that does not name both is final (logged with the cause), never a ping to "".
-async fn ping(http: &reqwest::Client, ev: &WebhookEvent) -> Outcome {
+async fn ping(http: &reqwest::Client, ev: &CrosspostEvent) -> Answer {
     #[derive(serde::Deserialize)]
     struct Ping {
         hub: String,
@@ -185,7 +185,7 @@ async fn ping(http: &reqwest::Client, ev: &WebhookEvent) -> Outcome {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(id = %ev.id, "unreadable WebSub ping event, not sent: {e}");
-            return Outcome::Gone(format!("unreadable event: {e}"));
+            return Answer::Gone(format!("unreadable event: {e}"));
         }
     };
     let form = url::form_urlencoded::Serializer::new(String::new())
@@ -207,18 +207,19 @@ pub(super) async fn json_body(r: reqwest::Response) -> serde_json::Value {
 }
 
 /// Sends a webhook or ping: any 2xx is done, 410 final, the rest retried (401/403 included: a
-/// receiver may be misconfigured for a while, and the webhook contract retries for a day).
-async fn send(request: reqwest::RequestBuilder) -> Outcome {
+/// receiver may be misconfigured for a while, and the webhook contract retries for three days:
+/// [`super::GIVE_UP_AFTER`]).
+async fn send(request: reqwest::RequestBuilder) -> Answer {
     match request.timeout(Duration::from_secs(30)).send().await {
-        Ok(r) if r.status().is_success() => Outcome::Done(r.status().as_u16().to_string()),
-        Ok(r) if r.status() == reqwest::StatusCode::GONE => Outcome::Gone("410".into()),
-        Ok(r) => Outcome::Retry(r.status().as_u16().to_string()),
-        Err(e) => Outcome::Retry(format!("error: {e}")),
+        Ok(r) if r.status().is_success() => Answer::Done(r.status().as_u16().to_string()),
+        Ok(r) if r.status() == reqwest::StatusCode::GONE => Answer::Gone("410".into()),
+        Ok(r) => Answer::Retry(r.status().as_u16().to_string()),
+        Err(e) => Answer::Retry(format!("error: {e}")),
     }
 }
 
 fn retry(
-    ev: &WebhookEvent,
+    ev: &CrosspostEvent,
     status: String,
     now: DateTime<Utc>,
 ) -> (String, &'static str, DateTime<Utc>) {
@@ -232,7 +233,7 @@ fn retry(
 
 /// Delivers every enabled target's queue until `stop`; each wakes when events are queued or
 /// come due.
-pub async fn run_outbox(
+pub async fn run_queues(
     root: PathBuf,
     config: Arc<Config>,
     wake: Arc<Notify>,
