@@ -17,7 +17,6 @@ use crate::store::{Store, StoreError};
 pub mod alert;
 pub mod inbox;
 pub mod mail;
-pub mod pages;
 pub mod proof;
 pub mod receipt;
 pub mod report;

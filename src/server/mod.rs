@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::unsubscribe::Key;
 
 mod connections;
+mod editor;
 mod files;
 mod preview;
 mod search;
@@ -104,7 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/preview", get(preview::preview))
         .route(
             "/editor/{action}/{token}",
-            get(crate::editor::pages::show).post(crate::editor::pages::act),
+            get(editor::show).post(editor::act),
         )
         .route("/search", get(search::search))
         .route("/subscribe", get(signup::form_page).post(signup::request))

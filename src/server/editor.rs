@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use maud::html;
 
+use super::{page, AppState};
 use crate::daemon::requests::NUDGE;
-use crate::server::{page, AppState};
 use crate::store::{signups::digest, Store};
 
 /// What a token is for, found.
