@@ -85,7 +85,9 @@ impl Tracker {
         let renamed_to = matches!(ev.kind, EventKind::Modify(ModifyKind::Name(_)));
         for (i, path) in ev.paths.iter().enumerate() {
             let is_post = crate::content::is_post_file(path);
-            relevant |= is_post || path.extension().is_none();
+            // A picture is no post, but an edit of one changes the posts that show it.
+            relevant |=
+                is_post || crate::content::is_picture_file(path) || path.extension().is_none();
             if !is_post {
                 continue;
             }

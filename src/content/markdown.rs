@@ -7,7 +7,8 @@
 
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
-use super::html::{safe_url, sanitize};
+use super::html::{safe_url, sanitize_with};
+use super::pictures::{is_local, Resolver};
 use super::nesting::Excess;
 use super::{
     is_editors_note_heading, nesting, one_line, Body, IngestOptions, Parsed, Section, SectionIds,
@@ -174,6 +175,11 @@ fn safe_links<'a>(events: &[Event<'a>], base_url: &str) -> Vec<Event<'a>> {
                     })
                 })
             }
+            // A file of the post: published by the sanitiser (see `pictures`).
+            Event::Start(Tag::Image { dest_url, .. }) if is_local(dest_url) => {
+                dropped.push(false);
+                Some(ev.clone())
+            }
             Event::Start(Tag::Image {
                 link_type,
                 dest_url,
@@ -225,9 +231,10 @@ fn body_of(events: &[Event], opts: &IngestOptions) -> Body {
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, joined);
     Body {
-        html: sanitize(&html, &opts.base_url),
+        html: sanitize_with(&html, &opts.base_url, opts.pictures.as_ref()),
         text: TextWriter {
             base_url: &opts.base_url,
+            pictures: opts.pictures.as_deref(),
             ..TextWriter::default()
         }
         .write(events),
@@ -240,6 +247,7 @@ fn body_of(events: &[Event], opts: &IngestOptions) -> Body {
 #[derive(Default)]
 struct TextWriter<'a> {
     base_url: &'a str,
+    pictures: Option<&'a Resolver>,
     out: String,
     lists: Vec<Option<u64>>,
     quote: usize,
@@ -334,7 +342,11 @@ impl TextWriter<'_> {
                 }
             }
             Event::Start(Tag::Image { dest_url, .. }) => {
-                if let Some(safe) = safe_url(dest_url, self.base_url) {
+                let url = match self.pictures.filter(|_| is_local(dest_url)) {
+                    Some(r) => r.url(dest_url),
+                    None => safe_url(dest_url, self.base_url),
+                };
+                if let Some(safe) = url {
                     self.out.push_str(&format!("[画像: {safe}] "))
                 }
             }
@@ -372,11 +384,7 @@ mod tests {
     use super::*;
 
     fn opts() -> IngestOptions {
-        IngestOptions {
-            strip_lines: vec![],
-            tz: chrono_tz::Asia::Tokyo,
-            base_url: "https://example.jp/blog/".into(),
-        }
+        IngestOptions::new("https://example.jp/blog/")
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub(super) struct Cached {
     retry_after: Option<std::time::Instant>,
     /// How many times in a row this version failed.
     failures: u32,
+    /// The picture files beside the post that it shows, as they were when it was read.
+    pictures: Vec<(PathBuf, Option<Stamp>)>,
 }
 
 /// A file that failed is read again at a later build even unchanged — the failure may have
@@ -76,7 +78,8 @@ pub(super) fn read_posts(
         }
         tracker.taken(&path);
         let now = stamp(&path);
-        let changed = now.is_none() || now != cached.stamp;
+        let pictures_changed = cached.pictures.iter().any(|(p, s)| stamp(p) != *s);
+        let changed = now.is_none() || now != cached.stamp || pictures_changed;
         let retry = cached.problem.is_some() && cached.retry_after.is_none_or(|t| started >= t);
         if changed || retry {
             if changed {
@@ -104,7 +107,15 @@ fn read_one(
     cached: &mut Cached,
 ) {
     cached.stamp = stamp;
-    match crate::publish::read_post(path, dir, opts) {
+    let (read, pictures) = crate::publish::read_post_and_pictures(path, dir, opts);
+    cached.pictures = pictures
+        .into_iter()
+        .map(|p| {
+            let s = self::stamp(&p);
+            (p, s)
+        })
+        .collect();
+    match read {
         Ok(post) => {
             cached.post = Some(post);
             cached.problem = None;

@@ -67,7 +67,20 @@ pub fn write_public(
 
     let mut pages = HashMap::with_capacity(entries.len());
     let mut problems = Vec::new();
+    let media_cache = crate::media::cache_dir(root);
     for e in entries {
+        // Its pictures first: a page never points at a picture that is not there.
+        let names: Vec<&str> = e.post.pictures.iter().map(|p| p.encoded.name.as_str()).collect();
+        if let Err(why) = crate::media::publish(&media_cache, &public, &names) {
+            let p = Problem::new(
+                files::display(&e.post.source),
+                None,
+                format!("its pictures could not be published (will try again): {why}"),
+            );
+            tracing::error!(file = %p.path.display(), "{}", p.message);
+            problems.push(p);
+            continue;
+        }
         let print = page_print(e);
         let rel = format!("posts/{}.html", e.post.slug);
         let known = written.pages.get(&e.post.slug) == Some(&print);

@@ -21,6 +21,33 @@ pub(super) struct Run {
     pub link: Option<Rc<str>>,
     /// A line break (`w:br`, `w:cr`) rather than text.
     pub brk: bool,
+    /// A picture (`w:drawing`) rather than text.
+    pub picture: Option<Drawing>,
+}
+
+/// A picture in the text (`w:drawing` → `pic:pic` → `a:blip`, ECMA-376 Part 1 §20.4, §20.1.8.13).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Drawing {
+    /// The relationship id of its image part (`a:blip/@r:embed`).
+    pub embed: Option<String>,
+    /// Its text alternative: `wp:docPr/@descr`, else `@title`.
+    pub alt: String,
+    title: String,
+}
+
+impl Drawing {
+    fn see(&mut self, e: &Element) {
+        match e.local.as_str() {
+            "docPr" if !e.w => {
+                self.alt = e.attr("descr").unwrap_or("").trim().to_string();
+                self.title = e.attr("title").unwrap_or("").trim().to_string();
+            }
+            "blip" if !e.w && self.embed.is_none() => {
+                self.embed = e.attr("embed").map(str::to_string)
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A paragraph: its style id, its list (`numId`, level) and its runs.
@@ -75,6 +102,8 @@ struct Reader<'a> {
     italic: bool,
     hyperlink: Vec<Option<Rc<str>>>,
     fields: Vec<Field>,
+    /// The picture being read (its content is otherwise skipped).
+    drawing: Option<Drawing>,
     /// What is kept so far (text, and [`PIECE_BYTES`] per paragraph, cell, run or break),
     /// against [`MAX_KEPT_BYTES`].
     kept: usize,
@@ -123,10 +152,23 @@ fn skipped(e: &Element) -> bool {
 impl Reader<'_> {
     fn node(&mut self, node: Node) {
         match node {
-            Node::Open(e) if self.skip_depth > 0 || skipped(e) => self.skip_depth += 1,
+            Node::Open(e) if self.skip_depth > 0 || skipped(e) => {
+                if self.skip_depth == 0 && e.is("drawing") {
+                    self.drawing = Some(Drawing::default());
+                }
+                if let Some(d) = self.drawing.as_mut() {
+                    d.see(e);
+                }
+                self.skip_depth += 1
+            }
             Node::Close(e) if self.skip_depth > 0 => {
                 let _ = e;
                 self.skip_depth -= 1;
+                if self.skip_depth == 0 {
+                    if let Some(d) = self.drawing.take() {
+                        self.push_picture(d);
+                    }
+                }
             }
             Node::Open(e) if e.w => self.open(e),
             Node::Close(e) if e.w => self.close(e),
@@ -307,8 +349,24 @@ impl Reader<'_> {
                 italic,
                 link,
                 brk: false,
+                picture: None,
             });
         }
+    }
+
+    fn push_picture(&mut self, mut d: Drawing) {
+        if d.embed.is_none() || !self.keep(PIECE_BYTES + d.alt.len() + d.title.len()) {
+            return;
+        }
+        if d.alt.is_empty() {
+            d.alt = std::mem::take(&mut d.title);
+        }
+        let link = self.link();
+        self.para.runs.push(Run {
+            picture: Some(d),
+            link,
+            ..Run::default()
+        });
     }
 
     fn push_break(&mut self) {
