@@ -77,7 +77,10 @@ fn folder_on_port(smtp: Option<&str>) -> (tempfile::TempDir, String) {
     let yaml = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
-        .replace("public_url: http://127.0.0.1:8080", &format!("public_url: {base}"));
+        .replace(
+            "public_url: http://127.0.0.1:8080",
+            &format!("public_url: {base}"),
+        );
     std::fs::write(&cfg, yaml).unwrap();
     let o = tayori(dir.path(), &["build"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -156,13 +159,14 @@ fn get(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap,
 
 #[test]
 #[ignore = "needs Pillow, python-docx, LibreOffice and aiosmtpd: scripts/test installs them and runs ignored tests"]
-fn a_phone_photo_and_a_word_chart_reach_mail_feeds_and_server_resized_and_without_their_location()
-{
+fn a_phone_photo_and_a_word_chart_reach_mail_feeds_and_server_resized_and_without_their_location() {
     let python = support::python();
     let smtp = SmtpServer::start(&python, &[]);
     let (dir, base) = pictured_folder(Some(&support::smtp_block(smtp.port, 2)));
     let root = dir.path();
-    let source = std::fs::metadata(root.join("posts/entrance.jpg")).unwrap().len();
+    let source = std::fs::metadata(root.join("posts/entrance.jpg"))
+        .unwrap()
+        .len();
     let before = inspect(&root.join("posts/entrance.jpg"));
     assert!(before["gps"].as_u64().unwrap() > 0, "{before}");
 
@@ -196,7 +200,10 @@ fn a_phone_photo_and_a_word_chart_reach_mail_feeds_and_server_resized_and_withou
     assert_eq!(attr(chart, "height").as_deref(), Some("338"), "{chart}");
     assert!(photo.contains("max-width: 100%"), "{photo}");
     let raw = std::fs::read_to_string(smtp.dir.path().join("raw/0.eml")).unwrap();
-    assert!(!raw.contains("cid:") && !raw.contains("image/jpeg"), "no attachment");
+    assert!(
+        !raw.contains("cid:") && !raw.contains("image/jpeg"),
+        "no attachment"
+    );
     assert!(raw.len() < 100_000, "the message is {} bytes", raw.len());
 
     // The server: the picture at 1,200 px, no metadata left, cached for a year, 304.
@@ -266,7 +273,11 @@ fn an_issue_with_pictures_scores_low_with_spamassassin() {
     assert!(verdict.score <= 1.0, "{}", verdict.details);
     // Mail that is mostly pictures is what spammers send; ours is text with a picture.
     for r in &verdict.rules {
-        assert!(!r.starts_with("HTML_IMAGE_ONLY"), "{r} fired: {}", verdict.details);
+        assert!(
+            !r.starts_with("HTML_IMAGE_ONLY"),
+            "{r} fired: {}",
+            verdict.details
+        );
     }
 }
 
@@ -279,7 +290,15 @@ fn pictures_fit_the_email_at_375_and_600_pixels_in_chromium() {
     let out = root.join("preview");
     for post in ["2026-11-30-office.md", "2026-11-30-santei.docx"] {
         let path = root.join("posts").join(post);
-        let o = tayori(root, &["preview", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let o = tayori(
+            root,
+            &[
+                "preview",
+                path.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
         assert!(o.status.success(), "{}", text(&o.stderr));
     }
     // The pictures the emails show are served, as they will be to readers.
@@ -314,7 +333,12 @@ fn a_missing_picture_is_named_by_check_and_status_and_its_post_is_not_sent() {
         "事務所を移転しました",
         "![事務所の入口](entrance.jpg)",
     );
-    write_post(root, "2026-11-30-other.md", "面会交流のご案内", "本文です。");
+    write_post(
+        root,
+        "2026-11-30-other.md",
+        "面会交流のご案内",
+        "本文です。",
+    );
 
     let o = tayori(root, &["check"]);
     assert_eq!(o.status.code(), Some(1));
@@ -324,7 +348,10 @@ fn a_missing_picture_is_named_by_check_and_status_and_its_post_is_not_sent() {
         "{err}"
     );
     let status = text(&tayori(root, &["status"]).stdout);
-    assert!(status.contains("picture `entrance.jpg`: missing"), "{status}");
+    assert!(
+        status.contains("picture `entrance.jpg`: missing"),
+        "{status}"
+    );
 
     let o = tayori(root, &["send"]);
     let sent: String = support::outbox(root)
@@ -336,7 +363,10 @@ fn a_missing_picture_is_named_by_check_and_status_and_its_post_is_not_sent() {
         .collect();
     assert!(!sent.is_empty(), "{}", text(&o.stderr));
     assert!(sent.contains("面会交流のご案内"), "the other post goes out");
-    assert!(!sent.contains("事務所を移転しました"), "the post waits for its picture");
+    assert!(
+        !sent.contains("事務所を移転しました"),
+        "the post waits for its picture"
+    );
 
     // Once the picture is there, the post is published with it.
     std::fs::write(
@@ -365,21 +395,44 @@ fn bombs_huge_files_fifos_heic_and_links_out_of_posts_are_problems_of_their_post
     let mut huge = picture(64, 64, 1, image::ImageFormat::Jpeg);
     huge.resize(30 * 1024 * 1024, 0);
     std::fs::write(posts.join("huge.jpg"), huge).unwrap();
-    std::fs::write(root.join("outside.jpg"), picture(64, 64, 2, image::ImageFormat::Jpeg)).unwrap();
+    std::fs::write(
+        root.join("outside.jpg"),
+        picture(64, 64, 2, image::ImageFormat::Jpeg),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(root.join("outside.jpg"), posts.join("linked.jpg")).unwrap();
     support::run_ok(Command::new("mkfifo").arg(posts.join("fifo.jpg")));
-    std::fs::write(posts.join("phone.heic"), b"\0\0\0\x18ftypheic\0\0\0\0mif1heic").unwrap();
-    for (i, file) in ["bomb.png", "huge.jpg", "linked.jpg", "fifo.jpg", "phone.heic", "../outside.jpg"]
-        .iter()
-        .enumerate()
+    std::fs::write(
+        posts.join("phone.heic"),
+        b"\0\0\0\x18ftypheic\0\0\0\0mif1heic",
+    )
+    .unwrap();
+    for (i, file) in [
+        "bomb.png",
+        "huge.jpg",
+        "linked.jpg",
+        "fifo.jpg",
+        "phone.heic",
+        "../outside.jpg",
+    ]
+    .iter()
+    .enumerate()
     {
-        write_post(root, &format!("p{i}.md"), &format!("記事{i}"), &format!("![図]({file})"));
+        write_post(
+            root,
+            &format!("p{i}.md"),
+            &format!("記事{i}"),
+            &format!("![図]({file})"),
+        );
     }
 
     let started = std::time::Instant::now();
     let o = tayori(root, &["check"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(started.elapsed() < Duration::from_secs(20), "a FIFO never blocks");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a FIFO never blocks"
+    );
     let err = text(&o.stderr);
     for (post, why) in [
         ("p0.md", "30000 × 30000 pixels"),
@@ -397,7 +450,10 @@ fn bombs_huge_files_fifos_heic_and_links_out_of_posts_are_problems_of_their_post
     }
     assert!(
         !root.join("public/media").exists()
-            || std::fs::read_dir(root.join("public/media")).unwrap().count() == 0
+            || std::fs::read_dir(root.join("public/media"))
+                .unwrap()
+                .count()
+                == 0
     );
 }
 
@@ -427,14 +483,18 @@ fn an_edited_picture_updates_its_post_with_a_new_url_and_the_old_one_stays() {
     std::fs::rename(&tmp, root.join("posts/seminar.png")).unwrap();
     daemon.wait_log("updated", 1);
     let src = || attr(&img_tags(&page())[0], "src").unwrap();
-    support::wait_for("the page with the new picture", Duration::from_secs(20), || {
-        src() != first
-    });
+    support::wait_for(
+        "the page with the new picture",
+        Duration::from_secs(20),
+        || src() != first,
+    );
     let second = src();
     let feed = || std::fs::read_to_string(root.join("public/feed.xml")).unwrap();
-    support::wait_for("the feed with the new picture", Duration::from_secs(20), || {
-        feed().contains(&second)
-    });
+    support::wait_for(
+        "the feed with the new picture",
+        Duration::from_secs(20),
+        || feed().contains(&second),
+    );
     assert!(!feed().contains(&first));
     // Emails already sent still show the old one.
     let name = |url: &str| url.rsplit('/').next().unwrap().to_string();
@@ -452,7 +512,10 @@ fn pictures_are_uploaded_to_the_wordpress_media_library_once_and_shown_from_ther
     let root = dir.path();
     let cfg = root.join("tayori.yaml");
     let yaml = std::fs::read_to_string(&cfg).unwrap()
-        + &format!("wordpress:\n  url: {}\n  user: office\n  status: publish\n", wp.url());
+        + &format!(
+            "wordpress:\n  url: {}\n  user: office\n  status: publish\n",
+            wp.url()
+        );
     std::fs::write(&cfg, yaml).unwrap();
     std::fs::write(
         root.join("posts/entrance.jpg"),
@@ -481,9 +544,15 @@ fn pictures_are_uploaded_to_the_wordpress_media_library_once_and_shown_from_ther
     });
     let html = content(&wp).unwrap();
     let src = attr(&img_tags(&html)[0], "src").unwrap();
-    assert!(!src.starts_with(&base), "{src}: the blog shows its own copy");
+    assert!(
+        !src.starts_with(&base),
+        "{src}: the blog shows its own copy"
+    );
     assert!(src.starts_with(&wp.url()), "{src}");
-    assert_eq!(attr(&img_tags(&html)[0], "alt").as_deref(), Some("事務所の入口"));
+    assert_eq!(
+        attr(&img_tags(&html)[0], "alt").as_deref(),
+        Some("事務所の入口")
+    );
     let media = wp.get("media?context=edit");
     assert_eq!(media.as_array().unwrap().len(), 1, "{media}");
     assert_eq!(media[0]["mime_type"], "image/jpeg");
@@ -530,7 +599,11 @@ fn png_header_only(width: u32, height: u32) -> Vec<u8> {
     ihdr.extend(height.to_be_bytes());
     ihdr.extend([8, 0, 0, 0, 0]);
     chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &[0x78, 0x01, 0x01, 0x01, 0x00, 0xfe, 0xff, 0, 0, 1, 0, 1]);
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x01, 0x01, 0x01, 0x00, 0xfe, 0xff, 0, 0, 1, 0, 1],
+    );
     chunk(&mut out, b"IEND", &[]);
     out
 }

@@ -70,9 +70,10 @@ pub(super) fn sanitize_with(
     let base = base_url.to_string();
     let resolver = pictures.cloned();
     builder.attribute_filter(move |element, attribute, value| {
-        if let Some(r) = resolver.as_ref().filter(|_| {
-            element == "img" && attribute == "src" && super::pictures::is_local(value)
-        }) {
+        if let Some(r) = resolver
+            .as_ref()
+            .filter(|r| element == "img" && attribute == "src" && r.claims(value))
+        {
             r.url(value).map(Cow::Owned)
         } else if matches!(
             attribute,

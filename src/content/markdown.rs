@@ -8,8 +8,8 @@
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use super::html::{safe_url, sanitize_with};
-use super::pictures::{is_local, Resolver};
 use super::nesting::Excess;
+use super::pictures::Resolver;
 use super::{
     is_editors_note_heading, nesting, one_line, Body, IngestOptions, Parsed, Section, SectionIds,
     TocEntry,
@@ -152,8 +152,13 @@ fn is_cjk(c: char) -> bool {
 
 /// Links and images through [`safe_url`]: the URL both parts get, or — for one it refuses —
 /// no link or image at all, its text kept. Done on the events, before either part is
-/// written, so the HTML and the text part cannot read a URL differently.
-fn safe_links<'a>(events: &[Event<'a>], base_url: &str) -> Vec<Event<'a>> {
+/// written, so the HTML and the text part cannot read a URL differently. The post's own
+/// pictures are left for the sanitiser, which publishes them (see `pictures`).
+fn safe_links<'a>(
+    events: &[Event<'a>],
+    base_url: &str,
+    pictures: Option<&Resolver>,
+) -> Vec<Event<'a>> {
     let mut dropped: Vec<bool> = Vec::new();
     events
         .iter()
@@ -175,8 +180,9 @@ fn safe_links<'a>(events: &[Event<'a>], base_url: &str) -> Vec<Event<'a>> {
                     })
                 })
             }
-            // A file of the post: published by the sanitiser (see `pictures`).
-            Event::Start(Tag::Image { dest_url, .. }) if is_local(dest_url) => {
+            Event::Start(Tag::Image { dest_url, .. })
+                if pictures.is_some_and(|r| r.claims(dest_url)) =>
+            {
                 dropped.push(false);
                 Some(ev.clone())
             }
@@ -204,7 +210,7 @@ fn safe_links<'a>(events: &[Event<'a>], base_url: &str) -> Vec<Event<'a>> {
 }
 
 fn body_of(events: &[Event], opts: &IngestOptions) -> Body {
-    let events = &safe_links(events, &opts.base_url)[..];
+    let events = &safe_links(events, &opts.base_url, opts.pictures.as_deref())[..];
     // A line break inside a Japanese paragraph is not a space: browsers would show one. The
     // characters of text on either side of each event, found in one pass each way (a search
     // from every break would take time growing with the square of the post).
@@ -342,7 +348,7 @@ impl TextWriter<'_> {
                 }
             }
             Event::Start(Tag::Image { dest_url, .. }) => {
-                let url = match self.pictures.filter(|_| is_local(dest_url)) {
+                let url = match self.pictures.filter(|r| r.claims(dest_url)) {
                     Some(r) => r.url(dest_url),
                     None => safe_url(dest_url, self.base_url),
                 };

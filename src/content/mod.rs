@@ -25,7 +25,9 @@ use sha2::{Digest, Sha256};
 
 pub use decode::{decode, decode_list, DecodeError};
 pub use docx::MAX_DOCX_BYTES;
-pub use files::{is_picture_file, is_post_file, list_post_files, read_post, ListError, MAX_POST_BYTES};
+pub use files::{
+    is_picture_file, is_post_file, list_post_files, read_post, ListError, MAX_POST_BYTES,
+};
 pub use html::{escape, safe_url, sanitize, ALLOWED_SCHEMES};
 pub use nesting::{MAX_DEPTH, MAX_PIECES};
 pub use pictures::Picture;

@@ -32,7 +32,10 @@ pub struct Picture {
 #[derive(Debug)]
 pub(super) enum Origin {
     /// Files relative to the post's folder, inside `posts` (when given) only.
-    Folder { dir: PathBuf, posts: Option<PathBuf> },
+    Folder {
+        dir: PathBuf,
+        posts: Option<PathBuf>,
+    },
     /// A Word document's image parts, by part name (or why one could not be read).
     Word(HashMap<String, Result<Vec<u8>, String>>),
 }
@@ -67,6 +70,22 @@ impl Resolver {
             media_url: media_url.to_string(),
             cache,
             found: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether an image source names a picture of this post: any relative path inside a Word
+    /// document; beside a post, a relative path with a picture's extension, or naming a file
+    /// that is there (any other relative source is a web address under `site.url`, as before).
+    pub(super) fn claims(&self, src: &str) -> bool {
+        if !is_local(src) {
+            return false;
+        }
+        match &self.origin {
+            Origin::Word(_) => true,
+            Origin::Folder { dir, .. } => {
+                let path = local_path(dir, src.trim());
+                super::is_picture_file(&path) || path.exists()
+            }
         }
     }
 
@@ -143,7 +162,12 @@ impl Resolver {
         };
         let problems: Vec<String> = found
             .iter()
-            .filter_map(|(r, result)| result.as_ref().err().map(|why| format!("picture `{r}`: {why}")))
+            .filter_map(|(r, result)| {
+                result
+                    .as_ref()
+                    .err()
+                    .map(|why| format!("picture `{r}`: {why}"))
+            })
             .collect();
         if problems.is_empty() {
             Ok(found.into_iter().filter_map(|(_, r)| r.ok()).collect())
@@ -213,11 +237,13 @@ fn read_beside(path: &Path, posts: Option<&Path>) -> Result<Vec<u8>, String> {
         }
     }
     // The target was resolved above: a symlink found there now was put there since.
-    crate::files::read_regular(&real, media::MAX_PICTURE_BYTES, Links::Refuse).map_err(|e| match e {
-        ReadError::TooLarge(size) => PictureError::TooLarge { size }.to_string(),
-        ReadError::NotAFile(what) => format!("{what}, not a picture file: never read"),
-        ReadError::Io(e) => format!("cannot read it: {e}"),
-    })
+    crate::files::read_regular(&real, media::MAX_PICTURE_BYTES, Links::Refuse).map_err(
+        |e| match e {
+            ReadError::TooLarge(size) => PictureError::TooLarge { size }.to_string(),
+            ReadError::NotAFile(what) => format!("{what}, not a picture file: never read"),
+            ReadError::Io(e) => format!("cannot read it: {e}"),
+        },
+    )
 }
 
 #[cfg(test)]
@@ -226,12 +252,46 @@ mod tests {
 
     #[test]
     fn local_sources_are_relative_paths_only() {
-        for local in ["entrance.jpg", "img/a.png", "../shared/logo.png", "入口.jpg", "word/media/image1.png"] {
+        for local in [
+            "entrance.jpg",
+            "img/a.png",
+            "../shared/logo.png",
+            "入口.jpg",
+            "word/media/image1.png",
+        ] {
             assert!(is_local(local), "{local}");
         }
-        for web in ["https://example.jp/a.jpg", "//cdn.example/a.jpg", "/a.jpg", "#x", "data:image/png;base64,AA", ""] {
+        for web in [
+            "https://example.jp/a.jpg",
+            "//cdn.example/a.jpg",
+            "/a.jpg",
+            "#x",
+            "data:image/png;base64,AA",
+            "",
+        ] {
             assert!(!is_local(web), "{web}");
         }
+    }
+
+    #[test]
+    fn beside_a_post_only_picture_names_or_existing_files_are_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("scan"), b"x").unwrap();
+        let r = Resolver::new(
+            Origin::Folder {
+                dir: dir.path().to_path_buf(),
+                posts: None,
+            },
+            "https://news.example.jp/media/",
+            None,
+        );
+        assert!(r.claims("entrance.jpg"), "missing, but a picture's name");
+        assert!(r.claims("scan"), "there, whatever its name");
+        assert!(
+            !r.claims("x"),
+            "neither: a web address under site.url, as before"
+        );
+        assert!(!r.claims("https://example.jp/a.jpg"));
     }
 
     #[test]

@@ -224,7 +224,11 @@ impl Api<'_> {
     }
 
     /// Uploads `public/media/<name>` to the media library: its id and `source_url`.
-    async fn upload(&self, root: &std::path::Path, name: &str) -> Result<(String, String), Outcome> {
+    async fn upload(
+        &self,
+        root: &std::path::Path,
+        name: &str,
+    ) -> Result<(String, String), Outcome> {
         let path = root.join("public").join("media").join(name);
         let bytes = tokio::fs::read(&path)
             .await

@@ -55,8 +55,7 @@ impl Encoded {
         if self.width <= COLUMN_WIDTH {
             return (self.width, self.height);
         }
-        let height = (u64::from(self.height) * u64::from(COLUMN_WIDTH)
-            + u64::from(self.width) / 2)
+        let height = (u64::from(self.height) * u64::from(COLUMN_WIDTH) + u64::from(self.width) / 2)
             / u64::from(self.width);
         (COLUMN_WIDTH, (height as u32).max(1))
     }
@@ -224,7 +223,8 @@ fn jpeg(image: &DynamicImage) -> Result<Vec<u8>, PictureError> {
 fn png(image: &DynamicImage) -> Result<Vec<u8>, PictureError> {
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     let mut out = Vec::new();
-    let encoder = PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::Adaptive);
+    let encoder =
+        PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::Adaptive);
     let written = if image.has_alpha() {
         image.to_rgba8().write_with_encoder(encoder)
     } else {
@@ -251,7 +251,8 @@ pub fn prepare(source: &[u8], cache: Option<&Cache>) -> Result<Encoded, PictureE
     let (encoded, bytes) = encode(source)?;
     if let Some(c) = cache.filter(|c| c.write) {
         let path = c.dir.join(&encoded.name);
-        crate::files::write_atomic(&path, &bytes)
+        // Private until published: a draft's picture is nobody's business.
+        crate::files::write_private(&path, &bytes)
             .map_err(|e| PictureError::Cache(format!("{}: {e}", path.display())))?;
     }
     Ok(encoded)

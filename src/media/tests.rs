@@ -29,7 +29,11 @@ fn png_header_only(width: u32, height: u32) -> Vec<u8> {
     ihdr.extend([8, 0, 0, 0, 0]);
     chunk(&mut out, b"IHDR", &ihdr);
     // A stored-deflate stream holding a few zero bytes.
-    chunk(&mut out, b"IDAT", &[0x78, 0x01, 0x01, 0x01, 0x00, 0xfe, 0xff, 0, 0, 1, 0, 1]);
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x01, 0x01, 0x01, 0x00, 0xfe, 0xff, 0, 0, 1, 0, 1],
+    );
     chunk(&mut out, b"IEND", &[]);
     out
 }
@@ -102,7 +106,12 @@ fn orientation_is_applied_and_exif_is_gone() {
     assert!(source.windows(4).any(|w| w == b"Exif"));
     let (encoded, bytes) = encode(&source).unwrap();
     assert_eq!((encoded.width, encoded.height), (20, 40));
-    for marker in [&b"Exif"[..], b"GPS", b"http://ns.adobe.com/xap", b"ICC_PROFILE"] {
+    for marker in [
+        &b"Exif"[..],
+        b"GPS",
+        b"http://ns.adobe.com/xap",
+        b"ICC_PROFILE",
+    ] {
         assert!(
             !bytes.windows(marker.len()).any(|w| w == marker),
             "{:?} in the output",
@@ -137,7 +146,10 @@ fn a_chart_of_few_colours_stays_png() {
 fn heic_and_other_files_are_named_as_unreadable() {
     let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
     assert_eq!(encode(heic).unwrap_err(), PictureError::Heic);
-    assert!(encode(b"%PDF-1.7").unwrap_err().to_string().contains("JPEG, PNG"));
+    assert!(encode(b"%PDF-1.7")
+        .unwrap_err()
+        .to_string()
+        .contains("JPEG, PNG"));
     let mut cut = photo(64, 64);
     cut.truncate(cut.len() / 3);
     assert!(encode(&cut).is_err());

@@ -57,7 +57,11 @@ pub fn read_post_and_pictures(
     }
     let read = guarded(path, "read", || content::ingest(path, dir, opts));
     let pictures = match &read {
-        Ok(Ok(post)) => post.pictures.iter().filter_map(|p| p.path.clone()).collect(),
+        Ok(Ok(post)) => post
+            .pictures
+            .iter()
+            .filter_map(|p| p.path.clone())
+            .collect(),
         Ok(Err(content::IngestError::Pictures { files, .. })) => files.clone(),
         _ => Vec::new(),
     };

@@ -70,7 +70,12 @@ pub fn write_public(
     let media_cache = crate::media::cache_dir(root);
     for e in entries {
         // Its pictures first: a page never points at a picture that is not there.
-        let names: Vec<&str> = e.post.pictures.iter().map(|p| p.encoded.name.as_str()).collect();
+        let names: Vec<&str> = e
+            .post
+            .pictures
+            .iter()
+            .map(|p| p.encoded.name.as_str())
+            .collect();
         if let Err(why) = crate::media::publish(&media_cache, &public, &names) {
             let p = Problem::new(
                 files::display(&e.post.source),

@@ -423,6 +423,26 @@ mod tests {
     }
 
     #[test]
+    fn a_drawing_is_a_picture_run_with_its_description_or_title() {
+        let xml = r#"<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><w:body>
+          <w:p><w:r><w:drawing><wp:inline><wp:docPr id="1" name="Picture 1" descr="算定表"/><a:graphic><a:graphicData><a:blip r:embed="rId7"/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r></w:p>
+          <w:p><w:r><w:drawing><wp:inline><wp:docPr id="2" name="Picture 2" title="入口"/><a:graphic><a:graphicData><a:blip r:embed="rId8"/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r></w:p>
+          <w:p><w:del><w:r><w:drawing><wp:inline><wp:docPr id="3" descr="消した"/><a:blip r:embed="rId9"/></wp:inline></w:drawing></w:r></w:del></w:p>
+        </w:body></w:document>"#;
+        let blocks = read(xml.as_bytes(), &Styles::default(), &HashMap::new()).unwrap();
+        let pictures: Vec<(Option<&str>, &str)> = blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Para(p) => p.runs.first(),
+                _ => None,
+            })
+            .filter_map(|r| r.picture.as_ref())
+            .map(|d| (d.embed.as_deref(), d.alt.as_str()))
+            .collect();
+        assert_eq!(pictures, [(Some("rId7"), "算定表"), (Some("rId8"), "入口")]);
+    }
+
+    #[test]
     fn runs_keep_bold_links_and_skip_deleted_text() {
         let xml = r#"<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><w:body>
           <w:p><w:r><w:t xml:space="preserve">転居は </w:t></w:r><w:r><w:rPr><w:b/></w:rPr><w:t>学期</w:t></w:r>

@@ -301,7 +301,8 @@ impl Converter<'_> {
             match (block, role(block)) {
                 (Block::Table(rows), _) => self.table(&mut events, rows)?,
                 (Block::Para(p), _)
-                    if p.text().trim().is_empty() && p.runs.iter().all(|r| r.picture.is_none()) => {}
+                    if p.text().trim().is_empty() && p.runs.iter().all(|r| r.picture.is_none()) => {
+                }
                 (Block::Para(p), Role::Title) if title.is_none() => {
                     title = Some(super::one_line(&p.text()))
                 }
@@ -551,8 +552,14 @@ mod tests {
           <Relationship Id="rId6" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/image" Target="file:///C:/a.jpg" TargetMode="External"/>
         </Relationships>"#;
         let images = image_parts(rels.as_bytes()).unwrap();
-        assert_eq!(images.get("rId4").map(String::as_str), Some("word/media/image1.png"));
-        assert_eq!(images.get("rId5").map(String::as_str), Some("word/media/b.jpeg"));
+        assert_eq!(
+            images.get("rId4").map(String::as_str),
+            Some("word/media/image1.png")
+        );
+        assert_eq!(
+            images.get("rId5").map(String::as_str),
+            Some("word/media/b.jpeg")
+        );
         assert_eq!(images.get("rId6"), None);
         assert_eq!(part_name("../media/x.png"), "media/x.png");
     }
