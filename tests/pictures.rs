@@ -505,6 +505,42 @@ fn an_edited_picture_updates_its_post_with_a_new_url_and_the_old_one_stays() {
 }
 
 #[test]
+#[ignore = "needs aiosmtpd: scripts/test installs it and runs ignored tests"]
+fn the_office_receipt_names_a_missing_picture_and_no_reader_gets_its_post() {
+    let smtp = SmtpServer::start(&support::python(), &[]);
+    let (dir, _) = folder_on_port(Some(&support::smtp_block(smtp.port, 2)));
+    let root = dir.path();
+    let cfg = root.join("tayori.yaml");
+    let yaml = std::fs::read_to_string(&cfg).unwrap()
+        + "editor:\n  to: [office@example.jp]\n  review: 0\n";
+    std::fs::write(&cfg, yaml).unwrap();
+    let _daemon = support::Daemon::start(root, &[]);
+    write_post(
+        root,
+        "2026-11-30-office.md",
+        "事務所を移転しました",
+        "![事務所の入口](entrance.jpg)",
+    );
+    support::wait_for("a receipt", Duration::from_secs(60), || {
+        smtp.received()
+            .iter()
+            .any(|m| m["headers"]["X-Tayori-Kind"] == "receipt")
+    });
+    let receipt = smtp
+        .received()
+        .into_iter()
+        .find(|m| m["headers"]["X-Tayori-Kind"] == "receipt")
+        .unwrap();
+    let body = receipt["text"].as_str().unwrap();
+    assert!(body.contains("2026-11-30-office.md"), "{body}");
+    assert!(body.contains("entrance.jpg"), "{body}");
+    assert!(smtp
+        .received()
+        .iter()
+        .all(|m| m["rcpt"] == serde_json::json!(["office@example.jp"])));
+}
+
+#[test]
 #[ignore = "needs Debian's wordpress, mariadb-server, php-cli, php-mysql and root: scripts/test installs them and runs ignored tests"]
 fn pictures_are_uploaded_to_the_wordpress_media_library_once_and_shown_from_there() {
     let wp = support::wordpress::WordPress::start();

@@ -143,6 +143,29 @@ fn a_chart_of_few_colours_stays_png() {
 }
 
 #[test]
+fn a_gif_gives_its_first_frame() {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame, Rgba, RgbaImage};
+    let mut source = Vec::new();
+    {
+        let mut encoder = GifEncoder::new(&mut source);
+        for colour in [[255, 0, 0, 255], [0, 0, 255, 255]] {
+            let frame = Frame::from_parts(
+                RgbaImage::from_pixel(30, 20, Rgba(colour)),
+                0,
+                0,
+                Delay::from_numer_denom_ms(100, 1),
+            );
+            encoder.encode_frame(frame).unwrap();
+        }
+    }
+    let (encoded, bytes) = encode(&source).unwrap();
+    assert_eq!((encoded.width, encoded.height), (30, 20));
+    let first = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    assert_eq!(first.get_pixel(5, 5).0, [255, 0, 0], "the first frame, red");
+}
+
+#[test]
 fn heic_and_other_files_are_named_as_unreadable() {
     let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
     assert_eq!(encode(heic).unwrap_err(), PictureError::Heic);
