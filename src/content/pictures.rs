@@ -83,7 +83,7 @@ impl Resolver {
         match &self.origin {
             Origin::Word(_) => true,
             Origin::Folder { dir, .. } => {
-                let path = local_path(dir, src.trim());
+                let path = local_path(dir, src);
                 super::is_picture_file(&path) || path.exists()
             }
         }
@@ -93,7 +93,8 @@ impl Resolver {
     /// problem is kept for [`Resolver::finish`]).
     pub(super) fn url(&self, src: &str) -> Option<String> {
         let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
-        let reference = src.trim().to_string();
+        // As the author wrote it: the HTML writer percent-encodes what the text part keeps.
+        let reference = written(src);
         if let Some((_, result)) = found.iter().find(|(r, _)| *r == reference) {
             return result.as_ref().ok().map(|p| self.url_of(&p.encoded));
         }
@@ -135,7 +136,7 @@ impl Resolver {
     fn read(&self, reference: &str) -> Result<Picture, String> {
         let (bytes, path) = match &self.origin {
             Origin::Folder { dir, posts } => {
-                let path = local_path(dir, reference);
+                let path = dir.join(reference);
                 (read_beside(&path, posts.as_deref())?, Some(path))
             }
             Origin::Word(parts) => match parts.get(reference) {
@@ -157,7 +158,7 @@ impl Resolver {
     pub(super) fn finish(&self) -> Result<Vec<Picture>, (String, Vec<PathBuf>)> {
         let found = std::mem::take(&mut *self.found.lock().unwrap_or_else(|e| e.into_inner()));
         let files: Vec<PathBuf> = match &self.origin {
-            Origin::Folder { dir, .. } => found.iter().map(|(r, _)| local_path(dir, r)).collect(),
+            Origin::Folder { dir, .. } => found.iter().map(|(r, _)| dir.join(r)).collect(),
             Origin::Word(_) => Vec::new(),
         };
         let problems: Vec<String> = found
@@ -207,12 +208,18 @@ fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
     Some(&tag[start..end])
 }
 
-/// The file a relative source names, beside the post (percent-escapes decoded, any
-/// `?query` or `#fragment` dropped).
+/// A relative source as the author wrote it: percent-escapes decoded, any `?query` or
+/// `#fragment` dropped.
+fn written(src: &str) -> String {
+    let path = src.trim().split(['?', '#']).next().unwrap_or("");
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The file a relative source names, beside the post.
 fn local_path(dir: &Path, reference: &str) -> PathBuf {
-    let path = reference.split(['?', '#']).next().unwrap_or("");
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    dir.join(decoded.as_ref())
+    dir.join(written(reference))
 }
 
 /// Reads a picture beside a post by the rules posts are read by.
