@@ -8,6 +8,7 @@
 //! heading `編集後記` starts the editor's note. Tags come from the document's keywords.
 
 mod body;
+mod pictures;
 mod styles;
 mod xml;
 
@@ -29,9 +30,6 @@ const MAX_UNPACKED_BYTES: u64 = 32 * 1024 * 1024;
 /// twice what it may hold ([`body::MAX_KEPT_BYTES`]), so one long link cannot be repeated
 /// into gigabytes.
 const MAX_CONVERTED_BYTES: usize = 2 * body::MAX_KEPT_BYTES;
-/// The most the pictures of one document unpack to, all together: every picture of a
-/// 20 MiB document, stored as they are.
-const MAX_PICTURE_PARTS_BYTES: u64 = 2 * MAX_DOCX_BYTES;
 
 /// What a Word document gives before the shared Markdown stage.
 pub(super) struct Docx {
@@ -65,7 +63,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<Docx, String> {
     let (rels, images) = match part("word/_rels/document.xml.rels")? {
         Some(x) => (
             external_links(&x).map_err(|e| format!("word/_rels/document.xml.rels: {e}"))?,
-            image_parts(&x).map_err(|e| format!("word/_rels/document.xml.rels: {e}"))?,
+            pictures::image_parts(&x).map_err(|e| format!("word/_rels/document.xml.rels: {e}"))?,
         ),
         None => (HashMap::new(), HashMap::new()),
     };
@@ -79,7 +77,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<Docx, String> {
     };
     let blocks =
         body::read(&document, &styles, &rels).map_err(|e| format!("word/document.xml: {e}"))?;
-    let pictures = picture_parts(&mut zip, &blocks, &images);
+    let pictures = pictures::picture_parts(&mut zip, &blocks, &images);
     let (title, events) = Converter {
         styles: &styles,
         numbering: &numbering,
@@ -94,91 +92,6 @@ pub(super) fn read(bytes: &[u8]) -> Result<Docx, String> {
         events,
         pictures,
     })
-}
-
-/// Relationship id → image part name (`word/media/image1.png`), for embedded pictures (a
-/// picture linked to a file on the writer's computer has none: it is not in the package).
-fn image_parts(xml: &[u8]) -> Result<HashMap<String, String>, String> {
-    let mut images = HashMap::new();
-    xml::walk(xml, |node| {
-        if let xml::Node::Open(e) = node {
-            let image = e.attr("Type").is_some_and(|t| t.ends_with("/image"));
-            let external = e.attr("TargetMode") == Some("External");
-            if e.local == "Relationship" && image && !external {
-                if let (Some(id), Some(target)) = (e.attr("Id"), e.attr("Target")) {
-                    images.insert(id.to_string(), part_name(target));
-                }
-            }
-        }
-    })?;
-    Ok(images)
-}
-
-/// A relationship target of `word/document.xml` as a part name: relative to `word/`, or
-/// from the package root when it starts with `/` (OPC, ECMA-376 Part 2 §9.3.2).
-fn part_name(target: &str) -> String {
-    let mut parts: Vec<&str> = match target.strip_prefix('/') {
-        Some(_) => Vec::new(),
-        None => vec!["word"],
-    };
-    for piece in target.split('/') {
-        match piece {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
-}
-
-/// The image parts the blocks' pictures show, each read up to the picture limit; all of
-/// them together at most [`MAX_PICTURE_PARTS_BYTES`] unpacked.
-fn picture_parts(
-    zip: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>,
-    blocks: &[Block],
-    images: &HashMap<String, String>,
-) -> HashMap<String, Result<Vec<u8>, String>> {
-    let runs = blocks.iter().flat_map(|b| match b {
-        Block::Para(p) => p.runs.iter().collect::<Vec<_>>(),
-        Block::Table(rows) => rows.iter().flatten().flatten().collect(),
-    });
-    let mut out = HashMap::new();
-    let mut left = MAX_PICTURE_PARTS_BYTES;
-    for run in runs {
-        let Some(name) = run
-            .picture
-            .as_ref()
-            .and_then(|d| d.embed.as_ref())
-            .and_then(|id| images.get(id))
-        else {
-            continue;
-        };
-        if out.contains_key(name) {
-            continue;
-        }
-        let limit = crate::media::MAX_PICTURE_BYTES.min(left);
-        let read = match zip.by_name(name) {
-            Ok(file) => {
-                let mut bytes = Vec::new();
-                match file.take(limit + 1).read_to_end(&mut bytes) {
-                    Ok(_) if bytes.len() as u64 > limit => Err(format!(
-                        "over {} MiB unpacked: make the picture smaller",
-                        limit >> 20
-                    )),
-                    Ok(_) => {
-                        left -= bytes.len() as u64;
-                        Ok(bytes)
-                    }
-                    Err(e) => Err(format!("cannot be unpacked: {e}")),
-                }
-            }
-            Err(e) => Err(format!("the document has no part {name}: {e}")),
-        };
-        out.insert(name.clone(), read);
-    }
-    out
 }
 
 /// One part of the package, `None` when absent. `unpacked` counts what the parts read so far
@@ -516,53 +429,9 @@ impl Converter<'_> {
     }
 }
 
-impl Converter<'_> {
-    /// A picture → a Markdown image whose source is its part name (published by `pictures`).
-    fn picture(&self, events: &mut Vec<Event<'static>>, d: &body::Drawing) -> Result<(), String> {
-        let id = d.embed.as_deref().unwrap_or("");
-        let part = self
-            .images
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| format!("word/{id}"));
-        self.spend(part.len() + d.alt.len())?;
-        events.push(Event::Start(Tag::Image {
-            link_type: LinkType::Inline,
-            dest_url: CowStr::from(part),
-            title: CowStr::from(""),
-            id: CowStr::from(""),
-        }));
-        if !d.alt.is_empty() {
-            events.push(Event::Text(CowStr::from(d.alt.clone())));
-        }
-        events.push(Event::End(TagEnd::Image));
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn image_relationships_name_their_parts() {
-        let rels = r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">
-          <Relationship Id="rId4" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/image" Target="media/image1.png"/>
-          <Relationship Id="rId5" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/image" Target="/word/media/b.jpeg"/>
-          <Relationship Id="rId6" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/image" Target="file:///C:/a.jpg" TargetMode="External"/>
-        </Relationships>"#;
-        let images = image_parts(rels.as_bytes()).unwrap();
-        assert_eq!(
-            images.get("rId4").map(String::as_str),
-            Some("word/media/image1.png")
-        );
-        assert_eq!(
-            images.get("rId5").map(String::as_str),
-            Some("word/media/b.jpeg")
-        );
-        assert_eq!(images.get("rId6"), None);
-        assert_eq!(part_name("../media/x.png"), "media/x.png");
-    }
 
     #[test]
     fn a_custom_date_property_is_the_date_and_others_are_not() {
