@@ -33,6 +33,8 @@ pub(super) struct Drawing {
     /// Its text alternative: `wp:docPr/@descr`, else `@title`.
     pub alt: String,
     title: String,
+    /// A chart object (`c:chart`, §21.2) rather than a picture: tayori cannot draw one.
+    pub chart: bool,
 }
 
 impl Drawing {
@@ -45,6 +47,7 @@ impl Drawing {
             "blip" if !e.w && self.embed.is_none() => {
                 self.embed = e.attr("embed").map(str::to_string)
             }
+            "chart" if !e.w => self.chart = true,
             _ => {}
         }
     }
@@ -355,7 +358,8 @@ impl Reader<'_> {
     }
 
     fn push_picture(&mut self, mut d: Drawing) {
-        if d.embed.is_none() || !self.keep(PIECE_BYTES + d.alt.len() + d.title.len()) {
+        let shown = d.embed.is_some() || d.chart;
+        if !shown || !self.keep(PIECE_BYTES + d.alt.len() + d.title.len()) {
             return;
         }
         if d.alt.is_empty() {
@@ -423,10 +427,11 @@ mod tests {
     }
 
     #[test]
-    fn a_drawing_is_a_picture_run_with_its_description_or_title() {
+    fn drawings_and_charts_are_picture_runs_with_their_description_or_title() {
         let xml = r#"<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><w:body>
           <w:p><w:r><w:drawing><wp:inline><wp:docPr id="1" name="Picture 1" descr="算定表"/><a:graphic><a:graphicData><a:blip r:embed="rId7"/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r></w:p>
           <w:p><w:r><w:drawing><wp:inline><wp:docPr id="2" name="Picture 2" title="入口"/><a:graphic><a:graphicData><a:blip r:embed="rId8"/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r></w:p>
+          <w:p><w:r><w:drawing><wp:inline><wp:docPr id="4" descr="グラフ"/><a:graphic><a:graphicData><c:chart xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" r:id="rId5"/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r></w:p>
           <w:p><w:del><w:r><w:drawing><wp:inline><wp:docPr id="3" descr="消した"/><a:blip r:embed="rId9"/></wp:inline></w:drawing></w:r></w:del></w:p>
         </w:body></w:document>"#;
         let blocks = read(xml.as_bytes(), &Styles::default(), &HashMap::new()).unwrap();
@@ -439,7 +444,14 @@ mod tests {
             .filter_map(|r| r.picture.as_ref())
             .map(|d| (d.embed.as_deref(), d.alt.as_str()))
             .collect();
-        assert_eq!(pictures, [(Some("rId7"), "算定表"), (Some("rId8"), "入口")]);
+        assert_eq!(
+            pictures,
+            [
+                (Some("rId7"), "算定表"),
+                (Some("rId8"), "入口"),
+                (None, "グラフ")
+            ]
+        );
     }
 
     #[test]

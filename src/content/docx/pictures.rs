@@ -11,6 +11,9 @@ use pulldown_cmark::{CowStr, Event, LinkType, Tag, TagEnd};
 use super::body::{self, Block};
 use super::{xml, Converter, MAX_DOCX_BYTES};
 
+/// The source a chart object gets: no part holds a picture of it.
+const CHART: &str = "word/chart";
+
 /// The most the pictures of one document unpack to, all together: every picture of a
 /// 20 MiB document, stored as they are.
 const MAX_PICTURE_PARTS_BYTES: u64 = 2 * MAX_DOCX_BYTES;
@@ -66,6 +69,17 @@ pub(super) fn picture_parts(
     let mut out = HashMap::new();
     let mut left = MAX_PICTURE_PARTS_BYTES;
     for run in runs {
+        if run
+            .picture
+            .as_ref()
+            .is_some_and(|d| d.chart && d.embed.is_none())
+        {
+            out.insert(
+                CHART.to_string(),
+                Err("a chart object, which tayori cannot draw: in Word, copy the chart and paste it as a picture (Paste Special → Picture (PNG))".into()),
+            );
+            continue;
+        }
         let Some(name) = run
             .picture
             .as_ref()
@@ -108,11 +122,11 @@ impl Converter<'_> {
         d: &body::Drawing,
     ) -> Result<(), String> {
         let id = d.embed.as_deref().unwrap_or("");
-        let part = self
-            .images
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| format!("word/{id}"));
+        let part = match self.images.get(id) {
+            Some(part) => part.clone(),
+            None if d.chart => CHART.to_string(),
+            None => format!("word/{id}"),
+        };
         self.spend(part.len() + d.alt.len())?;
         events.push(Event::Start(Tag::Image {
             link_type: LinkType::Inline,
