@@ -505,6 +505,46 @@ fn an_edited_picture_updates_its_post_with_a_new_url_and_the_old_one_stays() {
 }
 
 #[test]
+fn a_post_waits_while_its_picture_is_being_copied_in_and_is_published_once_it_is_there() {
+    use std::io::Write;
+    let (dir, _) = folder_on_port(None);
+    let root = dir.path();
+    let daemon = support::Daemon::start(root, &[]);
+    let photo = picture(1600, 1200, 6, image::ImageFormat::Jpeg);
+    let mut copying = std::fs::File::create(root.join("posts/entrance.jpg")).unwrap();
+    copying.write_all(&photo[..photo.len() / 2]).unwrap();
+    copying.flush().unwrap();
+    write_post(
+        root,
+        "2026-11-30-office.md",
+        "事務所を移転しました",
+        "![事務所の入口](entrance.jpg)",
+    );
+    // A later post being published shows the daemon has read the folder since.
+    write_post(
+        root,
+        "2026-11-30-other.md",
+        "面会交流のご案内",
+        "本文です。",
+    );
+    daemon.wait_log("slug=other", 1);
+    assert!(
+        !daemon.log_has("rejected file"),
+        "a picture being written is not broken"
+    );
+    assert!(!daemon.log_has("slug=office"));
+
+    copying.write_all(&photo[photo.len() / 2..]).unwrap();
+    drop(copying);
+    daemon.wait_log("slug=office", 1);
+    assert!(!daemon.log_has("rejected file"));
+    let page = root.join("public/posts/office.html");
+    support::wait_for("the page", Duration::from_secs(20), || page.exists());
+    let page = std::fs::read_to_string(page).unwrap();
+    assert!(page.contains("width=\"600\" height=\"450\""), "{page}");
+}
+
+#[test]
 #[ignore = "needs aiosmtpd: scripts/test installs it and runs ignored tests"]
 fn the_office_receipt_names_a_missing_picture_and_no_reader_gets_its_post() {
     let smtp = SmtpServer::start(&support::python(), &[]);

@@ -72,7 +72,9 @@ pub(super) fn read_posts(
     let started = std::time::Instant::now();
     for path in files {
         let cached = cache.entry(path.clone()).or_default();
-        if !tracker.ready(&path, started) {
+        let pictures_written =
+            |c: &Cached, t: &Tracker| c.pictures.iter().any(|(p, _)| !t.ready(p, started));
+        if !tracker.ready(&path, started) || pictures_written(cached, tracker) {
             scan.posts.extend(cached.post.clone());
             continue;
         }
@@ -85,7 +87,26 @@ pub(super) fn read_posts(
             if changed {
                 cached.failures = 0;
             }
+            let previous = (cached.post.clone(), cached.problem.take());
             read_one(&path, dir, opts, now, cached);
+            if pictures_written(cached, tracker) {
+                // A picture still being copied in is neither broken nor finished (a cut-off
+                // JPEG may even decode): the last read stands, and the post is read again
+                // once the picture is complete.
+                (cached.post, cached.problem) = previous;
+                cached.stamp = None;
+                scan.posts.extend(cached.post.clone());
+                continue;
+            }
+            let previous = previous.1;
+            // Each version of a bad file is logged once, not at every build.
+            if let Some(problem) = cached
+                .problem
+                .as_ref()
+                .filter(|p| previous.as_ref() != Some(*p))
+            {
+                tracing::warn!(file = %problem.path.display(), reason = %problem.message, "rejected file");
+            }
             cached.retry_after = cached.problem.is_some().then(|| {
                 cached.failures = cached.failures.saturating_add(1);
                 let wait = RETRY_FIRST.saturating_mul(1 << cached.failures.min(8));
@@ -95,6 +116,7 @@ pub(super) fn read_posts(
         scan.posts.extend(cached.post.clone());
         scan.problems.extend(cached.problem.clone());
     }
+    tracker.forget_ready_pictures(started);
     scan.dedupe_slugs();
     Ok(scan)
 }
@@ -120,12 +142,6 @@ fn read_one(
             cached.post = Some(post);
             cached.problem = None;
         }
-        Err(problem) => {
-            // Each version of a bad file is logged once, not at every build.
-            if cached.problem.as_ref() != Some(&problem) {
-                tracing::warn!(file = %problem.path.display(), reason = %problem.message, "rejected file");
-            }
-            cached.problem = Some(problem);
-        }
+        Err(problem) => cached.problem = Some(problem),
     }
 }
