@@ -160,6 +160,12 @@ fn decode(source: &[u8]) -> Result<(DynamicImage, bool), PictureError> {
         .with_guessed_format()
         .map_err(|e| PictureError::Broken(e.to_string()))?;
     let format = reader.format().ok_or(PictureError::Unreadable(None))?;
+    // The JPEG decoder fills a cut-off picture with gray rather than failing.
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(source) {
+        return Err(PictureError::Broken(
+            "the file ends before its picture does (cut off, or still being copied)".into(),
+        ));
+    }
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_DECODER_ALLOC);
     reader.limits(limits);
@@ -182,6 +188,33 @@ fn decode(source: &[u8]) -> Result<(DynamicImage, bool), PictureError> {
     image.apply_orientation(orientation);
     let lossless = matches!(format, ImageFormat::Png | ImageFormat::Gif);
     Ok((image, lossless))
+}
+
+/// Whether a JPEG's main picture ends (ITU-T T.81 §B.2): its segments are walked from the
+/// start up to the first scan (so an EXIF thumbnail's markers are skipped by length), and an
+/// end-of-image marker must follow — inside scan data `FF D9` means nothing else. Data after
+/// it (a phone's motion-photo trailer) is allowed.
+fn jpeg_is_complete(source: &[u8]) -> bool {
+    let mut at = 2;
+    while at + 4 <= source.len() {
+        if source[at] != 0xFF {
+            return false;
+        }
+        let marker = source[at + 1];
+        if marker == 0xFF {
+            at += 1;
+            continue;
+        }
+        let length = usize::from(u16::from_be_bytes([source[at + 2], source[at + 3]]));
+        if marker == 0xDA {
+            let scan = at + 2 + length;
+            return source
+                .get(scan..)
+                .is_some_and(|rest| rest.windows(2).any(|w| w == [0xFF, 0xD9]));
+        }
+        at += 2 + length;
+    }
+    false
 }
 
 /// HEIC/HEIF (ISO/IEC 23008-12): an ISO BMFF `ftyp` box naming a HEIF brand.

@@ -176,6 +176,16 @@ fn heic_and_other_files_are_named_as_unreadable() {
     let mut cut = photo(64, 64);
     cut.truncate(cut.len() / 3);
     assert!(encode(&cut).is_err());
+    // Cut inside its picture data: the decoder alone would give a gray-bottomed picture.
+    let mut cut = with_exif_orientation_6(&photo(400, 300));
+    cut.truncate(cut.len() * 9 / 10);
+    assert!(
+        encode(&cut).unwrap_err().to_string().contains("cut off"),
+        "a cut-off JPEG is refused"
+    );
+    let mut trailer = photo(64, 64);
+    trailer.extend(b"\0\0\0\x18ftypmp42 a motion photo's video");
+    assert!(encode(&trailer).is_ok(), "data after the end is allowed");
 }
 
 #[test]
