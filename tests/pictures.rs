@@ -376,6 +376,22 @@ fn a_missing_picture_is_named_by_check_and_status_and_its_post_is_not_sent() {
     .unwrap();
     let o = tayori(root, &["check"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!text(&o.stderr).contains("alt text"), "{}", text(&o.stderr));
+    // Without alt text: a warning, not an error.
+    write_post(
+        root,
+        "2026-11-30-map.md",
+        "地図",
+        "<img src=\"entrance.jpg\">",
+    );
+    let o = tayori(root, &["check"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr)
+            .contains("2026-11-30-map.md: warning: picture `entrance.jpg` has no alt text"),
+        "{}",
+        text(&o.stderr)
+    );
     let o = tayori(root, &["build"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let page = std::fs::read_to_string(root.join("public/posts/office.html")).unwrap();
