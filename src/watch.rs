@@ -84,7 +84,10 @@ impl Tracker {
         let mut relevant = false;
         let renamed_to = matches!(ev.kind, EventKind::Modify(ModifyKind::Name(_)));
         for (i, path) in ev.paths.iter().enumerate() {
-            let is_post = crate::content::is_post_file(path);
+            // A picture is no post, but an edit of one changes the posts that show it: it is
+            // watched the same way, so that a post waits while its picture is being written.
+            let is_post =
+                crate::content::is_post_file(path) || crate::content::is_picture_file(path);
             relevant |= is_post || path.extension().is_none();
             if !is_post {
                 continue;
@@ -132,7 +135,16 @@ impl Tracker {
     /// Forgets files that are no longer there (renamed away, or removed without an event).
     /// `present` is sorted, as [`crate::content::list_post_files`] gives it.
     pub fn keep_only(&mut self, present: &[PathBuf]) {
-        self.files.retain(|p, _| present.binary_search(p).is_ok());
+        self.files.retain(|p, _| {
+            present.binary_search(p).is_ok() || (crate::content::is_picture_file(p) && p.exists())
+        });
+    }
+
+    /// Forgets the pictures that are ready at `now`: the posts showing them have been read
+    /// (a picture no post shows must not be waited for either).
+    pub fn forget_ready_pictures(&mut self, now: Instant) {
+        self.files
+            .retain(|p, f| !crate::content::is_picture_file(p) || now < f.ready_at());
     }
 
     /// Forgets a file once it has been read (keeps the map small).

@@ -10,11 +10,7 @@ use std::process::Command;
 use tayori::content::{self, IngestError, IngestOptions, Post};
 
 fn options() -> IngestOptions {
-    IngestOptions {
-        strip_lines: vec![],
-        tz: chrono_tz::Asia::Tokyo,
-        base_url: "https://example.jp/blog/".into(),
-    }
+    IngestOptions::new("https://example.jp/blog/")
 }
 
 fn ingest(path: &Path) -> Result<Post, IngestError> {

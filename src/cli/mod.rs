@@ -236,22 +236,20 @@ fn check(root: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     // Warnings are printed, never an error: the folder works.
-    let warnings = config.as_ref().map(calendar_warnings).unwrap_or_default();
+    let mut warnings = config.as_ref().map(calendar_warnings).unwrap_or_default();
     if let Err(e) = crate::unsubscribe::Key::load(root, false) {
         problems.push(Problem::new(&config_path, None, e.to_string()));
     }
     // Posts are still checked when the config is broken, with default options.
     let opts = match &config {
         Some(c) => IngestOptions::from_config(c),
-        None => IngestOptions {
-            strip_lines: Vec::new(),
-            tz: chrono_tz::Asia::Tokyo,
-            base_url: "https://example.invalid/".into(),
-        },
-    };
+        None => IngestOptions::new("https://example.invalid/"),
+    }
+    .with_media_cache(root, false);
     let posts = match publish::scan(root, &opts) {
         Ok(scan) => {
             problems.extend(scan.problems);
+            warnings.extend(scan.posts.iter().flat_map(|p| missing_alt_warnings(p)));
             scan.posts.len()
         }
         Err(e) => {
@@ -283,6 +281,25 @@ fn check(root: &Path) -> anyhow::Result<ExitCode> {
     } else {
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// `check`'s warnings about pictures shown without a text alternative (JIS X 8341-3, WCAG 2.x
+/// success criterion 1.1.1): readers who listen to their mail hear nothing of them.
+fn missing_alt_warnings(post: &content::Post) -> Vec<Problem> {
+    post.pictures
+        .iter()
+        .filter(|p| p.missing_alt)
+        .map(|p| {
+            Problem::new(
+                files::display(&post.source),
+                None,
+                format!(
+                    "warning: picture `{}` has no alt text: say in a few words what it shows (Markdown: ![入口の写真]({}); Word: the picture's Alt Text), for readers who cannot see it",
+                    p.reference, p.reference
+                ),
+            )
+        })
+        .collect()
 }
 
 /// `check`'s warnings about days without an issue: the schedule's next tick falls on one, or
@@ -366,7 +383,11 @@ fn preview(root: &Path, file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let posts_dir = root.join("posts");
-    let post = match content::ingest(file, &posts_dir, &IngestOptions::from_config(&config)) {
+    let post = match content::ingest(
+        file,
+        &posts_dir,
+        &IngestOptions::from_config(&config).with_media_cache(root, false),
+    ) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{}", e.problem(file));

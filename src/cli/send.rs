@@ -274,7 +274,7 @@ fn report(result: Result<deliver::Summary, String>) -> ExitCode {
 /// `send --dry-run`: what the next issue would be, without changing anything.
 fn dry(root: &Path, config: &crate::config::Config) -> anyhow::Result<ExitCode> {
     // Posts that cannot be read are named here too: they would not be in the issue.
-    let opts = crate::content::IngestOptions::from_config(config);
+    let opts = crate::content::IngestOptions::from_config(config).with_media_cache(root, false);
     if let Ok(scan) = crate::publish::scan(root, &opts) {
         for p in &scan.problems {
             eprintln!("{p}; not in the issue");

@@ -135,12 +135,9 @@ pub fn status(root: &Path, subscriber: Option<&str>, feeds: bool) -> anyhow::Res
 fn invalid_posts(root: &Path, config: Option<&crate::config::Config>) {
     let opts = match config {
         Some(c) => crate::content::IngestOptions::from_config(c),
-        None => crate::content::IngestOptions {
-            strip_lines: Vec::new(),
-            tz: chrono_tz::Asia::Tokyo,
-            base_url: "https://example.invalid/".into(),
-        },
-    };
+        None => crate::content::IngestOptions::new("https://example.invalid/"),
+    }
+    .with_media_cache(root, false);
     match crate::publish::scan(root, &opts) {
         Ok(scan) => {
             println!("invalid posts: {}", scan.problems.len());

@@ -48,6 +48,23 @@ pub fn is_post_file(path: &Path) -> bool {
     )
 }
 
+/// Whether `path` names a picture a post may show (JPEG, PNG, GIF, WebP, HEIC): never a post
+/// itself, but a change to one is a change to the posts that show it.
+pub fn is_picture_file(path: &Path) -> bool {
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_none_or(|n| n.starts_with('.'));
+    !hidden
+        && matches!(
+            path.extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            Some("jpg" | "jpeg" | "png" | "gif" | "webp" | "heic" | "heif")
+        )
+}
+
 /// Every post file under `dir` (recursively; hidden and symlinked folders are not entered),
 /// sorted by path. Entries that are not regular files are listed too, so that reading them
 /// reports why they are skipped. Fails when `dir` or any folder in it cannot be read.

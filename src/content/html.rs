@@ -3,6 +3,9 @@
 
 use std::borrow::Cow;
 use std::fmt::Write;
+use std::sync::Arc;
+
+use super::pictures::Resolver;
 
 /// The URL schemes a link or image in a post may use; anything else (`javascript:`, `data:`,
 /// `file:`, `vbscript:`…) is dropped from both parts of the email, the archive and the feeds.
@@ -45,6 +48,16 @@ pub fn escape(text: &str) -> String {
 /// Sanitises HTML from a post (raw HTML is allowed in Markdown): no `script`/`style`, no event
 /// handlers, every URL through [`safe_url`] (relative ones made absolute against `base_url`).
 pub fn sanitize(html: &str, base_url: &str) -> String {
+    sanitize_with(html, base_url, None)
+}
+
+/// [`sanitize`], with the post's pictures: an `<img>` whose source is a file of the post
+/// points at its published copy, with the size it is shown at.
+pub(super) fn sanitize_with(
+    html: &str,
+    base_url: &str,
+    pictures: Option<&Arc<Resolver>>,
+) -> String {
     let mut builder = ammonia::Builder::default();
     builder.add_generic_attributes(["id"]);
     builder
@@ -55,8 +68,14 @@ pub fn sanitize(html: &str, base_url: &str) -> String {
         builder.url_relative(ammonia::UrlRelative::RewriteWithBase(base));
     }
     let base = base_url.to_string();
-    builder.attribute_filter(move |_element, attribute, value| {
-        if matches!(
+    let resolver = pictures.cloned();
+    builder.attribute_filter(move |element, attribute, value| {
+        if let Some(r) = resolver
+            .as_ref()
+            .filter(|r| element == "img" && attribute == "src" && r.claims(value))
+        {
+            r.url(value).map(Cow::Owned)
+        } else if matches!(
             attribute,
             "href" | "src" | "cite" | "longdesc" | "poster" | "action"
         ) {
@@ -71,11 +90,16 @@ pub fn sanitize(html: &str, base_url: &str) -> String {
     let mut rest = clean.as_str();
     while let Some(i) = rest.find("<img ") {
         let end = rest[i..].find('>').map_or(rest.len(), |e| i + e);
-        out.push_str(&rest[..i + 5]);
-        if !rest[i..end].contains(" alt=\"") {
-            out.push_str("alt=\"\" ");
+        out.push_str(&rest[..i]);
+        let mut tag = rest[i..=end.min(rest.len() - 1)].to_string();
+        if !tag.contains(" alt=\"") {
+            tag.insert_str(5, "alt=\"\" ");
         }
-        rest = &rest[i + 5..];
+        match pictures {
+            Some(r) => out.push_str(&r.size_img(&tag)),
+            None => out.push_str(&tag),
+        }
+        rest = &rest[(end + 1).min(rest.len())..];
     }
     out.push_str(rest);
     out

@@ -7,8 +7,9 @@
 
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
-use super::html::{safe_url, sanitize};
+use super::html::{safe_url, sanitize_with};
 use super::nesting::Excess;
+use super::pictures::Resolver;
 use super::{
     is_editors_note_heading, nesting, one_line, Body, IngestOptions, Parsed, Section, SectionIds,
     TocEntry,
@@ -151,8 +152,13 @@ fn is_cjk(c: char) -> bool {
 
 /// Links and images through [`safe_url`]: the URL both parts get, or — for one it refuses —
 /// no link or image at all, its text kept. Done on the events, before either part is
-/// written, so the HTML and the text part cannot read a URL differently.
-fn safe_links<'a>(events: &[Event<'a>], base_url: &str) -> Vec<Event<'a>> {
+/// written, so the HTML and the text part cannot read a URL differently. The post's own
+/// pictures are left for the sanitiser, which publishes them (see `pictures`).
+fn safe_links<'a>(
+    events: &[Event<'a>],
+    base_url: &str,
+    pictures: Option<&Resolver>,
+) -> Vec<Event<'a>> {
     let mut dropped: Vec<bool> = Vec::new();
     events
         .iter()
@@ -173,6 +179,12 @@ fn safe_links<'a>(events: &[Event<'a>], base_url: &str) -> Vec<Event<'a>> {
                         id: id.clone(),
                     })
                 })
+            }
+            Event::Start(Tag::Image { dest_url, .. })
+                if pictures.is_some_and(|r| r.claims(dest_url)) =>
+            {
+                dropped.push(false);
+                Some(ev.clone())
             }
             Event::Start(Tag::Image {
                 link_type,
@@ -198,7 +210,7 @@ fn safe_links<'a>(events: &[Event<'a>], base_url: &str) -> Vec<Event<'a>> {
 }
 
 fn body_of(events: &[Event], opts: &IngestOptions) -> Body {
-    let events = &safe_links(events, &opts.base_url)[..];
+    let events = &safe_links(events, &opts.base_url, opts.pictures.as_deref())[..];
     // A line break inside a Japanese paragraph is not a space: browsers would show one. The
     // characters of text on either side of each event, found in one pass each way (a search
     // from every break would take time growing with the square of the post).
@@ -225,9 +237,10 @@ fn body_of(events: &[Event], opts: &IngestOptions) -> Body {
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, joined);
     Body {
-        html: sanitize(&html, &opts.base_url),
+        html: sanitize_with(&html, &opts.base_url, opts.pictures.as_ref()),
         text: TextWriter {
             base_url: &opts.base_url,
+            pictures: opts.pictures.as_deref(),
             ..TextWriter::default()
         }
         .write(events),
@@ -240,6 +253,7 @@ fn body_of(events: &[Event], opts: &IngestOptions) -> Body {
 #[derive(Default)]
 struct TextWriter<'a> {
     base_url: &'a str,
+    pictures: Option<&'a Resolver>,
     out: String,
     lists: Vec<Option<u64>>,
     quote: usize,
@@ -334,7 +348,11 @@ impl TextWriter<'_> {
                 }
             }
             Event::Start(Tag::Image { dest_url, .. }) => {
-                if let Some(safe) = safe_url(dest_url, self.base_url) {
+                let url = match self.pictures.filter(|r| r.claims(dest_url)) {
+                    Some(r) => r.url(dest_url),
+                    None => safe_url(dest_url, self.base_url),
+                };
+                if let Some(safe) = url {
                     self.out.push_str(&format!("[画像: {safe}] "))
                 }
             }
@@ -372,11 +390,7 @@ mod tests {
     use super::*;
 
     fn opts() -> IngestOptions {
-        IngestOptions {
-            strip_lines: vec![],
-            tz: chrono_tz::Asia::Tokyo,
-            base_url: "https://example.jp/blog/".into(),
-        }
+        IngestOptions::new("https://example.jp/blog/")
     }
 
     #[test]

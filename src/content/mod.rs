@@ -12,10 +12,12 @@ mod frontmatter;
 mod html;
 mod markdown;
 mod nesting;
+mod pictures;
 mod plaintext;
 
 pub use crate::text::{hex, one_line};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
@@ -23,9 +25,13 @@ use sha2::{Digest, Sha256};
 
 pub use decode::{decode, decode_list, DecodeError};
 pub use docx::MAX_DOCX_BYTES;
-pub use files::{is_post_file, list_post_files, read_post, ListError, MAX_POST_BYTES};
+pub use files::{
+    is_picture_file, is_post_file, list_post_files, read_post, ListError, MAX_POST_BYTES,
+};
 pub use html::{escape, safe_url, sanitize, ALLOWED_SCHEMES};
 pub use nesting::{MAX_DEPTH, MAX_PIECES};
+pub use pictures::Picture;
+use pictures::{Origin, Resolver};
 
 /// An article, or a short editor's note on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, PartialOrd, Ord)]
@@ -104,7 +110,10 @@ pub struct Post {
     pub toc: Vec<TocEntry>,
     pub sections: Vec<Section>,
     pub editors_note: Option<Body>,
-    /// SHA-256 of the file's bytes, hex: the post's revision.
+    /// The pictures it shows (files beside it, or inside its Word document), in order.
+    pub pictures: Vec<Picture>,
+    /// SHA-256 of the file's bytes and its pictures' names, hex: the post's revision (a
+    /// picture edited under the same name is a new revision).
     pub hash: String,
     /// The encoding the file was read in.
     pub encoding: &'static str,
@@ -127,6 +136,7 @@ impl Post {
             toc: Vec::new(),
             sections: Vec::new(),
             editors_note: None,
+            pictures: Vec::new(),
             hash: hash.to_string(),
             encoding: "UTF-8",
         }
@@ -194,6 +204,13 @@ pub enum IngestError {
     /// More than [`MAX_PIECES`] pieces: memory for rendering grows with them.
     #[error("more than {MAX_PIECES} pieces (paragraphs, lines, list items, table cells, links, HTML elements…) up to here; no post may have that many")]
     TooManyPieces { line: Option<usize> },
+    /// Pictures missing, refused or unreadable; `files` are those beside the post it names,
+    /// so that a watcher reads the post again when one appears or changes.
+    #[error("{message}")]
+    Pictures {
+        message: String,
+        files: Vec<PathBuf>,
+    },
     #[error("empty post: no title")]
     Empty,
     #[error("slug `{0}` must be letters, digits, `-` or `_`")]
@@ -228,16 +245,45 @@ pub struct IngestOptions {
     pub tz: chrono_tz::Tz,
     /// Base for relative links and images (`site.url`).
     pub base_url: String,
+    /// Base of published pictures' URLs: `<public_url>/media/` (see `Config::public_base`).
+    pub media_url: String,
+    /// Where re-encoded pictures are looked up (and kept, when it says so).
+    pub media_cache: Option<crate::media::Cache>,
+    /// The pictures of the post being parsed: set by [`parse`] for each post.
+    pictures: Option<Arc<Resolver>>,
 }
 
 impl IngestOptions {
+    /// Options without a configuration (one that could not be read): Tokyo time, `base_url`.
+    pub fn new(base_url: &str) -> Self {
+        IngestOptions {
+            strip_lines: Vec::new(),
+            tz: chrono_tz::Asia::Tokyo,
+            base_url: base_url.to_string(),
+            media_url: format!("{}/media/", base_url.trim_end_matches('/')),
+            media_cache: None,
+            pictures: None,
+        }
+    }
+
     /// Options from a validated configuration.
     pub fn from_config(config: &crate::config::Config) -> Self {
         IngestOptions {
             strip_lines: config.posts.strip_lines.clone(),
             tz: config.tz(),
-            base_url: config.site.url.clone(),
+            media_url: format!("{}/media/", config.public_base()),
+            ..IngestOptions::new(&config.site.url)
         }
+    }
+
+    /// These options with the re-encoded pictures of the folder `root` (`state/media/`):
+    /// looked up there, and kept there when `write` (a build; `check` only looks).
+    pub fn with_media_cache(mut self, root: &Path, write: bool) -> Self {
+        self.media_cache = Some(crate::media::Cache {
+            dir: crate::media::cache_dir(root),
+            write,
+        });
+        self
     }
 }
 
@@ -250,22 +296,54 @@ pub fn ingest(path: &Path, posts_dir: &Path, opts: &IngestOptions) -> Result<Pos
         .ok()
         .and_then(|rel| rel.components().next())
         .is_some_and(|c| c.as_os_str() == "notes");
-    parse(path, &bytes, in_notes, opts)
+    parse_in(path, &bytes, in_notes, inside, opts)
 }
 
-/// Parses a post from its bytes; `path` gives the format (by extension) and the slug.
+/// Parses a post from its bytes; `path` gives the format (by extension) and the slug, and
+/// the folder its pictures are read from.
 pub fn parse(
     path: &Path,
     bytes: &[u8],
     in_notes: bool,
     opts: &IngestOptions,
 ) -> Result<Post, IngestError> {
+    parse_in(path, bytes, in_notes, None, opts)
+}
+
+/// [`parse`]; pictures beside the post must lie inside `posts` when given.
+fn parse_in(
+    path: &Path,
+    bytes: &[u8],
+    in_notes: bool,
+    posts: Option<&Path>,
+    opts: &IngestOptions,
+) -> Result<Post, IngestError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
+    let beside = || Origin::Folder {
+        dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        posts: posts.map(Path::to_path_buf),
+    };
+    let with_pictures = |origin| {
+        let resolver = Arc::new(Resolver::new(
+            origin,
+            &opts.media_url,
+            opts.media_cache.clone(),
+        ));
+        let opts = IngestOptions {
+            pictures: Some(resolver.clone()),
+            ..opts.clone()
+        };
+        (resolver, opts)
+    };
+    let resolver;
     let (front, parsed, encoding) = if ext.as_deref() == Some("docx") {
         let doc = docx::read(bytes).map_err(IngestError::Word)?;
+        let (r, opts) = with_pictures(Origin::Word(doc.pictures));
+        resolver = r;
+        let opts = &opts;
         match nesting::first_excess(&doc.events) {
             Some((_, nesting::Excess::Depth)) => return Err(IngestError::TooDeep { line: None }),
             Some((_, nesting::Excess::Pieces)) => {
@@ -285,6 +363,9 @@ pub fn parse(
         };
         (front, parsed, "Office Open XML")
     } else {
+        let (r, opts) = with_pictures(beside());
+        resolver = r;
+        let opts = &opts;
         let decoded = decode(bytes)?;
         let split = frontmatter::split(&decoded.text)?;
         let parsed = if ext.as_deref() == Some("txt") {
@@ -303,6 +384,9 @@ pub fn parse(
         };
         (split.front, parsed, decoded.encoding)
     };
+    let pictures = resolver
+        .finish()
+        .map_err(|(message, files)| IngestError::Pictures { message, files })?;
     let date = front
         .date
         .as_ref()
@@ -345,9 +429,22 @@ pub fn parse(
         toc: parsed.toc,
         sections: parsed.sections,
         editors_note: parsed.editors_note,
-        hash: hex(&Sha256::digest(bytes)),
+        hash: revision(bytes, &pictures),
+        pictures,
         encoding,
     })
+}
+
+/// A post's revision: SHA-256 of its file's bytes, and of its pictures' names (each a hash of
+/// the picture's bytes) when it has any — a post without pictures keeps the hash of its bytes.
+fn revision(bytes: &[u8], pictures: &[Picture]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(bytes);
+    for p in pictures {
+        hash.update(b"\0picture ");
+        hash.update(p.encoded.name.as_bytes());
+    }
+    hex(&hash.finalize())
 }
 
 /// What a format parser finds in the body.

@@ -302,8 +302,7 @@ mod tests {
     fn opts() -> IngestOptions {
         IngestOptions {
             strip_lines: vec!["PREVIOUS / NEXT".into()],
-            tz: chrono_tz::Asia::Tokyo,
-            base_url: "https://example.jp/".into(),
+            ..IngestOptions::new("https://example.jp/")
         }
     }
 

@@ -172,6 +172,10 @@ pub struct Mirror {
     pub tags: Vec<String>,
     pub published_at: String,
     pub url: String,
+    /// The post's pictures: their names under `public/media/` (absent in events queued before
+    /// pictures existed).
+    #[serde(default)]
+    pub pictures: Vec<String>,
 }
 
 /// Queues the post's state for WordPress and Micropub (articles only: notes are not blog
@@ -206,6 +210,7 @@ fn queue_mirrors(
         tags: p.tags.clone(),
         published_at: entry.published.to_rfc3339(),
         url: config.post_url(&p.slug),
+        pictures: p.pictures.iter().map(|p| p.encoded.name.clone()).collect(),
     };
     let body = serde_json::to_string(&mirror).expect("a Mirror serialises");
     for (name, on) in targets {

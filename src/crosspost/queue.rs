@@ -105,6 +105,7 @@ impl Answer {
 
 /// Delivers every due event of `target` once; returns why the target stopped, if it did.
 async fn deliver_due(
+    root: &std::path::Path,
     config: &Config,
     store: &Shared,
     http: &reqwest::Client,
@@ -121,7 +122,7 @@ async fn deliver_due(
                 match serde_json::from_str::<super::Mirror>(&ev.body) {
                     Err(e) => Answer::Gone(format!("unreadable event: {e}")),
                     Ok(m) if target == Target::WordPress => {
-                        super::wordpress::sync(config, store, http, &m).await?
+                        super::wordpress::sync(root, config, store, http, &m).await?
                     }
                     Ok(m) => super::micropub::sync(config, store, http, &m).await?,
                 }
@@ -290,7 +291,7 @@ async fn run_target(
         tracing::error!("{name} queue: {e}");
     }
     loop {
-        let failed = match deliver_due(&config, &store, &http, target).await {
+        let failed = match deliver_due(&root, &config, &store, &http, target).await {
             Ok(Some(why)) => {
                 let text = format!("ブログへの転載先が tayori を受け付けなくなりました（{why}）。転載待ちの投稿は残っています。パスワード（アプリケーションパスワード）やトークンを確かめてから、tayori を再起動してください。");
                 let cause = format!("{}.{name}", crate::editor::alert::CROSSPOST);

@@ -5,7 +5,9 @@
 //! kept in the store, so an edit updates that post (`POST /posts/<id>`) and a deletion trashes it
 //! (`DELETE /posts/<id>`, without `force`). Before creating, the blog is asked for a post with
 //! our slug: an attempt whose answer was lost never makes a second copy. Tags are found by name
-//! or created.
+//! or created. Each picture of a post is uploaded to the blog's media library once
+//! (`POST /media`), remembered in the store by its name, and the post's copy shows the blog's
+//! URL of it: the blog never depends on the newsletter's server.
 
 use std::time::Duration;
 
@@ -18,10 +20,13 @@ use crate::config::{Config, WordPress};
 use crate::store::{Shared, StoreError};
 
 const TARGET: &str = Target::WordPress.name();
+/// The store's name for the blog's copies of our pictures (by picture name).
+const MEDIA: &str = "wordpress.media";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Makes WordPress's copy of the post match the event.
 pub(super) async fn sync(
+    root: &std::path::Path,
     config: &Config,
     store: &Shared,
     http: &reqwest::Client,
@@ -47,7 +52,10 @@ pub(super) async fn sync(
     let result = if mirror.action == "deleted" {
         api.trash(known.as_deref()).await
     } else {
-        api.upsert(mirror, known.as_deref()).await
+        match api.pictures(root, config, store, mirror).await? {
+            Ok(mirror) => api.upsert(&mirror, known.as_deref()).await,
+            Err(outcome) => Err(outcome),
+        }
     };
     let slug = mirror.slug.clone();
     Ok(match result {
@@ -175,6 +183,69 @@ impl Api<'_> {
                 link: post["link"].as_str().map(str::to_string),
             }),
             None => Err(Answer::Retry("WordPress answered without a post id".into())),
+        }
+    }
+
+    /// The mirror with each of its pictures' URLs replaced by the blog's copy of it, uploading
+    /// those the blog does not have yet.
+    async fn pictures(
+        &self,
+        root: &std::path::Path,
+        config: &Config,
+        store: &Shared,
+        mirror: &Mirror,
+    ) -> Result<Result<Mirror, Answer>, StoreError> {
+        let mut mirror = mirror.clone();
+        for name in mirror.pictures.clone() {
+            let key = name.clone();
+            let known = store
+                .call(move |s| s.remote_id(MEDIA, &key))
+                .await?
+                .and_then(|(_, url)| url);
+            let url = match known {
+                Some(url) => url,
+                None => match self.upload(root, &name).await {
+                    Ok((id, url)) => {
+                        let (key, u) = (name.clone(), url.clone());
+                        store
+                            .call(move |s| s.set_remote_id(MEDIA, &key, Some((&id, Some(&u)))))
+                            .await?;
+                        url
+                    }
+                    Err(outcome) => return Ok(Err(outcome)),
+                },
+            };
+            let ours = format!("{}/media/{name}", config.public_base());
+            mirror.html = mirror.html.replace(&ours, &url);
+        }
+        Ok(Ok(mirror))
+    }
+
+    /// Uploads `public/media/<name>` to the media library: its id and `source_url`.
+    async fn upload(&self, root: &std::path::Path, name: &str) -> Result<(String, String), Answer> {
+        let path = root.join("public").join("media").join(name);
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| Answer::Retry(format!("{}: {e}", path.display())))?;
+        let content_type = if name.ends_with(".png") {
+            "image/png"
+        } else {
+            "image/jpeg"
+        };
+        let req = self
+            .request(reqwest::Method::POST, "media")
+            .header("content-type", content_type)
+            .header(
+                "content-disposition",
+                format!("attachment; filename=\"{name}\""),
+            )
+            .body(bytes);
+        let made = self.call(req, "WordPress").await?;
+        match (made["id"].as_u64(), made["source_url"].as_str()) {
+            (Some(id), Some(url)) => Ok((id.to_string(), url.to_string())),
+            _ => Err(Answer::Retry(format!(
+                "WordPress took the picture {name} without giving its id and URL"
+            ))),
         }
     }
 

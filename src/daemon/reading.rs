@@ -45,6 +45,8 @@ pub(super) struct Cached {
     retry_after: Option<std::time::Instant>,
     /// How many times in a row this version failed.
     failures: u32,
+    /// The picture files beside the post that it shows, as they were when it was read.
+    pictures: Vec<(PathBuf, Option<Stamp>)>,
 }
 
 /// A file that failed is read again at a later build even unchanged — the failure may have
@@ -70,19 +72,41 @@ pub(super) fn read_posts(
     let started = std::time::Instant::now();
     for path in files {
         let cached = cache.entry(path.clone()).or_default();
-        if !tracker.ready(&path, started) {
+        let pictures_written =
+            |c: &Cached, t: &Tracker| c.pictures.iter().any(|(p, _)| !t.ready(p, started));
+        if !tracker.ready(&path, started) || pictures_written(cached, tracker) {
             scan.posts.extend(cached.post.clone());
             continue;
         }
         tracker.taken(&path);
         let now = stamp(&path);
-        let changed = now.is_none() || now != cached.stamp;
+        let pictures_changed = cached.pictures.iter().any(|(p, s)| stamp(p) != *s);
+        let changed = now.is_none() || now != cached.stamp || pictures_changed;
         let retry = cached.problem.is_some() && cached.retry_after.is_none_or(|t| started >= t);
         if changed || retry {
             if changed {
                 cached.failures = 0;
             }
+            let previous = (cached.post.clone(), cached.problem.take());
             read_one(&path, dir, opts, now, cached);
+            if pictures_written(cached, tracker) {
+                // A picture still being copied in is neither broken nor finished (a cut-off
+                // JPEG may even decode): the last read stands, and the post is read again
+                // once the picture is complete.
+                (cached.post, cached.problem) = previous;
+                cached.stamp = None;
+                scan.posts.extend(cached.post.clone());
+                continue;
+            }
+            let previous = previous.1;
+            // Each version of a bad file is logged once, not at every build.
+            if let Some(problem) = cached
+                .problem
+                .as_ref()
+                .filter(|p| previous.as_ref() != Some(*p))
+            {
+                tracing::warn!(file = %problem.path.display(), reason = %problem.message, "rejected file");
+            }
             cached.retry_after = cached.problem.is_some().then(|| {
                 cached.failures = cached.failures.saturating_add(1);
                 let wait = RETRY_FIRST.saturating_mul(1 << cached.failures.min(8));
@@ -92,6 +116,7 @@ pub(super) fn read_posts(
         scan.posts.extend(cached.post.clone());
         scan.problems.extend(cached.problem.clone());
     }
+    tracker.forget_ready_pictures(started);
     scan.dedupe_slugs();
     Ok(scan)
 }
@@ -104,17 +129,19 @@ fn read_one(
     cached: &mut Cached,
 ) {
     cached.stamp = stamp;
-    match crate::publish::read_post(path, dir, opts) {
+    let (read, pictures) = crate::publish::read_post_and_pictures(path, dir, opts);
+    cached.pictures = pictures
+        .into_iter()
+        .map(|p| {
+            let s = self::stamp(&p);
+            (p, s)
+        })
+        .collect();
+    match read {
         Ok(post) => {
             cached.post = Some(std::sync::Arc::new(post));
             cached.problem = None;
         }
-        Err(problem) => {
-            // Each version of a bad file is logged once, not at every build.
-            if cached.problem.as_ref() != Some(&problem) {
-                tracing::warn!(file = %problem.path.display(), reason = %problem.message, "rejected file");
-            }
-            cached.problem = Some(problem);
-        }
+        Err(problem) => cached.problem = Some(problem),
     }
 }

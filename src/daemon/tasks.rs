@@ -386,7 +386,7 @@ struct Reconcile {
 impl Reconcile {
     fn run(&mut self) -> anyhow::Result<publish::Report> {
         let dir = self.root.join("posts");
-        let opts = IngestOptions::from_config(&self.config);
+        let opts = IngestOptions::from_config(&self.config).with_media_cache(&self.root, true);
         // The error names the folder.
         let scan = super::reading::read_posts(&dir, &opts, &mut self.tracker, &mut self.cache)?;
         let report = publish::publish(

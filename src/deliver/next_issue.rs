@@ -53,8 +53,8 @@ pub fn next_issue(root: &Path, config: &Config) -> Result<Next, DeliverError> {
         });
     }
     let now = Utc::now();
-    let scan = publish::scan(root, &IngestOptions::from_config(config))
-        .map_err(publish::BuildError::from)?;
+    let opts = IngestOptions::from_config(config).with_media_cache(root, false);
+    let scan = publish::scan(root, &opts).map_err(publish::BuildError::from)?;
     let mut entries = Vec::new();
     for post in scan.posts {
         let Some(published) = publish::due(&post, Some(&store), now)? else {

@@ -42,10 +42,30 @@ pub fn scan(root: &Path, opts: &IngestOptions) -> Result<Scan, ListError> {
 /// Ingests one post file. A panic while reading it is this file's problem, reported like any
 /// invalid post: it never ends the daemon, nor hides the other posts.
 pub fn read_post(path: &Path, dir: &Path, opts: &IngestOptions) -> Result<Post, Problem> {
+    read_post_and_pictures(path, dir, opts).0
+}
+
+/// [`read_post`], and the picture files beside the post that it shows (or would show, had
+/// they been there): a change to one of them is a change to the post.
+pub fn read_post_and_pictures(
+    path: &Path,
+    dir: &Path,
+    opts: &IngestOptions,
+) -> (Result<Post, Problem>, Vec<PathBuf>) {
     if let Some(why) = copy_of_a_post(path) {
-        return Err(Problem::new(display(path), None, why));
+        return (Err(Problem::new(display(path), None, why)), Vec::new());
     }
-    match guarded(path, "read", || content::ingest(path, dir, opts)) {
+    let read = guarded(path, "read", || content::ingest(path, dir, opts));
+    let pictures = match &read {
+        Ok(Ok(post)) => post
+            .pictures
+            .iter()
+            .filter_map(|p| p.path.clone())
+            .collect(),
+        Ok(Err(content::IngestError::Pictures { files, .. })) => files.clone(),
+        _ => Vec::new(),
+    };
+    let post = match read {
         Ok(Ok(post)) => Ok(post),
         Ok(Err(e)) => Err(e.problem(&display(path))),
         Err(why) => Err(Problem::new(
@@ -53,7 +73,8 @@ pub fn read_post(path: &Path, dir: &Path, opts: &IngestOptions) -> Result<Post, 
             None,
             format!("tayori failed reading this file (a bug; please report it): {why}"),
         )),
-    }
+    };
+    (post, pictures)
 }
 
 /// Runs `f`, one step (`read`, `page`, `email`) on the post file `path`; a panic in it is
@@ -285,7 +306,8 @@ pub fn build(
     store: &Store,
     now: DateTime<Utc>,
 ) -> Result<Report, BuildError> {
-    let scan = scan(root, &IngestOptions::from_config(config))?;
+    let opts = IngestOptions::from_config(config).with_media_cache(root, true);
+    let scan = scan(root, &opts)?;
     publish(root, config, store, scan, now, &mut Written::default())
 }
 

@@ -69,7 +69,25 @@ pub fn write_public(
     let mut problems = Vec::new();
     // One listing instead of a look-up per page: a page removed by hand is written again.
     let on_disk = file_names(&public.join("posts"));
+    let media_cache = crate::media::cache_dir(root);
     for e in entries {
+        // Its pictures first: a page never points at a picture that is not there.
+        let names: Vec<&str> = e
+            .post
+            .pictures
+            .iter()
+            .map(|p| p.encoded.name.as_str())
+            .collect();
+        if let Err(why) = crate::media::publish(&media_cache, &public, &names) {
+            let p = Problem::new(
+                files::display(&e.post.source),
+                None,
+                format!("its pictures could not be published (will try again): {why}"),
+            );
+            tracing::error!(file = %p.path.display(), "{}", p.message);
+            problems.push(p);
+            continue;
+        }
         let print = page_print(e);
         let name = format!("{}.html", e.post.slug);
         let rel = format!("posts/{name}");

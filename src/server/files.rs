@@ -110,6 +110,36 @@ pub(super) async fn year_page(
     .await
 }
 
+/// `media/<hash>.<jpg|png>`: a post's picture. Its name is a hash of its content, so it never
+/// changes: cached for a year (`immutable`, RFC 8246).
+pub(super) async fn media(
+    State(s): State<AppState>,
+    UrlPath(file_name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (hash, content_type) = match file_name.rsplit_once('.') {
+        Some((h, "jpg")) => (h, "image/jpeg"),
+        Some((h, "png")) => (h, "image/png"),
+        _ => return not_found(),
+    };
+    if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return not_found();
+    }
+    let mut resp = file(
+        &s.root.join("public/media").join(file_name.as_str()),
+        content_type,
+        &headers,
+    )
+    .await;
+    if matches!(resp.status(), StatusCode::OK | StatusCode::NOT_MODIFIED) {
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+    }
+    resp
+}
+
 /// A generated file with `ETag` and `Last-Modified`, answering conditional requests with 304.
 async fn file(path: &Path, content_type: &'static str, req: &HeaderMap) -> Response {
     // Streamed from an open descriptor, never read whole: slow readers of a big file cost a

@@ -1,4 +1,5 @@
-//! The HTTP server (axum): feeds and archive from `public/`, one-click unsubscribe, health.
+//! The HTTP server (axum): feeds, archive and pictures from `public/`, one-click unsubscribe,
+//! health.
 //!
 //! `GET /unsubscribe/<token>` only shows a page with a confirm button — link scanners fetch
 //! URLs, so a GET (or HEAD) never unsubscribes. `POST /unsubscribe/<token>` is RFC 8058
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(files::index))
         .route("/posts/{file}", get(files::post_page))
         .route("/archive/{file}", get(files::year_page))
+        .route("/media/{file}", get(files::media))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe::show).post(unsubscribe::now),

@@ -21,6 +21,36 @@ pub(super) struct Run {
     pub link: Option<Rc<str>>,
     /// A line break (`w:br`, `w:cr`) rather than text.
     pub brk: bool,
+    /// A picture (`w:drawing`) rather than text.
+    pub picture: Option<Drawing>,
+}
+
+/// A picture in the text (`w:drawing` → `pic:pic` → `a:blip`, ECMA-376 Part 1 §20.4, §20.1.8.13).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Drawing {
+    /// The relationship id of its image part (`a:blip/@r:embed`).
+    pub embed: Option<String>,
+    /// Its text alternative: `wp:docPr/@descr`, else `@title`.
+    pub alt: String,
+    title: String,
+    /// A chart object (`c:chart`, §21.2) rather than a picture: tayori cannot draw one.
+    pub chart: bool,
+}
+
+impl Drawing {
+    fn see(&mut self, e: &Element) {
+        match e.local.as_str() {
+            "docPr" if !e.w => {
+                self.alt = e.attr("descr").unwrap_or("").trim().to_string();
+                self.title = e.attr("title").unwrap_or("").trim().to_string();
+            }
+            "blip" if !e.w && self.embed.is_none() => {
+                self.embed = e.attr("embed").map(str::to_string)
+            }
+            "chart" if !e.w => self.chart = true,
+            _ => {}
+        }
+    }
 }
 
 /// A paragraph: its style id, its list (`numId`, level) and its runs.
@@ -75,6 +105,8 @@ struct Reader<'a> {
     italic: bool,
     hyperlink: Vec<Option<Rc<str>>>,
     fields: Vec<Field>,
+    /// The picture being read (its content is otherwise skipped).
+    drawing: Option<Drawing>,
     /// What is kept so far (text, and [`PIECE_BYTES`] per paragraph, cell, run or break),
     /// against [`MAX_KEPT_BYTES`].
     kept: usize,
@@ -123,10 +155,23 @@ fn skipped(e: &Element) -> bool {
 impl Reader<'_> {
     fn node(&mut self, node: Node) {
         match node {
-            Node::Open(e) if self.skip_depth > 0 || skipped(e) => self.skip_depth += 1,
+            Node::Open(e) if self.skip_depth > 0 || skipped(e) => {
+                if self.skip_depth == 0 && e.is("drawing") {
+                    self.drawing = Some(Drawing::default());
+                }
+                if let Some(d) = self.drawing.as_mut() {
+                    d.see(e);
+                }
+                self.skip_depth += 1
+            }
             Node::Close(e) if self.skip_depth > 0 => {
                 let _ = e;
                 self.skip_depth -= 1;
+                if self.skip_depth == 0 {
+                    if let Some(d) = self.drawing.take() {
+                        self.push_picture(d);
+                    }
+                }
             }
             Node::Open(e) if e.w => self.open(e),
             Node::Close(e) if e.w => self.close(e),
@@ -307,8 +352,25 @@ impl Reader<'_> {
                 italic,
                 link,
                 brk: false,
+                picture: None,
             });
         }
+    }
+
+    fn push_picture(&mut self, mut d: Drawing) {
+        let shown = d.embed.is_some() || d.chart;
+        if !shown || !self.keep(PIECE_BYTES + d.alt.len() + d.title.len()) {
+            return;
+        }
+        if d.alt.is_empty() {
+            d.alt = std::mem::take(&mut d.title);
+        }
+        let link = self.link();
+        self.para.runs.push(Run {
+            picture: Some(d),
+            link,
+            ..Run::default()
+        });
     }
 
     fn push_break(&mut self) {
@@ -362,6 +424,34 @@ mod tests {
         );
         assert_eq!(hyperlink_target(r#"HYPERLINK \l "_Toc1""#), None);
         assert_eq!(hyperlink_target("PAGE"), None);
+    }
+
+    #[test]
+    fn drawings_and_charts_are_picture_runs_with_their_description_or_title() {
+        let xml = r#"<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><w:body>
+          <w:p><w:r><w:drawing><wp:inline><wp:docPr id="1" name="Picture 1" descr="算定表"/><a:graphic><a:graphicData><a:blip r:embed="rId7"/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r></w:p>
+          <w:p><w:r><w:drawing><wp:inline><wp:docPr id="2" name="Picture 2" title="入口"/><a:graphic><a:graphicData><a:blip r:embed="rId8"/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r></w:p>
+          <w:p><w:r><w:drawing><wp:inline><wp:docPr id="4" descr="グラフ"/><a:graphic><a:graphicData><c:chart xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" r:id="rId5"/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r></w:p>
+          <w:p><w:del><w:r><w:drawing><wp:inline><wp:docPr id="3" descr="消した"/><a:blip r:embed="rId9"/></wp:inline></w:drawing></w:r></w:del></w:p>
+        </w:body></w:document>"#;
+        let blocks = read(xml.as_bytes(), &Styles::default(), &HashMap::new()).unwrap();
+        let pictures: Vec<(Option<&str>, &str)> = blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Para(p) => p.runs.first(),
+                _ => None,
+            })
+            .filter_map(|r| r.picture.as_ref())
+            .map(|d| (d.embed.as_deref(), d.alt.as_str()))
+            .collect();
+        assert_eq!(
+            pictures,
+            [
+                (Some("rId7"), "算定表"),
+                (Some("rId8"), "入口"),
+                (None, "グラフ")
+            ]
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! heading `編集後記` starts the editor's note. Tags come from the document's keywords.
 
 mod body;
+mod pictures;
 mod styles;
 mod xml;
 
@@ -37,6 +38,9 @@ pub(super) struct Docx {
     /// A custom document property `date` (or `公開日`), as written.
     pub date: Option<String>,
     pub events: Vec<Event<'static>>,
+    /// The image parts its pictures show, by part name (each image's `dest_url`), or why one
+    /// could not be read.
+    pub pictures: HashMap<String, Result<Vec<u8>, String>>,
 }
 
 /// Reads a `.docx` package. Errors name what is wrong in words an office can act on.
@@ -56,9 +60,12 @@ pub(super) fn read(bytes: &[u8]) -> Result<Docx, String> {
         Some(x) => Numbering::parse(&x).map_err(|e| format!("word/numbering.xml: {e}"))?,
         None => Numbering::default(),
     };
-    let rels = match part("word/_rels/document.xml.rels")? {
-        Some(x) => external_links(&x).map_err(|e| format!("word/_rels/document.xml.rels: {e}"))?,
-        None => HashMap::new(),
+    let (rels, images) = match part("word/_rels/document.xml.rels")? {
+        Some(x) => (
+            external_links(&x).map_err(|e| format!("word/_rels/document.xml.rels: {e}"))?,
+            pictures::image_parts(&x).map_err(|e| format!("word/_rels/document.xml.rels: {e}"))?,
+        ),
+        None => (HashMap::new(), HashMap::new()),
     };
     let tags = match part("docProps/core.xml")? {
         Some(x) => keywords(&x).unwrap_or_default(),
@@ -70,9 +77,11 @@ pub(super) fn read(bytes: &[u8]) -> Result<Docx, String> {
     };
     let blocks =
         body::read(&document, &styles, &rels).map_err(|e| format!("word/document.xml: {e}"))?;
+    let pictures = pictures::picture_parts(&mut zip, &blocks, &images);
     let (title, events) = Converter {
         styles: &styles,
         numbering: &numbering,
+        images: &images,
         left: std::cell::Cell::new(MAX_CONVERTED_BYTES),
     }
     .convert(blocks)?;
@@ -81,6 +90,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<Docx, String> {
         tags,
         date,
         events,
+        pictures,
     })
 }
 
@@ -169,6 +179,8 @@ fn custom_date(xml: &[u8]) -> Result<Option<String>, String> {
 struct Converter<'a> {
     styles: &'a Styles,
     numbering: &'a Numbering,
+    /// Relationship id → image part name.
+    images: &'a HashMap<String, String>,
     /// Bytes of text and link targets the events may still carry.
     left: std::cell::Cell<usize>,
 }
@@ -201,7 +213,9 @@ impl Converter<'_> {
             }
             match (block, role(block)) {
                 (Block::Table(rows), _) => self.table(&mut events, rows)?,
-                (Block::Para(p), _) if p.text().trim().is_empty() => {}
+                (Block::Para(p), _)
+                    if p.text().trim().is_empty() && p.runs.iter().all(|r| r.picture.is_none()) => {
+                }
                 (Block::Para(p), Role::Title) if title.is_none() => {
                     title = Some(super::one_line(&p.text()))
                 }
@@ -358,13 +372,14 @@ impl Converter<'_> {
     /// White space at either end of the paragraph is dropped (importers leave it there).
     fn inline(&self, events: &mut Vec<Event<'static>>, runs: &[Run]) -> Result<(), String> {
         let mut runs = runs.to_vec();
-        if let Some(first) = runs.iter_mut().find(|r| !r.brk) {
+        let is_text = |r: &&mut Run| !r.brk && r.picture.is_none();
+        if let Some(first) = runs.iter_mut().find(is_text) {
             first.text = first.text.trim_start().to_string();
         }
-        if let Some(last) = runs.iter_mut().rev().find(|r| !r.brk) {
+        if let Some(last) = runs.iter_mut().rev().find(is_text) {
             last.text = last.text.trim_end().to_string();
         }
-        runs.retain(|r| r.brk || !r.text.is_empty());
+        runs.retain(|r| r.brk || r.picture.is_some() || !r.text.is_empty());
         let mut i = 0;
         while i < runs.len() {
             let link = runs[i].link.clone();
@@ -384,6 +399,10 @@ impl Converter<'_> {
             for run in &runs[i..end] {
                 if run.brk {
                     events.push(Event::HardBreak);
+                    continue;
+                }
+                if let Some(d) = &run.picture {
+                    self.picture(events, d)?;
                     continue;
                 }
                 if run.bold {
