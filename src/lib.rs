@@ -18,6 +18,7 @@ pub(crate) mod doctor;
 pub(crate) mod editor;
 pub(crate) mod files;
 pub(crate) mod lock;
+pub mod mailbox;
 pub mod message;
 pub(crate) mod problem;
 pub mod publish;

@@ -93,8 +93,15 @@ pub async fn run(
 
     let (changed, mailbox_changed) = tokio::sync::mpsc::unbounded_channel();
     if let Some(b) = &config.bounces {
-        if let (Some(Ok(remote)), Some(every)) = (b.remote(), b.poll_every()) {
-            tokio::spawn(watch_mailbox(remote, every, changed, stop.clone()));
+        if let (Some(Ok(url)), Some(every)) = (b.mailbox_url(), b.poll_every()) {
+            tokio::spawn(crate::mailbox::watch(
+                url,
+                crate::bounces::mailbox::PASSWORD,
+                "bounce mailbox",
+                every,
+                changed,
+                stop.clone(),
+            ));
         }
     }
     let sending = d.catch_up(&schedule, &tz, &stop).await?;
@@ -149,39 +156,6 @@ pub async fn run(
     Ok(())
 }
 
-/// Holds an IDLE on an IMAP bounce mailbox and says when reports arrive, so they are read at
-/// once rather than at the next poll. Ends when the server offers no IDLE (polling goes on).
-async fn watch_mailbox(
-    remote: crate::bounces::remote::Remote,
-    every: Duration,
-    changed: tokio::sync::mpsc::UnboundedSender<()>,
-    stop: CancellationToken,
-) {
-    use crate::bounces::remote::{idle, Idle};
-    loop {
-        let waited = tokio::select! {
-            _ = stop.cancelled() => return,
-            w = idle(&remote, every) => w,
-        };
-        match waited {
-            Ok(Idle::Changed) => {
-                if changed.send(()).is_err() {
-                    return;
-                }
-            }
-            Ok(Idle::Quiet) => {}
-            Ok(Idle::Unsupported) => return,
-            Err(e) => {
-                tracing::warn!("bounce mailbox {}: IDLE: {e}", remote.name());
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {}
-                }
-            }
-        }
-    }
-}
-
 /// The daemon's event loop and what it waits on.
 struct Loop {
     schedule: Schedule,
@@ -208,7 +182,7 @@ struct Loop {
     issue_retry_wait: Option<Duration>,
     /// When the bounce mailbox is read next (`bounces.poll`).
     bounces_at: Option<Instant>,
-    /// An IMAP mailbox that offers IDLE says when new reports arrive (see [`watch_mailbox`]).
+    /// An IMAP mailbox that offers IDLE says when new reports arrive (see [`crate::mailbox::watch`]).
     mailbox_changed: tokio::sync::mpsc::UnboundedReceiver<()>,
     /// `None` while `posts/` is gone: it is watched again once it is back.
     watcher: Option<notify::RecommendedWatcher>,
