@@ -37,6 +37,7 @@ fn advice(cause: &str) -> &'static str {
         DISK => "フォルダのあるディスクの空き容量を増やしてください（古いファイルの削除など）。空きがないと記事の公開や配信の記録ができません。",
         BOUNCES => "宛先の誤りや迷惑メール扱いが増えると、メール全体が届きにくくなります。tayori status で宛先を確かめ、不要な宛先は tayori subscribers remove で外してください。",
         MAILBOX => "バウンス受信用メールボックス（bounces.mailbox）の設定とパスワード（TAYORI_BOUNCE_PASSWORD）、サーバーの状態を確かめてください。",
+        super::inbox::FORGED => "心当たりがなければ、なりすましです。返信はせず、添付ファイルも開かないでください。ご自身が送ったものなら、いつものメールソフト・いつもの送信サーバーから送り直してください（転送や別のサービス経由では認証を通りません）。",
         _ => "tayori のログ（run の出力）をご確認ください。",
     }
 }
@@ -49,6 +50,7 @@ fn title(cause: &str) -> &'static str {
         DISK => "ディスクの空きが少なくなっています",
         BOUNCES => "配信不能または迷惑メール報告が多くなっています",
         MAILBOX => "バウンス受信用メールボックスが1時間以上読めません",
+        super::inbox::FORGED => "なりすまし: 編集担当を名乗るメールが認証を通りませんでした",
         _ => "問題が起きています",
     }
 }
@@ -75,8 +77,21 @@ pub fn raise_now(
     text: &str,
     hook: bool,
 ) -> Result<(), super::QueueError> {
+    raise_every(root, config, store, cause, text, hook, crate::store::ALERT_QUIET)
+}
+
+/// [`raise_now`] told at most once per `quiet` for this cause (a forged post: once an hour).
+pub fn raise_every(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    cause: &str,
+    text: &str,
+    hook: bool,
+    quiet: chrono::TimeDelta,
+) -> Result<(), super::QueueError> {
     let now = Utc::now();
-    if !super::enabled(config) || !store.raise_alert(cause, text, now)? {
+    if !super::enabled(config) || !store.raise_alert_every(cause, text, quiet, now)? {
         return Ok(());
     }
     tracing::warn!(cause, "alert: {text}");

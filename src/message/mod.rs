@@ -157,6 +157,35 @@ impl Template {
         Ok(self)
     }
 
+    /// Editor mail that answers one of the editors' messages: `In-Reply-To` and `References`
+    /// (RFC 5322 §3.6.4), so her mail app shows it in the thread of her message. Only
+    /// well-formed message ids are kept (`<…>`, visible ASCII): they came from outside.
+    pub fn in_reply_to(mut self, message_id: &str, references: &str) -> Template {
+        let ok = |id: &&str| {
+            id.len() > 2
+                && id.len() <= 250
+                && id.starts_with('<')
+                && id.ends_with('>')
+                && id[1..id.len() - 1]
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+        };
+        let Some(id) = Some(message_id.trim()).filter(ok) else {
+            return self;
+        };
+        let mut refs: Vec<&str> = references.split_whitespace().filter(ok).collect();
+        if refs.last() != Some(&id) {
+            refs.push(id);
+        }
+        // The newest references are the ones that matter: keep the first and the last 20.
+        if refs.len() > 21 {
+            refs.drain(1..refs.len() - 20);
+        }
+        self.common
+            .push_str(&format!("In-Reply-To: {id}\r\nReferences: {}\r\n", refs.join("\r\n ")));
+        self
+    }
+
     pub fn with_dkim(mut self, signer: dkim::Signer) -> Template {
         self.dkim = Some(std::sync::Arc::new(signer));
         self

@@ -14,6 +14,7 @@ mod bounces;
 mod confirmations;
 mod deliveries;
 mod editor;
+mod inbox;
 mod journal;
 mod posts;
 mod readers;
@@ -29,6 +30,7 @@ pub use bounces::BounceRecord;
 pub use confirmations::{Confirmation, ConfirmationOutcome};
 pub use deliveries::*;
 pub use editor::{EditorMail, Figures, Gate, ALERT_QUIET};
+pub use inbox::{InboxMessage, Thread};
 pub use journal::{Journal, JournalError, Journaled};
 pub use posts::{Change, PostRecord};
 pub use readers::FeedFetcher;
@@ -236,6 +238,32 @@ pub const MIGRATIONS: &[&str] = &[
         raised_at TEXT NOT NULL,
         told INTEGER NOT NULL
     );",
+    // 12: post by email: each message of the editors' inbox read once (by every name it is
+    // known by: its Message-ID, content hash or Maildir file name) and what came of it; the
+    // files it wrote into posts/, so the receipt answers the message they came from; an editor
+    // mail may answer one message (To its sender, In-Reply-To and References).
+    "CREATE TABLE inbox_messages (
+        id TEXT PRIMARY KEY,
+        message TEXT NOT NULL,
+        read_at TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE inbox_files (
+        file TEXT PRIMARY KEY,
+        message TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        refs TEXT NOT NULL,
+        refused TEXT NOT NULL,
+        written_at TEXT NOT NULL,
+        answered INTEGER NOT NULL DEFAULT 0
+    );
+    ALTER TABLE editor_mail ADD COLUMN reply_to TEXT;
+    ALTER TABLE editor_mail ADD COLUMN in_reply_to TEXT;
+    ALTER TABLE editor_mail ADD COLUMN refs TEXT;",
 ];
 
 /// Why the store failed. Database errors are worth a retry only when the file was busy.

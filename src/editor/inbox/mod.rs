@@ -1,0 +1,420 @@
+//! Post by email: the editors mail their articles to `editor.inbox` and get the receipt (and
+//! the proof) back as the answer to their message.
+//!
+//! The inbox is read like the bounce mailbox ([`crate::mailbox`]: Maildir, IMAP with IDLE,
+//! POP3), every `editor.poll`, each message once (remembered in the store by its content hash
+//! and the name it had in the mailbox). [`auth::verdict`] decides who wrote it:
+//! - **a stranger** (From is not one of `editor.to`): left unread, logged once, never answered
+//!   (an answer to a forged sender would be backscatter);
+//! - **a forger** (an editor's address, not authenticated): nothing is written, the office is
+//!   alerted (`なりすまし`, at most once an hour; no `resolved` follows, nothing clears it), and
+//!   the message is marked read so it is not read again;
+//! - **an editor**: each `.docx`, `.md` and `.txt` attachment — or the message itself — becomes
+//!   a file in `posts/` ([`attachments`]), checked against every limit of `posts/` before it is
+//!   written atomically. The receipt of the publish that reads the files answers her message
+//!   ([`crate::editor::receipt`]); refused attachments are answered with the problem.
+
+use std::path::Path;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use maud::html;
+
+use crate::config::{Config, MailboxUrl};
+use crate::content::IngestOptions;
+use crate::mailbox::{content_id, Batch};
+use crate::store::{InboxMessage, Store, StoreError, Thread};
+
+pub mod attachments;
+pub mod auth;
+
+/// The environment variable with the inbox's password.
+pub const PASSWORD: &str = "TAYORI_INBOX_PASSWORD";
+/// A message bigger than this is not downloaded: it is left unread and shown by `status`. Room
+/// for a 20 MiB Word file, base64-encoded, and more: a bigger attachment is refused by its
+/// own limit, with an answer.
+pub const MAX_MESSAGE_BYTES: u64 = 64 * 1024 * 1024;
+/// The `meta` key of the last reading: `<RFC 3339>` or `<RFC 3339> <why it failed>`.
+pub const LAST_READ: &str = "inbox_last_read";
+/// The alert cause of a message that claims an editor's address without authentication.
+pub const FORGED: &str = "forged";
+/// At most one alert of [`FORGED`] an hour.
+pub const FORGED_QUIET: TimeDelta = TimeDelta::hours(1);
+
+/// What one reading did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// Messages read for the first time.
+    pub new: usize,
+    /// Files written into `posts/` (their names).
+    pub written: Vec<String>,
+    pub refused: usize,
+    pub strangers: usize,
+    pub forged: usize,
+}
+
+/// Why the inbox could not be read or a file not written (the message stays unread).
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error("editor inbox {0}")]
+    Mailbox(#[from] crate::mailbox::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("editor inbox: writing {}: {source}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("editor inbox: {0}")]
+    Answer(#[from] super::QueueError),
+}
+
+/// `editor.inbox`, when set (or why its URL is unusable).
+pub fn url(config: &Config) -> Option<Result<MailboxUrl, String>> {
+    let inbox = config.editor.as_ref()?.inbox.as_deref()?;
+    Some(MailboxUrl::parse(inbox, "editor.inbox"))
+}
+
+/// Reads the inbox once: each message not yet read is judged and taken or left.
+pub async fn read(
+    root: &Path,
+    config: &Config,
+    store: &mut Store,
+    resolver: &auth::Resolver,
+) -> Result<Read, InboxError> {
+    let Some(Ok(url)) = url(config) else {
+        return Ok(Read::default());
+    };
+    let result = read_batch(root, config, store, resolver, &url).await;
+    let now = Utc::now().to_rfc3339();
+    let last = match &result {
+        Ok(_) => now,
+        Err(e) => format!("{now} {e}"),
+    };
+    store.set_meta(LAST_READ, &last)?;
+    result
+}
+
+async fn read_batch(
+    root: &Path,
+    config: &Config,
+    store: &mut Store,
+    resolver: &auth::Resolver,
+    url: &MailboxUrl,
+) -> Result<Read, InboxError> {
+    let batch = Batch::open(url, PASSWORD, MAX_MESSAGE_BYTES).await?;
+    let mut read = Read::default();
+    let mut done = Vec::new();
+    for (i, m) in batch.messages().iter().enumerate() {
+        let outcome = match store.inbox_outcome(&m.seen_as)? {
+            Some(o) => o,
+            None => match batch.read(i)? {
+                Some(bytes) => {
+                    take(root, config, store, resolver, &bytes, &m.seen_as, &mut read).await?
+                }
+                None => too_big(store, &m.seen_as, m.size)?,
+            },
+        };
+        // A stranger's message, or one too big to read, is left as it came.
+        if !matches!(outcome.as_str(), "stranger" | "unreadable") {
+            done.push(i);
+        }
+    }
+    batch.finish(&done, false).await?;
+    Ok(read)
+}
+
+fn too_big(store: &Store, seen_as: &str, size: u64) -> Result<String, StoreError> {
+    let why = format!(
+        "too big to read ({} MiB; the limit is {} MiB): left unread",
+        size.div_ceil(1 << 20),
+        MAX_MESSAGE_BYTES >> 20
+    );
+    tracing::warn!(message = seen_as, "editor inbox: a message {why}");
+    store.record_inbox(
+        &[seen_as],
+        &InboxMessage {
+            message: seen_as.to_string(),
+            read_at: Utc::now().to_rfc3339(),
+            sender: String::new(),
+            subject: String::new(),
+            outcome: "unreadable".into(),
+            detail: why,
+        },
+    )?;
+    Ok("unreadable".into())
+}
+
+/// Judges one message read for the first time and does what its verdict says; returns the
+/// outcome recorded.
+async fn take(
+    root: &Path,
+    config: &Config,
+    store: &mut Store,
+    resolver: &auth::Resolver,
+    bytes: &[u8],
+    seen_as: &str,
+    read: &mut Read,
+) -> Result<String, InboxError> {
+    let hash = content_id(bytes);
+    if let Some(outcome) = store.inbox_outcome(&hash)? {
+        // The same message under another name (copied, or read once over POP3).
+        let known = store
+            .inbox_messages()?
+            .into_iter()
+            .find(|m| m.message == hash);
+        if let Some(m) = known {
+            store.record_inbox(&[seen_as], &m)?;
+        }
+        return Ok(outcome);
+    }
+    read.new += 1;
+    let now = Utc::now();
+    let Some(message) = mail_parser::MessageParser::default().parse(bytes) else {
+        tracing::warn!(message = seen_as, "editor inbox: not a mail message: left unread");
+        let m = record(&hash, "", "", "unreadable", "not a mail message", now);
+        store.record_inbox(&[&hash, seen_as], &m)?;
+        return Ok(m.outcome);
+    };
+    let subject = crate::content::one_line(message.subject().unwrap_or(""));
+    let from = message
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or("")
+        .to_lowercase();
+    let editor = config.editor.as_ref().map(|e| e.to.clone()).unwrap_or_default();
+    let trusted = config
+        .editor
+        .as_ref()
+        .and_then(|e| e.trusted_authserv_id.as_deref());
+    let m = match auth::verdict(bytes, &editor, trusted, resolver).await {
+        auth::Verdict::Stranger => {
+            read.strangers += 1;
+            tracing::warn!(from = %from, subject = %subject, "editor inbox: a message not from an editor: left unread, not answered");
+            record(&hash, &from, &subject, "stranger", "not from an editor", now)
+        }
+        auth::Verdict::Forged(why) => {
+            read.forged += 1;
+            tracing::warn!(from = %from, subject = %subject, "editor inbox: a message claims an editor's address without authentication ({why}): nothing published");
+            forged_alert(root, config, store, &from, &subject, &why)?;
+            record(&hash, &from, &subject, "forged", &why, now)
+        }
+        auth::Verdict::Editor(sender) => {
+            let detail = post(root, config, store, &message, &sender, &subject, read, now)?;
+            let outcome = if detail.lines().any(|l| !l.starts_with("refused")) {
+                "taken"
+            } else {
+                read.refused += 1;
+                "refused"
+            };
+            record(&hash, &sender, &subject, outcome, &detail, now)
+        }
+    };
+    store.record_inbox(&[&hash, seen_as], &m)?;
+    Ok(m.outcome)
+}
+
+fn record(hash: &str, sender: &str, subject: &str, outcome: &str, detail: &str, now: DateTime<Utc>) -> InboxMessage {
+    InboxMessage {
+        message: hash.to_string(),
+        read_at: now.to_rfc3339(),
+        sender: sender.to_string(),
+        subject: subject.to_string(),
+        outcome: outcome.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+/// The thread her answer joins: her Message-ID and References.
+fn thread_of(message: &mail_parser::Message, sender: &str, subject: &str) -> Thread {
+    let id = message
+        .message_id()
+        .map(|id| format!("<{id}>"))
+        .unwrap_or_default();
+    let refs = message
+        .references()
+        .as_text_list()
+        .map(|l| l.iter().map(|r| format!("<{r}>")).collect::<Vec<_>>())
+        .or_else(|| message.references().as_text().map(|r| vec![format!("<{r}>")]))
+        .unwrap_or_default();
+    Thread {
+        message: id,
+        sender: sender.to_string(),
+        subject: subject.to_string(),
+        refs: refs.join(" "),
+        refused: String::new(),
+    }
+}
+
+/// Writes the files her message offers into `posts/`; answers at once when nothing was
+/// written (every attachment refused, or the same content already there). Returns the detail
+/// recorded: `written: <file>`, `unchanged: <file>`, `refused: <name>: <why>`, one a line.
+#[allow(clippy::too_many_arguments)]
+fn post(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    message: &mail_parser::Message,
+    sender: &str,
+    subject: &str,
+    read: &mut Read,
+    now: DateTime<Utc>,
+) -> Result<String, InboxError> {
+    let posts = root.join("posts");
+    let today = now.with_timezone(&config.tz()).format("%Y-%m-%d").to_string();
+    let sorted = attachments::sort(message, &today, &posts, &IngestOptions::from_config(config));
+    let mut thread = thread_of(message, sender, subject);
+    thread.refused = sorted
+        .refused
+        .iter()
+        .map(|(name, why)| format!("{name}\t{why}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut detail = Vec::new();
+    let mut unchanged = Vec::new();
+    for f in &sorted.files {
+        let path = posts.join(&f.name);
+        if std::fs::read(&path).is_ok_and(|old| old == f.bytes) {
+            detail.push(format!("unchanged: posts/{}", f.name));
+            unchanged.push(f.name.clone());
+            continue;
+        }
+        // Remembered first: the publish that reads the file answers her message.
+        store.inbox_file_written(&f.name, &thread, now)?;
+        crate::files::write_atomic(&path, &f.bytes).map_err(|source| InboxError::Write {
+            path: crate::files::display(&path),
+            source,
+        })?;
+        tracing::info!(file = %f.name, from = %sender, "editor inbox: written into posts/");
+        detail.push(format!("written: posts/{}", f.name));
+        read.written.push(f.name.clone());
+    }
+    for (name, why) in &sorted.refused {
+        tracing::warn!(from = %sender, attachment = %name, "editor inbox: refused: {why}");
+        detail.push(format!("refused: {name}: {why}"));
+    }
+    if detail.iter().all(|d| !d.starts_with("written")) {
+        answer_now(root, config, store, &thread, &sorted.refused, &unchanged, now)?;
+    }
+    Ok(detail.join("\n"))
+}
+
+/// The answer to a message that wrote nothing: each refused attachment with why, each file
+/// that was already there unchanged.
+fn answer_now(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    thread: &Thread,
+    refused: &[(String, String)],
+    unchanged: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), InboxError> {
+    let subject = super::re(&thread.subject);
+    let mut text = String::from("お送りいただいたメールから、公開するものはありませんでした。\n");
+    for (name, why) in refused {
+        text.push_str(&format!("\n■ 受け付けられません: {name}\n  {why}\n  → {}\n", refusal_advice(why)));
+    }
+    for f in unchanged {
+        text.push_str(&format!("\n■ 変更なし: posts/{f}\n  同じ内容のファイルがすでにあります。\n"));
+    }
+    let body = html! {
+        h1 { "記事の受付" }
+        p { "お送りいただいたメールから、公開するものはありませんでした。" }
+        @for (name, why) in refused {
+            h2 { "受け付けられません: " (name) }
+            p { code { (why) } br; "→ " (refusal_advice(why)) }
+        }
+        @for f in unchanged {
+            h2 { "変更なし: posts/" (f) }
+            p { "同じ内容のファイルがすでにあります。" }
+        }
+    };
+    let mail = super::Mail {
+        kind: super::kind::RECEIPT,
+        subject: &subject,
+        body,
+        text: &text,
+    };
+    super::queue_reply(root, config, store, mail, thread, true, now)?;
+    Ok(())
+}
+
+/// What to do about a refused attachment, in plain words.
+pub fn refusal_advice(why: &str) -> &'static str {
+    if why.contains("too big") {
+        "ファイルが大きすぎます。画像を小さくするか、記事を分けてお送りください。"
+    } else if why.contains("only .docx") {
+        "記事として受け付けるのは Word（.docx）、Markdown（.md）、テキスト（.txt）のファイルです。"
+    } else if why.contains("neither an attachment") {
+        "本文に記事を書くか、記事のファイルを添付してお送りください。"
+    } else {
+        "ファイルを直して、もう一度メールでお送りください。"
+    }
+}
+
+/// Raises the alert of a message that claims an editor's address without passing
+/// authentication: at most once an hour; nothing clears it, so no resolution follows.
+fn forged_alert(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    from: &str,
+    subject: &str,
+    why: &str,
+) -> Result<(), InboxError> {
+    let subject: String = subject.chars().take(80).collect();
+    let text = format!(
+        "編集担当のアドレス（{from}）を名乗るメールが記事の受付用メールボックスに届きましたが、認証を通りませんでした（{why}）。件名「{subject}」。何も公開していません。"
+    );
+    super::alert::raise_every(root, config, store, FORGED, &text, false, FORGED_QUIET)?;
+    Ok(())
+}
+
+/// What `tayori status` says about the inbox: the last reading, the messages taken, refused
+/// (with why), from strangers and forged, and the files still waiting for their receipt.
+/// `local` shows a stored time in the site's zone.
+pub fn status_lines(store: &Store, local: impl Fn(&str) -> String) -> Vec<String> {
+    let mut out = Vec::new();
+    match store.meta(LAST_READ).ok().flatten() {
+        None => out.push("editor inbox: not read yet".to_string()),
+        Some(last) => match last.split_once(' ') {
+            None => out.push(format!("editor inbox: last read {}", local(&last))),
+            Some((at, why)) => out.push(format!(
+                "editor inbox: last reading failed {}: {why}",
+                local(at)
+            )),
+        },
+    }
+    // A store not yet migrated by this version has no inbox tables: nothing more to say.
+    let messages = store.inbox_messages().unwrap_or_default();
+    let count = |o: &str| messages.iter().filter(|m| m.outcome == o).count();
+    out.push(format!(
+        "  messages taken: {}; refused: {}; from strangers (left unread): {}; forged (nothing published, alerted): {}; unreadable: {}",
+        count("taken"),
+        count("refused"),
+        count("stranger"),
+        count("forged"),
+        count("unreadable")
+    ));
+    for m in messages.iter().take(20) {
+        out.push(format!(
+            "  {:<10} {}  {}  「{}」",
+            m.outcome,
+            local(&m.read_at),
+            if m.sender.is_empty() { "?" } else { &m.sender },
+            m.subject
+        ));
+        for d in m.detail.lines() {
+            out.push(format!("             {d}"));
+        }
+    }
+    for (file, sender, at) in store.inbox_waiting().unwrap_or_default() {
+        out.push(format!(
+            "  waiting for its receipt: posts/{file} (from {sender}, written {})",
+            local(&at)
+        ));
+    }
+    out
+}
