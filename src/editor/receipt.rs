@@ -36,6 +36,11 @@ enum Line {
         problems: Vec<String>,
     },
     BackCatalogue(usize),
+    /// An attachment of an editor's mail that was not written, and why.
+    RefusedAttachment {
+        name: String,
+        why: String,
+    },
 }
 
 /// Tells the office what the publish that made `report` did, in one mail (nothing when there
@@ -154,9 +159,9 @@ fn answer_mailed(
     for (_, (thread, files, mut lines)) in threads {
         for refused in thread.refused.lines() {
             let (name, why) = refused.split_once('\t').unwrap_or((refused, ""));
-            lines.push(Line::Refused {
-                file: name.to_string(),
-                problems: vec![format!("{name}: {why}")],
+            lines.push(Line::RefusedAttachment {
+                name: name.to_string(),
+                why: why.to_string(),
             });
         }
         let (_, body, text) = render(config, &lines, INTRO_MAILED);
@@ -301,7 +306,7 @@ fn advice(problem: &str) -> &'static str {
 fn render(config: &Config, lines: &[Line], intro: &str) -> (String, maud::Markup, String) {
     let refused = lines
         .iter()
-        .filter(|l| matches!(l, Line::Refused { .. }))
+        .filter(|l| matches!(l, Line::Refused { .. } | Line::RefusedAttachment { .. }))
         .count();
     let ok = lines.len() - refused;
     let subject = match (ok, refused) {
@@ -333,6 +338,10 @@ fn render(config: &Config, lines: &[Line], intro: &str) -> (String, maud::Markup
                     text.push_str(&format!("  {p}\n  → {}\n", advice(p)));
                 }
             }
+            Line::RefusedAttachment { name, why } => text.push_str(&format!(
+                "■ 受け付けられません: {name}\n  {why}\n  → {}\n",
+                super::inbox::refusal_advice(why)
+            )),
             Line::BackCatalogue(n) => text.push_str(&format!("■ これまでの記事 {n} 件を過去記事として取り込みました（読者へのメールは送りません）。\n")),
         }
     }
@@ -354,6 +363,10 @@ fn render(config: &Config, lines: &[Line], intro: &str) -> (String, maud::Markup
                     @for p in problems {
                         p { code { (p) } br; "→ " (advice(p)) }
                     }
+                }
+                Line::RefusedAttachment { name, why } => {
+                    h2 { "受け付けられません: " (name) }
+                    p { code { (why) } br; "→ " (super::inbox::refusal_advice(why)) }
                 }
                 Line::BackCatalogue(n) => {
                     p { "これまでの記事 " (n) " 件を過去記事として取り込みました（読者へのメールは送りません）。" }

@@ -28,10 +28,21 @@ pub struct Sorted {
     pub refused: Vec<(String, String)>,
 }
 
+/// Where the files go and what is there already.
+pub struct Target<'a> {
+    /// `posts/`.
+    pub posts: &'a Path,
+    /// Today in the site's zone, `YYYY-MM-DD`.
+    pub date: &'a str,
+    pub opts: &'a IngestOptions,
+    /// The file of another post using this slug, if any (a second post under one address
+    /// would be refused by the publish: it is refused here, before it is written).
+    pub slug_taken: &'a dyn Fn(&str) -> Option<String>,
+}
+
 /// Sorts the attachments of `message` (or the message itself, without any) into files for
-/// `posts/` and refusals. `date` is today in the site's zone, `YYYY-MM-DD`; `posts` is the
-/// folder (for the `mail-<n>` number).
-pub fn sort(message: &Message, date: &str, posts: &Path, opts: &IngestOptions) -> Sorted {
+/// `posts/` and refusals.
+pub fn sort(message: &Message, t: &Target) -> Sorted {
     let mut sorted = Sorted::default();
     let mut any = false;
     for part in message.attachments() {
@@ -50,13 +61,13 @@ pub fn sort(message: &Message, date: &str, posts: &Path, opts: &IngestOptions) -
             .attachment_name()
             .map(str::to_string)
             .unwrap_or_else(|| format!("（名前のない {ctype}）"));
-        match offer(&mailed, part.contents(), date, opts) {
+        match offer(&mailed, part.contents(), t) {
             Ok(f) => sorted.files.push(f),
             Err(why) => sorted.refused.push((crate::content::one_line(&mailed), why)),
         }
     }
     if !any {
-        match from_body(message, date, posts, opts) {
+        match from_body(message, t) {
             Ok(f) => sorted.files.push(f),
             Err(why) => sorted.refused.push(("（本文）".into(), why)),
         }
@@ -65,10 +76,10 @@ pub fn sort(message: &Message, date: &str, posts: &Path, opts: &IngestOptions) -
 }
 
 /// One attachment, checked as `posts/` would check it.
-fn offer(mailed: &str, bytes: &[u8], date: &str, opts: &IngestOptions) -> Result<Offered, String> {
-    let name = safe_name(mailed, date)
+fn offer(mailed: &str, bytes: &[u8], t: &Target) -> Result<Offered, String> {
+    let name = safe_name(mailed, t.date)
         .ok_or("only .docx, .md and .txt files become posts (this one is left out)")?;
-    check(&name, bytes, opts)?;
+    check(&name, bytes, t)?;
     Ok(Offered {
         name,
         bytes: bytes.to_vec(),
@@ -76,7 +87,7 @@ fn offer(mailed: &str, bytes: &[u8], date: &str, opts: &IngestOptions) -> Result
 }
 
 /// The limits of `posts/`, then the content parser: the file would be a valid post.
-fn check(name: &str, bytes: &[u8], opts: &IngestOptions) -> Result<(), String> {
+fn check(name: &str, bytes: &[u8], t: &Target) -> Result<(), String> {
     let docx = name.to_ascii_lowercase().ends_with(".docx");
     let (limit, what) = if docx {
         (MAX_DOCX_BYTES, "a Word file")
@@ -92,18 +103,18 @@ fn check(name: &str, bytes: &[u8], opts: &IngestOptions) -> Result<(), String> {
         ));
     }
     let path = Path::new("posts").join(name);
-    crate::content::parse(&path, bytes, false, opts)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let post = crate::content::parse(&path, bytes, false, t.opts).map_err(|e| e.to_string())?;
+    match (t.slug_taken)(&post.slug) {
+        Some(other) if other != name => Err(format!(
+            "another post already has the address `{}` (posts/{other}): rename the file, or set slug: in it",
+            post.slug
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `posts/<date>-mail-<n>.txt` from the subject and the text part.
-fn from_body(
-    message: &Message,
-    date: &str,
-    posts: &Path,
-    opts: &IngestOptions,
-) -> Result<Offered, String> {
+fn from_body(message: &Message, t: &Target) -> Result<Offered, String> {
     let body = message
         .body_text(0)
         .map(|b| clean_body(&b))
@@ -114,11 +125,16 @@ fn from_body(
         (true, false) => format!("{body}\n"),
         (false, false) => format!("{subject}\n\n{body}\n"),
     };
-    let n = (1..)
-        .find(|n| !posts.join(format!("{date}-mail-{n}.txt")).exists())
-        .unwrap_or(1);
+    // The slug is `mail-<n>` whatever the date: a number no post has used.
+    let date = t.date;
+    let n = (1..10_000)
+        .find(|n| {
+            (t.slug_taken)(&format!("mail-{n}")).is_none()
+                && !t.posts.join(format!("{date}-mail-{n}.txt")).exists()
+        })
+        .ok_or("too many mailed posts (mail-1 … mail-9999 are all used)")?;
     let name = format!("{date}-mail-{n}.txt");
-    check(&name, text.as_bytes(), opts)?;
+    check(&name, text.as_bytes(), t)?;
     Ok(Offered {
         name,
         bytes: text.into_bytes(),
@@ -202,8 +218,8 @@ pub fn safe_name(mailed: &str, date: &str) -> Option<String> {
 
 fn starts_with_date(stem: &str) -> bool {
     let b = stem.as_bytes();
-    b.len() >= 10
-        && chrono::NaiveDate::parse_from_str(&stem[..10], "%Y-%m-%d").is_ok()
+    stem.get(..10)
+        .is_some_and(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
         && (b.len() == 10 || b[10] == b'-')
 }
 
@@ -226,6 +242,7 @@ mod tests {
         );
         assert_eq!(safe_name("photo.jpg", d), None);
         assert_eq!(safe_name(".md", d), None);
+        assert_eq!(safe_name("面会交流.md", d).as_deref(), Some("2026-11-30-面会交流.md"));
     }
 
     #[test]

@@ -263,7 +263,23 @@ fn post(
 ) -> Result<String, InboxError> {
     let posts = root.join("posts");
     let today = now.with_timezone(&config.tz()).format("%Y-%m-%d").to_string();
-    let sorted = attachments::sort(message, &today, &posts, &IngestOptions::from_config(config));
+    let opts = IngestOptions::from_config(config);
+    let by_name: std::collections::HashMap<String, String> = crate::content::list_post_files(&posts)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|f| {
+            let name = f.file_name()?.to_str()?.to_string();
+            Some((crate::content::slug_from_path(&f), name))
+        })
+        .collect();
+    let slug_taken = |slug: &str| slug_file(store, &by_name, slug);
+    let target = attachments::Target {
+        posts: &posts,
+        date: &today,
+        opts: &opts,
+        slug_taken: &slug_taken,
+    };
+    let sorted = attachments::sort(message, &target);
     let mut thread = thread_of(message, sender, subject);
     thread.refused = sorted
         .refused
@@ -298,6 +314,22 @@ fn post(
         answer_now(root, config, store, &thread, &sorted.refused, &unchanged, now)?;
     }
     Ok(detail.join("\n"))
+}
+
+/// The file of the post (not deleted) known by `slug`, or of a file in `posts/` whose name
+/// gives that slug (`by_name`: slug → file name).
+fn slug_file(
+    store: &Store,
+    by_name: &std::collections::HashMap<String, String>,
+    slug: &str,
+) -> Option<String> {
+    match store.post(slug) {
+        Ok(Some(p)) if !p.deleted => Path::new(&p.path)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string),
+        _ => by_name.get(slug).cloned(),
+    }
 }
 
 /// The answer to a message that wrote nothing: each refused attachment with why, each file
@@ -347,6 +379,8 @@ pub fn refusal_advice(why: &str) -> &'static str {
         "ファイルが大きすぎます。画像を小さくするか、記事を分けてお送りください。"
     } else if why.contains("only .docx") {
         "記事として受け付けるのは Word（.docx）、Markdown（.md）、テキスト（.txt）のファイルです。"
+    } else if why.contains("another post already has the address") {
+        "同じ名前の記事がすでにあります（ファイル名の日付を除いた部分が記事のアドレスになります）。ファイル名を変えてお送りください。"
     } else if why.contains("neither an attachment") {
         "本文に記事を書くか、記事のファイルを添付してお送りください。"
     } else {
