@@ -49,6 +49,27 @@ impl Store {
             .map_err(|e| sql(&self.path, e))
     }
 
+    /// The message known as `id`, if it was read.
+    pub fn inbox_message(&self, id: &str) -> Result<Option<InboxMessage>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT message, read_at, sender, subject, outcome, detail FROM inbox_messages WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(InboxMessage {
+                        message: r.get(0)?,
+                        read_at: r.get(1)?,
+                        sender: r.get(2)?,
+                        subject: r.get(3)?,
+                        outcome: r.get(4)?,
+                        detail: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| sql(&self.path, e))
+    }
+
     /// Remembers message `m` under each name of `ids` (a name known already keeps its row).
     pub fn record_inbox(&self, ids: &[&str], m: &InboxMessage) -> Result<(), StoreError> {
         for id in ids {

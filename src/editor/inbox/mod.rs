@@ -157,15 +157,7 @@ async fn take(
     read: &mut Read,
 ) -> Result<String, InboxError> {
     let hash = content_id(bytes);
-    if let Some(outcome) = store.inbox_outcome(&hash)? {
-        // The same message under another name (copied, or read once over POP3).
-        let known = store
-            .inbox_messages()?
-            .into_iter()
-            .find(|m| m.message == hash);
-        if let Some(m) = known {
-            store.record_inbox(&[seen_as], &m)?;
-        }
+    if let Some(outcome) = known(store, &hash, &[seen_as])? {
         return Ok(outcome);
     }
     read.new += 1;
@@ -176,6 +168,14 @@ async fn take(
         store.record_inbox(&[&hash, seen_as], &m)?;
         return Ok(m.outcome);
     };
+    // Servers hand the same message out with other bytes (IMAP and POP3 of one Dovecot differ):
+    // its Message-ID knows it too. Someone else's message under her id is read no more than hers.
+    let mid = message.message_id().map(|id| format!("mid:<{id}>"));
+    if let Some(mid) = &mid {
+        if let Some(outcome) = known(store, mid, &[&hash, seen_as])? {
+            return Ok(outcome);
+        }
+    }
     let subject = crate::content::one_line(message.subject().unwrap_or(""));
     let from = message
         .from()
@@ -211,8 +211,19 @@ async fn take(
             record(&hash, &sender, &subject, outcome, &detail, now)
         }
     };
-    store.record_inbox(&[&hash, seen_as], &m)?;
+    let mut ids = vec![hash.as_str(), seen_as];
+    ids.extend(mid.as_deref());
+    store.record_inbox(&ids, &m)?;
     Ok(m.outcome)
+}
+
+/// What came of the message known as `id`, remembering it under `aliases` too.
+fn known(store: &Store, id: &str, aliases: &[&str]) -> Result<Option<String>, StoreError> {
+    let Some(m) = store.inbox_message(id)? else {
+        return Ok(None);
+    };
+    store.record_inbox(aliases, &m)?;
+    Ok(Some(m.outcome))
 }
 
 fn record(hash: &str, sender: &str, subject: &str, outcome: &str, detail: &str, now: DateTime<Utc>) -> InboxMessage {
