@@ -70,7 +70,11 @@ fn drop_into(maildir: &Path, name: &str, bytes: &[u8]) {
 fn python_docx(dir: &Path) -> PathBuf {
     let out = dir.join("原稿.docx");
     let script = fixtures().join("../support/make_docx.py");
-    let o = Command::new(python()).arg(script).arg(&out).output().unwrap();
+    let o = Command::new(python())
+        .arg(script)
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text_of(&o.stderr));
     out
 }
@@ -84,7 +88,12 @@ fn libreoffice_docx(dir: &Path) -> PathBuf {
     )
     .unwrap();
     let o = Command::new("soffice")
-        .args(["--headless", "--convert-to", "docx:MS Word 2007 XML", "--outdir"])
+        .args([
+            "--headless",
+            "--convert-to",
+            "docx:MS Word 2007 XML",
+            "--outdir",
+        ])
         .arg(dir)
         .arg(&html)
         .env("HOME", dir)
@@ -148,18 +157,31 @@ fn a_word_file_and_a_plain_mail_vouched_for_are_published_and_answered_while_a_f
         "30d",
     );
     let root = dir.path();
+    // An hour between polls: the second forgery below comes in by the watch on new/.
+    let cfg = root.join("tayori.yaml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("poll: 1s", "poll: 1h");
+    std::fs::write(&cfg, text).unwrap();
     let docx = python_docx(work.path());
     let word = mail(
         work.path(),
         "word.eml",
         &[
-            "--from", &format!("山本 さくら <{SAKURA}>"),
-            "--subject", "今週の記事です",
-            "--message-id", "<word-1@example.jp>",
-            "--references", "<earlier-0@example.jp>",
-            "--auth", PASS,
-            "--text", "記事を添付します。\n\n-- \n山本 さくら\n",
-            "--attach", docx.to_str().unwrap(),
+            "--from",
+            &format!("山本 さくら <{SAKURA}>"),
+            "--subject",
+            "今週の記事です",
+            "--message-id",
+            "<word-1@example.jp>",
+            "--references",
+            "<earlier-0@example.jp>",
+            "--auth",
+            PASS,
+            "--text",
+            "記事を添付します。\n\n-- \n山本 さくら\n",
+            "--attach",
+            docx.to_str().unwrap(),
         ],
     );
     let plain = mail(
@@ -190,11 +212,16 @@ fn a_word_file_and_a_plain_mail_vouched_for_are_published_and_answered_while_a_f
         work.path(),
         "stranger.eml",
         &[
-            "--from", "someone@stranger.example",
-            "--subject", "記事を載せてください",
-            "--message-id", "<s-1@stranger.example>",
-            "--auth", "mx.example.jp; dmarc=pass header.from=stranger.example",
-            "--text", "宣伝です\n",
+            "--from",
+            "someone@stranger.example",
+            "--subject",
+            "記事を載せてください",
+            "--message-id",
+            "<s-1@stranger.example>",
+            "--auth",
+            "mx.example.jp; dmarc=pass header.from=stranger.example",
+            "--text",
+            "宣伝です\n",
         ],
     );
     drop_into(&inbox, "1.word", &word);
@@ -207,48 +234,89 @@ fn a_word_file_and_a_plain_mail_vouched_for_are_published_and_answered_while_a_f
     let date = today();
     let word_file = format!("{date}-原稿.docx");
     let plain_file = format!("{date}-mail-1.txt");
-    wait_for("two posts", Duration::from_secs(30), || posts(root).len() >= 2);
+    wait_for("two posts", Duration::from_secs(30), || {
+        posts(root).len() >= 2
+    });
     let receipts = wait_mail(&server, "receipt", 2);
     assert_eq!(posts(root), vec![plain_file.clone(), word_file.clone()]);
     let txt = std::fs::read_to_string(root.join("posts").join(&plain_file)).unwrap();
     println!("{plain_file}:\n{txt}");
-    assert!(txt.starts_with("年末年始の休業のお知らせ\n\n12月29日から"), "{txt}");
-    assert!(!txt.contains("休業のお知らせを出してください") && !txt.contains("wrote:"), "quote dropped: {txt}");
+    assert!(
+        txt.starts_with("年末年始の休業のお知らせ\n\n12月29日から"),
+        "{txt}"
+    );
+    assert!(
+        !txt.contains("休業のお知らせを出してください") && !txt.contains("wrote:"),
+        "quote dropped: {txt}"
+    );
     assert!(!txt.contains("山本 さくら"), "signature dropped: {txt}");
 
     // Published: the archive links both.
     let index = std::fs::read_to_string(root.join("public/index.html")).unwrap();
-    assert!(index.contains("年末年始の休業のお知らせ"), "plain mail published");
+    assert!(
+        index.contains("年末年始の休業のお知らせ"),
+        "plain mail published"
+    );
     let feed = std::fs::read_to_string(root.join("public/feed.xml")).unwrap();
     assert_eq!(feed.matches("<item>").count(), 2, "two posts in the feed");
 
     // Each is answered to her alone, in the thread of her message.
     for r in &receipts {
-        println!("receipt: {} to {} in reply to {}\n{}", r["subject"], r["rcpt"], r["headers"]["In-Reply-To"], r["text"]);
+        println!(
+            "receipt: {} to {} in reply to {}\n{}",
+            r["subject"], r["rcpt"], r["headers"]["In-Reply-To"], r["text"]
+        );
     }
     let w = answer_to(&receipts, "<word-1@example.jp>");
-    assert_eq!(w["rcpt"], serde_json::json!([SAKURA]), "to the editor who sent it");
+    assert_eq!(
+        w["rcpt"],
+        serde_json::json!([SAKURA]),
+        "to the editor who sent it"
+    );
     assert_eq!(w["subject"], "Re: 今週の記事です");
     let refs = w["headers"]["References"].as_str().unwrap();
-    assert!(refs.contains("<earlier-0@example.jp>") && refs.contains("<word-1@example.jp>"), "{refs}");
-    assert!(w["text"].as_str().unwrap().contains("https://example.jp/blog/"), "with the post's address");
+    assert!(
+        refs.contains("<earlier-0@example.jp>") && refs.contains("<word-1@example.jp>"),
+        "{refs}"
+    );
+    assert!(
+        w["text"]
+            .as_str()
+            .unwrap()
+            .contains("https://example.jp/blog/"),
+        "with the post's address"
+    );
     let p = answer_to(&receipts, "<plain-1@example.jp>");
     assert_eq!(p["rcpt"], serde_json::json!([SAKURA]));
     assert_eq!(p["subject"], "Re: 年末年始の休業のお知らせ");
-    assert!(p["text"].as_str().unwrap().contains("年末年始の休業のお知らせ"));
+    assert!(p["text"]
+        .as_str()
+        .unwrap()
+        .contains("年末年始の休業のお知らせ"));
 
     // The proof of the pending issue answers her too (review: 30d: due at once).
     let proofs = wait_mail(&server, "proof", 1);
     let last = proofs.last().unwrap();
-    println!("proof: {} in reply to {}", last["subject"], last["headers"]["In-Reply-To"]);
-    assert!(last["headers"]["In-Reply-To"].as_str().is_some_and(|i| i.ends_with("@example.jp>")));
+    println!(
+        "proof: {} in reply to {}",
+        last["subject"], last["headers"]["In-Reply-To"]
+    );
+    assert!(last["headers"]["In-Reply-To"]
+        .as_str()
+        .is_some_and(|i| i.ends_with("@example.jp>")));
 
     // The forger: nothing published, one alert to the office (both editors).
     let alerts = wait_mail(&server, "alert", 1);
     println!("alert: {}\n{}", alerts[0]["subject"], alerts[0]["text"]);
-    assert!(alerts[0]["subject"].as_str().unwrap().contains("なりすまし"));
+    assert!(alerts[0]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("なりすまし"));
     assert!(alerts[0]["text"].as_str().unwrap().contains(SAKURA));
-    let alerted: Vec<&str> = alerts.iter().map(|a| a["rcpt"][0].as_str().unwrap()).collect();
+    let alerted: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["rcpt"][0].as_str().unwrap())
+        .collect();
     wait_for("the alert to both editors", Duration::from_secs(30), || {
         office_mail(&server, "alert").len() >= 2
     });
@@ -259,11 +327,16 @@ fn a_word_file_and_a_plain_mail_vouched_for_are_published_and_answered_while_a_f
         work.path(),
         "forged2.eml",
         &[
-            "--from", SAKURA,
-            "--subject", "もう一度",
-            "--message-id", "<forged-2@evil.example>",
-            "--auth", "mx.example.jp; dmarc=fail header.from=example.jp",
-            "--text", "偽の記事 2\n",
+            "--from",
+            SAKURA,
+            "--subject",
+            "もう一度",
+            "--message-id",
+            "<forged-2@evil.example>",
+            "--auth",
+            "mx.example.jp; dmarc=fail header.from=example.jp",
+            "--text",
+            "偽の記事 2\n",
         ],
     );
     drop_into(&inbox, "5.forged", &again);
@@ -278,19 +351,47 @@ fn a_word_file_and_a_plain_mail_vouched_for_are_published_and_answered_while_a_f
         .flat_map(|m| m["rcpt"].as_array().unwrap().clone())
         .map(|a| a.as_str().unwrap().to_string())
         .collect();
-    assert!(!everyone.iter().any(|a| a.contains("stranger")), "never answered: {everyone:?}");
+    assert!(
+        !everyone.iter().any(|a| a.contains("stranger")),
+        "never answered: {everyone:?}"
+    );
     assert!(inbox.join("new/4.stranger").exists(), "left unread");
     for seen in ["1.word", "2.plain", "3.forged"] {
-        assert!(inbox.join(format!("cur/{seen}:2,S")).exists(), "{seen} marked seen");
+        assert!(
+            inbox.join(format!("cur/{seen}:2,S")).exists(),
+            "{seen} marked seen"
+        );
     }
-    assert_eq!(posts(root).len(), 2, "nothing from the forger or the stranger");
+    assert_eq!(
+        posts(root).len(),
+        2,
+        "nothing from the forger or the stranger"
+    );
     let alerts = office_mail(&server, "alert");
-    let mut rcpts: Vec<&str> = alerts.iter().map(|a| a["rcpt"][0].as_str().unwrap()).collect();
+    let mut rcpts: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["rcpt"][0].as_str().unwrap())
+        .collect();
     rcpts.sort();
-    assert_eq!(rcpts, [OFFICE, SAKURA], "one alert an hour, to every editor");
-    assert!(office_mail(&server, "resolved").is_empty(), "nothing clears a forgery");
-    assert_eq!(d.lines_with("cause=\"forged\""), 1, "the second forgery is not told");
-    assert_eq!(d.lines_with("not from an editor"), 1, "a stranger is logged once");
+    assert_eq!(
+        rcpts,
+        [OFFICE, SAKURA],
+        "one alert an hour, to every editor"
+    );
+    assert!(
+        office_mail(&server, "resolved").is_empty(),
+        "nothing clears a forgery"
+    );
+    assert_eq!(
+        d.lines_with("cause=\"forged\""),
+        1,
+        "the second forgery is not told"
+    );
+    assert_eq!(
+        d.lines_with("not from an editor"),
+        1,
+        "a stranger is logged once"
+    );
 
     let status = text_of(&tayori(root, &["status"]).stdout);
     println!("{status}");
@@ -313,7 +414,11 @@ fn every_attachment_is_checked_before_it_is_written_and_each_refusal_is_answered
     let yaml = work.path().join("tayori.yaml");
     std::fs::write(&yaml, "site: {title: 乗っ取り}\n").unwrap();
     let md = work.path().join("note.md");
-    std::fs::write(&md, "---\ntitle: 面会交流の Q&A\n---\n\n面会交流は子どものための制度です。\n").unwrap();
+    std::fs::write(
+        &md,
+        "---\ntitle: 面会交流の Q&A\n---\n\n面会交流は子どものための制度です。\n",
+    )
+    .unwrap();
     let huge = work.path().join("huge.txt");
     std::fs::write(&huge, "あ".repeat(10 * 1024 * 1024)).unwrap(); // 30 MB
     let photo = work.path().join("photo.jpg");
@@ -323,17 +428,28 @@ fn every_attachment_is_checked_before_it_is_written_and_each_refusal_is_answered
         work.path(),
         "many.eml",
         &[
-            "--from", SAKURA,
-            "--subject", "記事いろいろ",
-            "--message-id", "<many-1@example.jp>",
-            "--auth", PASS,
-            "--text", "添付をご確認ください。\n",
-            "--attach", &format!("{}=../../tayori.yaml", yaml.display()),
-            "--attach", &format!("{}=../../面会交流.md", md.display()),
-            "--attach", huge.to_str().unwrap(),
-            "--attach", photo.to_str().unwrap(),
-            "--attach", lo.to_str().unwrap(),
-            "--zip-bomb", "bomb.docx",
+            "--from",
+            SAKURA,
+            "--subject",
+            "記事いろいろ",
+            "--message-id",
+            "<many-1@example.jp>",
+            "--auth",
+            PASS,
+            "--text",
+            "添付をご確認ください。\n",
+            "--attach",
+            &format!("{}=../../tayori.yaml", yaml.display()),
+            "--attach",
+            &format!("{}=../../面会交流.md", md.display()),
+            "--attach",
+            huge.to_str().unwrap(),
+            "--attach",
+            photo.to_str().unwrap(),
+            "--attach",
+            lo.to_str().unwrap(),
+            "--zip-bomb",
+            "bomb.docx",
         ],
     );
     assert!(many.len() > 30_000_000, "a 30 MB attachment");
@@ -354,12 +470,18 @@ fn every_attachment_is_checked_before_it_is_written_and_each_refusal_is_answered
         work.path(),
         "refused.eml",
         &[
-            "--from", SAKURA,
-            "--subject", "写真だけ",
-            "--message-id", "<photo-1@example.jp>",
-            "--auth", PASS,
-            "--text", "写真です\n",
-            "--attach", photo.to_str().unwrap(),
+            "--from",
+            SAKURA,
+            "--subject",
+            "写真だけ",
+            "--message-id",
+            "<photo-1@example.jp>",
+            "--auth",
+            PASS,
+            "--text",
+            "写真です\n",
+            "--attach",
+            photo.to_str().unwrap(),
         ],
     );
     drop_into(&inbox, "1.many", &many);
@@ -372,17 +494,37 @@ fn every_attachment_is_checked_before_it_is_written_and_each_refusal_is_answered
         format!("{date}-mail-1.txt"),
         format!("{date}-面会交流.md"),
     ];
-    wait_for("three posts", Duration::from_secs(60), || posts(root).len() >= 3);
-    wait_for("three answers", Duration::from_secs(60), || {
-        outbox(root).iter().filter(|f| f.starts_with("editor-receipt")).count() >= 3
+    wait_for("three posts", Duration::from_secs(60), || {
+        posts(root).len() >= 3
     });
-    assert_eq!(posts(root), expected, "only the good attachments, under safe names");
-    assert_eq!(std::fs::read(root.join("tayori.yaml")).unwrap(), config_before, "never outside posts/");
+    wait_for("three answers", Duration::from_secs(60), || {
+        outbox(root)
+            .iter()
+            .filter(|f| f.starts_with("editor-receipt"))
+            .count()
+            >= 3
+    });
+    assert_eq!(
+        posts(root),
+        expected,
+        "only the good attachments, under safe names"
+    );
+    assert_eq!(
+        std::fs::read(root.join("tayori.yaml")).unwrap(),
+        config_before,
+        "never outside posts/"
+    );
     assert!(!work.path().join("tayori.yaml.bak").exists());
     let phone_txt = std::fs::read_to_string(root.join("posts").join(&expected[1])).unwrap();
     println!("{}:\n{phone_txt}", expected[1]);
-    assert!(phone_txt.starts_with("スマホから\n\n離婚後の親権について書きました。"), "{phone_txt}");
-    assert!(!phone_txt.contains('<') && !phone_txt.contains("iPhoneから送信"), "{phone_txt}");
+    assert!(
+        phone_txt.starts_with("スマホから\n\n離婚後の親権について書きました。"),
+        "{phone_txt}"
+    );
+    assert!(
+        !phone_txt.contains('<') && !phone_txt.contains("iPhoneから送信"),
+        "{phone_txt}"
+    );
     let index = std::fs::read_to_string(root.join("public/index.html")).unwrap();
     for title in ["財産分与の基本", "面会交流の Q&amp;A", "スマホから"] {
         assert!(index.contains(title), "{title} published");
@@ -403,20 +545,31 @@ fn every_attachment_is_checked_before_it_is_written_and_each_refusal_is_answered
     println!("answer to the mail with many attachments:\n{many_answer}");
     assert!(to("<many-1@example.jp>").contains(&format!("To: {SAKURA}")));
     for (name, why) in [
-        ("../../tayori.yaml", "only .docx, .md and .txt files become posts"),
-        ("huge.txt", "too big: 30.0 MiB; a text file may be at most 2 MiB"),
+        (
+            "../../tayori.yaml",
+            "only .docx, .md and .txt files become posts",
+        ),
+        (
+            "huge.txt",
+            "too big: 30.0 MiB; a text file may be at most 2 MiB",
+        ),
         ("photo.jpg", "only .docx, .md and .txt files become posts"),
         ("bomb.docx", "unpack to more than 32 MiB"),
     ] {
         let told = format!("受け付けられません: {name}\n  ");
-        let at = many_answer.find(&told).unwrap_or_else(|| panic!("{name} in\n{many_answer}"));
+        let at = many_answer
+            .find(&told)
+            .unwrap_or_else(|| panic!("{name} in\n{many_answer}"));
         let line = many_answer[at + told.len()..].lines().next().unwrap();
         assert!(line.contains(why), "{name}: {why} in {line}");
     }
     assert!(many_answer.contains("財産分与の基本") && many_answer.contains("面会交流の Q&A"));
     let photo_answer = eml_part(to("<photo-1@example.jp>"), "text/plain");
     println!("answer to the photo only:\n{photo_answer}");
-    assert!(photo_answer.contains("photo.jpg") && photo_answer.contains("公開するものはありませんでした"));
+    assert!(
+        photo_answer.contains("photo.jpg")
+            && photo_answer.contains("公開するものはありませんでした")
+    );
     assert!(to("<phone-1@example.jp>").contains("Subject: Re:"));
 
     // Another date, the same name: a second post under one address is refused before it is
@@ -425,27 +578,45 @@ fn every_attachment_is_checked_before_it_is_written_and_each_refusal_is_answered
         work.path(),
         "again.eml",
         &[
-            "--from", SAKURA,
-            "--subject", "同じ名前",
-            "--message-id", "<again-1@example.jp>",
-            "--auth", PASS,
-            "--text", "もう一度\n",
-            "--attach", &format!("{}=2026-01-05-面会交流.md", md.display()),
+            "--from",
+            SAKURA,
+            "--subject",
+            "同じ名前",
+            "--message-id",
+            "<again-1@example.jp>",
+            "--auth",
+            PASS,
+            "--text",
+            "もう一度\n",
+            "--attach",
+            &format!("{}=2026-01-05-面会交流.md", md.display()),
         ],
     );
     drop_into(&inbox, "4.again", &again);
     wait_for("the fourth answer", Duration::from_secs(30), || {
-        outbox(root).iter().filter(|f| f.starts_with("editor-receipt")).count() >= 4
+        outbox(root)
+            .iter()
+            .filter(|f| f.starts_with("editor-receipt"))
+            .count()
+            >= 4
     });
     assert_eq!(posts(root), expected, "nothing written for a taken address");
-    let last = outbox(root).into_iter().filter(|f| f.starts_with("editor-receipt")).last().unwrap();
-    let last = std::fs::read_to_string(root.join("outbox").join(last)).unwrap();
-    assert!(last.contains("In-Reply-To: <again-1@example.jp>"));
-    assert!(eml_part(&last, "text/plain").contains("another post already has the address `面会交流`"));
+    let last = outbox(root)
+        .into_iter()
+        .filter(|f| f.starts_with("editor-receipt"))
+        .map(|f| std::fs::read_to_string(root.join("outbox").join(f)).unwrap())
+        .find(|eml| eml.contains("In-Reply-To: <again-1@example.jp>"))
+        .expect("an answer to the mail with the taken name");
+    assert!(
+        eml_part(&last, "text/plain").contains("another post already has the address `面会交流`")
+    );
 
     let status = text_of(&tayori(root, &["status"]).stdout);
     println!("{status}");
-    assert!(status.contains("messages taken: 2; refused: 2;"), "{status}");
+    assert!(
+        status.contains("messages taken: 2; refused: 2;"),
+        "{status}"
+    );
     assert!(status.contains("refused: bomb.docx"), "{status}");
     assert!(d.stop().success());
 }
@@ -464,7 +635,9 @@ fn an_imap_inbox_is_read_at_once_under_idle_and_a_pop3_inbox_once_across_restart
     let root = dir.path();
     // An hour between polls: only IDLE can bring the message in within the test.
     let cfg = root.join("tayori.yaml");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("poll: 1s", "poll: 1h");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("poll: 1s", "poll: 1h");
     std::fs::write(&cfg, text).unwrap();
     let env = [
         ("SSL_CERT_FILE", dovecot.ca.as_str()),
@@ -476,35 +649,97 @@ fn an_imap_inbox_is_read_at_once_under_idle_and_a_pop3_inbox_once_across_restart
     });
     // IDLE is held once the first reading is done; give the watch its connection.
     wait_for("an IDLE session", Duration::from_secs(20), || {
-        std::fs::read_to_string(&dovecot.log).unwrap_or_default().matches("Login:").count() >= 2
+        std::fs::read_to_string(&dovecot.log)
+            .unwrap_or_default()
+            .matches("Login:")
+            .count()
+            >= 2
     });
-    let stranger = mail(work.path(), "s.eml", &["--from", "x@stranger.example", "--subject", "広告", "--auth", PASS, "--text", "広告です\n"]);
+    let stranger = mail(
+        work.path(),
+        "s.eml",
+        &[
+            "--from",
+            "x@stranger.example",
+            "--subject",
+            "広告",
+            "--auth",
+            PASS,
+            "--text",
+            "広告です\n",
+        ],
+    );
     dovecot.deliver("1.stranger", &text_of(&stranger));
-    let plain = mail(work.path(), "p.eml", &["--from", SAKURA, "--subject", "IMAP から", "--message-id", "<imap-1@example.jp>", "--auth", PASS, "--text", "IDLE で届いた記事です。\n"]);
+    let plain = mail(
+        work.path(),
+        "p.eml",
+        &[
+            "--from",
+            SAKURA,
+            "--subject",
+            "IMAP から",
+            "--message-id",
+            "<imap-1@example.jp>",
+            "--auth",
+            PASS,
+            "--text",
+            "IDLE で届いた記事です。\n",
+        ],
+    );
     dovecot.deliver("2.plain", &text_of(&plain));
-    wait_for("the mailed post", Duration::from_secs(30), || posts(root).len() == 1);
+    wait_for("the mailed post", Duration::from_secs(30), || {
+        posts(root).len() == 1
+    });
     assert_eq!(posts(root), vec![format!("{}-mail-1.txt", today())]);
     wait_for("marked seen", Duration::from_secs(10), || {
-        dovecot.messages().iter().any(|m| m.starts_with("cur/2.plain") && m.ends_with('S'))
+        dovecot
+            .messages()
+            .iter()
+            .any(|m| m.starts_with("cur/2.plain") && m.ends_with('S'))
     });
     let messages = dovecot.messages();
     println!("{messages:?}");
-    assert!(messages.iter().any(|m| m.contains("1.stranger") && !m.ends_with('S')), "the stranger's stays unseen");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("1.stranger") && !m.ends_with('S')),
+        "the stranger's stays unseen"
+    );
     assert!(d.stop().success());
 
     // POP3 has no flags: the same message is remembered, not taken twice across restarts.
-    let cfg_text = std::fs::read_to_string(&cfg).unwrap().replace(
-        &format!("imaps://bounce@127.0.0.1:{}/INBOX", dovecot.imaps),
-        &format!("pop3s://bounce@127.0.0.1:{}", dovecot.pop3s),
-    ).replace("poll: 1h", "poll: 1s");
+    let cfg_text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            &format!("imaps://bounce@127.0.0.1:{}/INBOX", dovecot.imaps),
+            &format!("pop3s://bounce@127.0.0.1:{}", dovecot.pop3s),
+        )
+        .replace("poll: 1h", "poll: 1s");
     std::fs::write(&cfg, cfg_text).unwrap();
-    let pop = mail(work.path(), "pop.eml", &["--from", SAKURA, "--subject", "POP3 から", "--message-id", "<pop-1@example.jp>", "--auth", PASS, "--text", "POP3 で届いた記事です。\n"]);
+    let pop = mail(
+        work.path(),
+        "pop.eml",
+        &[
+            "--from",
+            SAKURA,
+            "--subject",
+            "POP3 から",
+            "--message-id",
+            "<pop-1@example.jp>",
+            "--auth",
+            PASS,
+            "--text",
+            "POP3 で届いた記事です。\n",
+        ],
+    );
     dovecot.deliver("3.pop", &text_of(&pop));
     let last_read = || {
         let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
-        db.query_row("SELECT value FROM meta WHERE key = 'inbox_last_read'", [], |r| {
-            r.get::<_, String>(0)
-        })
+        db.query_row(
+            "SELECT value FROM meta WHERE key = 'inbox_last_read'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
         .unwrap_or_default()
     };
     for _ in 0..2 {
@@ -514,7 +749,9 @@ fn an_imap_inbox_is_read_at_once_under_idle_and_a_pop3_inbox_once_across_restart
             let now = last_read();
             now != before && !now.contains(' ')
         });
-        wait_for("the POP3 post", Duration::from_secs(30), || posts(root).len() == 2);
+        wait_for("the POP3 post", Duration::from_secs(30), || {
+            posts(root).len() == 2
+        });
         assert!(d.stop().success());
     }
     assert_eq!(posts(root).len(), 2, "each message once: {:?}", posts(root));

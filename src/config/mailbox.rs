@@ -149,16 +149,25 @@ mod tests {
     fn every_mailbox_scheme_parses_and_a_clear_password_over_the_network_is_refused() {
         let m = MailboxUrl::parse("imaps://posts@mail.example.jp/INBOX", "editor.inbox").unwrap();
         let MailboxUrl::Remote(r) = m else { panic!() };
-        assert_eq!((r.pop3, r.tls, r.port, r.folder.as_str()), (false, true, 993, "INBOX"));
+        assert_eq!(
+            (r.pop3, r.tls, r.port, r.folder.as_str()),
+            (false, true, 993, "INBOX")
+        );
         let m = MailboxUrl::parse("pop3s://u:p%40ss@mail.example.jp", "editor.inbox").unwrap();
         let MailboxUrl::Remote(r) = m else { panic!() };
-        assert_eq!((r.pop3, r.port, r.password.as_deref()), (true, 995, Some("p@ss")));
+        assert_eq!(
+            (r.pop3, r.port, r.password.as_deref()),
+            (true, 995, Some("p@ss"))
+        );
         assert_eq!(
             MailboxUrl::parse("maildir:///srv/mail/posts", "editor.inbox").unwrap(),
             MailboxUrl::Maildir("/srv/mail/posts".into())
         );
         let e = MailboxUrl::parse("imap://u@mail.example.jp/", "editor.inbox").unwrap_err();
-        assert!(e.starts_with("editor.inbox:") && e.contains("in clear"), "{e}");
+        assert!(
+            e.starts_with("editor.inbox:") && e.contains("in clear"),
+            "{e}"
+        );
         assert!(MailboxUrl::parse("imap://u@127.0.0.1:1143/", "editor.inbox").is_ok());
         assert!(MailboxUrl::parse("https://x/", "bounces.mailbox").is_err());
     }

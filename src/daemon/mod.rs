@@ -179,7 +179,9 @@ fn start_inbox(
     let resolver = match inbox::auth::Resolver::from_env() {
         Ok(r) => Arc::new(r),
         Err(e) => {
-            tracing::error!("editor inbox: no DNS resolver ({e:#}): the inbox is not read, its messages wait");
+            tracing::error!(
+                "editor inbox: no DNS resolver ({e:#}): the inbox is not read, its messages wait"
+            );
             return None;
         }
     };

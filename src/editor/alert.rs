@@ -77,7 +77,15 @@ pub fn raise_now(
     text: &str,
     hook: bool,
 ) -> Result<(), super::QueueError> {
-    raise_every(root, config, store, cause, text, hook, crate::store::ALERT_QUIET)
+    raise_every(
+        root,
+        config,
+        store,
+        cause,
+        text,
+        hook,
+        crate::store::ALERT_QUIET,
+    )
 }
 
 /// [`raise_now`] told at most once per `quiet` for this cause (a forged post: once an hour).

@@ -128,7 +128,11 @@ fn queue_as(
     );
     match reply {
         Some((thread, to_sender)) => {
-            store.queue_editor_reply(kind, subject, &html, &text, thread, to_sender, now)?;
+            let mut thread = thread.clone();
+            if !to_sender {
+                thread.sender.clear();
+            }
+            store.queue_editor_reply(kind, subject, &html, &text, &thread, now)?;
         }
         None => {
             store.queue_editor_mail(kind, subject, &html, &text, now)?;

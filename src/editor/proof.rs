@@ -93,7 +93,11 @@ pub fn check(
     let subject = format!("【校正】{}", rendered.subject);
     // An issue made of posts an editor mailed in: the proof joins the thread of her mail.
     match mailed_thread(store)? {
-        Some(t) => store.queue_editor_reply(kind::PROOF, &subject, &html, &text, &t, false, now)?,
+        Some(mut t) => {
+            // To every editor: the proof is the office's.
+            t.sender.clear();
+            store.queue_editor_reply(kind::PROOF, &subject, &html, &text, &t, now)?
+        }
         None => store.queue_editor_mail(kind::PROOF, &subject, &html, &text, now)?,
     };
     store.set_meta(PROOF_VERSION, &version)?;

@@ -133,8 +133,7 @@ fn answer_mailed(
 ) -> Result<Vec<Line>, super::QueueError> {
     let posts = std::fs::canonicalize(root.join("posts")).unwrap_or_else(|_| root.join("posts"));
     let mut rest = Vec::new();
-    let mut threads: BTreeMap<(String, String), (crate::store::Thread, Vec<String>, Vec<Line>)> =
-        BTreeMap::new();
+    let mut threads: BTreeMap<(String, String), Answer> = BTreeMap::new();
     for line in lines {
         let file = match &line {
             Line::Published { source, .. } => Some(source.clone()),
@@ -149,14 +148,23 @@ fn answer_mailed(
         match (thread, file) {
             (Some(t), Some(f)) => {
                 let key = (t.message.clone(), t.sender.clone());
-                let entry = threads.entry(key).or_insert_with(|| (t, Vec::new(), Vec::new()));
-                entry.1.push(f);
-                entry.2.push(line);
+                let entry = threads.entry(key).or_insert_with(|| Answer {
+                    thread: t,
+                    files: Vec::new(),
+                    lines: Vec::new(),
+                });
+                entry.files.push(f);
+                entry.lines.push(line);
             }
             _ => rest.push(line),
         }
     }
-    for (_, (thread, files, mut lines)) in threads {
+    for Answer {
+        thread,
+        files,
+        mut lines,
+    } in threads.into_values()
+    {
         for refused in thread.refused.lines() {
             let (name, why) = refused.split_once('\t').unwrap_or((refused, ""));
             lines.push(Line::RefusedAttachment {
@@ -178,6 +186,13 @@ fn answer_mailed(
         }
     }
     Ok(rest)
+}
+
+/// The lines that answer one editor's mail, and the files they are about.
+struct Answer {
+    thread: crate::store::Thread,
+    files: Vec<String>,
+    lines: Vec<Line>,
 }
 
 /// The name of `file` when it lies directly in `posts/` (where mailed files are written).

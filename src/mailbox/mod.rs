@@ -40,7 +40,10 @@ pub struct Message {
 enum Place {
     File(PathBuf),
     /// Downloaded; `None` when bigger than the reading's limit.
-    Fetched { id: u32, bytes: Option<Vec<u8>> },
+    Fetched {
+        id: u32,
+        bytes: Option<Vec<u8>>,
+    },
 }
 
 /// The messages of one reading, and the open mailbox to mark them in.
@@ -234,9 +237,10 @@ pub fn content_id(bytes: &[u8]) -> String {
     )
 }
 
-/// Holds an IDLE (RFC 2177) on an IMAP mailbox and sends on `changed` when messages arrive, so
-/// they are read at once rather than at the next poll. Ends when the server offers no IDLE
-/// (polling goes on), or at `stop`. `what` names the mailbox in the log.
+/// Holds an IDLE (RFC 2177) on an IMAP mailbox — or watches a Maildir's `new/` — and sends on
+/// `changed` when messages arrive, so they are read at once rather than at the next poll. Ends
+/// when the server offers no IDLE or the folder cannot be watched (polling goes on), or at
+/// `stop`. `what` names the mailbox in the log.
 pub async fn watch(
     url: MailboxUrl,
     env: &'static str,
@@ -246,8 +250,9 @@ pub async fn watch(
     stop: tokio_util::sync::CancellationToken,
 ) {
     use remote::{idle, Idle};
-    let MailboxUrl::Remote(remote) = url else {
-        return;
+    let remote = match url {
+        MailboxUrl::Remote(r) => r,
+        MailboxUrl::Maildir(dir) => return watch_maildir(&dir, what, changed, stop).await,
     };
     loop {
         let waited = tokio::select! {
@@ -273,6 +278,41 @@ pub async fn watch(
     }
 }
 
+/// A Maildir's `new/` watched (inotify): a delivery renames a complete message into it.
+async fn watch_maildir(
+    dir: &Path,
+    what: &str,
+    changed: tokio::sync::mpsc::UnboundedSender<()>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let new = dir.join("new");
+    let (_watcher, mut events) = match crate::watch::watch(&new) {
+        Ok(w) => w,
+        Err(e) => {
+            return tracing::warn!(
+                "{what} {}: not watched ({e}); read every poll",
+                new.display()
+            )
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            ev = events.recv() => {
+                if ev.is_none() {
+                    return;
+                }
+                // A delivery of several messages is one reading.
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                while events.try_recv().is_ok() {}
+                if changed.send(()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,7 +328,11 @@ mod tests {
         std::fs::write(dir.path().join("cur/0.host:2,S"), b"old").unwrap();
         let url = MailboxUrl::Maildir(dir.path().to_path_buf());
         let batch = Batch::open(&url, "UNUSED", 1024).await.unwrap();
-        let names: Vec<&str> = batch.messages().iter().map(|m| m.seen_as.as_str()).collect();
+        let names: Vec<&str> = batch
+            .messages()
+            .iter()
+            .map(|m| m.seen_as.as_str())
+            .collect();
         assert_eq!(names, ["file:1.host", "file:2.host"]);
         assert_eq!(batch.read(1).unwrap().unwrap(), b"Subject: b\r\n\r\nb");
         batch.finish(&[0], false).await.unwrap();
@@ -296,6 +340,10 @@ mod tests {
         assert!(dir.path().join("new/2.host").exists());
         let batch = Batch::open(&url, "UNUSED", 4).await.unwrap();
         assert_eq!(batch.messages().len(), 1);
-        assert_eq!(batch.read(0).unwrap(), None, "bigger than the limit: never read");
+        assert_eq!(
+            batch.read(0).unwrap(),
+            None,
+            "bigger than the limit: never read"
+        );
     }
 }

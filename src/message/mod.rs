@@ -181,8 +181,10 @@ impl Template {
         if refs.len() > 21 {
             refs.drain(1..refs.len() - 20);
         }
-        self.common
-            .push_str(&format!("In-Reply-To: {id}\r\nReferences: {}\r\n", refs.join("\r\n ")));
+        self.common.push_str(&format!(
+            "In-Reply-To: {id}\r\nReferences: {}\r\n",
+            refs.join("\r\n ")
+        ));
         self
     }
 

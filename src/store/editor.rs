@@ -62,8 +62,9 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Queues an editor mail that answers `thread`'s message: To its sender when `to_sender`
-    /// (else every editor), with `In-Reply-To` and `References`; returns its id.
+    /// Queues an editor mail that answers `thread`'s message, with `In-Reply-To` and
+    /// `References`: To its sender, or to every editor when `thread.sender` is empty; returns
+    /// its id.
     pub fn queue_editor_reply(
         &self,
         kind: &str,
@@ -71,7 +72,6 @@ impl Store {
         html: &str,
         text: &str,
         thread: &super::Thread,
-        to_sender: bool,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let id = self.queue_editor_mail(kind, subject, html, text, now)?;
@@ -80,7 +80,7 @@ impl Store {
                 "UPDATE editor_mail SET reply_to = ?2, in_reply_to = ?3, refs = ?4 WHERE id = ?1",
                 params![
                     id,
-                    to_sender.then_some(thread.sender.as_str()),
+                    Some(thread.sender.as_str()).filter(|s| !s.is_empty()),
                     thread.message,
                     thread.refs
                 ],
@@ -109,9 +109,17 @@ impl Store {
                     attempts: r.get(7)?,
                     reply: r.get::<_, Option<String>>(9)?.map(|message| super::Thread {
                         message,
-                        sender: r.get::<_, Option<String>>(8).ok().flatten().unwrap_or_default(),
+                        sender: r
+                            .get::<_, Option<String>>(8)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default(),
                         subject: String::new(),
-                        refs: r.get::<_, Option<String>>(10).ok().flatten().unwrap_or_default(),
+                        refs: r
+                            .get::<_, Option<String>>(10)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default(),
                         refused: String::new(),
                     }),
                 })
@@ -338,8 +346,7 @@ impl Store {
             .optional()
             .map_err(|e| sql(&self.path, e))?;
         let quiet = |at: &str| {
-            DateTime::parse_from_rfc3339(at)
-                .is_ok_and(|t| now - t.with_timezone(&Utc) < quiet_for)
+            DateTime::parse_from_rfc3339(at).is_ok_and(|t| now - t.with_timezone(&Utc) < quiet_for)
         };
         let tell = match &row {
             None => true,

@@ -63,7 +63,9 @@ pub fn sort(message: &Message, t: &Target) -> Sorted {
             .unwrap_or_else(|| format!("（名前のない {ctype}）"));
         match offer(&mailed, part.contents(), t) {
             Ok(f) => sorted.files.push(f),
-            Err(why) => sorted.refused.push((crate::content::one_line(&mailed), why)),
+            Err(why) => sorted
+                .refused
+                .push((crate::content::one_line(&mailed), why)),
         }
     }
     if !any {
@@ -119,7 +121,9 @@ fn from_body(message: &Message, t: &Target) -> Result<Offered, String> {
         .body_text(0)
         .map(|b| clean_body(&b))
         .unwrap_or_default();
-    let subject = crate::content::one_line(message.subject().unwrap_or("")).trim().to_string();
+    let subject = crate::content::one_line(message.subject().unwrap_or(""))
+        .trim()
+        .to_string();
     let text = match (subject.is_empty(), body.is_empty()) {
         (_, true) => return Err("the mail has neither an attachment nor any text".into()),
         (true, false) => format!("{body}\n"),
@@ -155,10 +159,7 @@ pub fn clean_body(body: &str) -> String {
             while kept.last().is_some_and(|l| l.trim().is_empty()) {
                 kept.pop();
             }
-            if kept
-                .last()
-                .is_some_and(|l| introduces_quote(l.trim_end()))
-            {
+            if kept.last().is_some_and(|l| introduces_quote(l.trim_end())) {
                 kept.pop();
             }
             continue;
@@ -230,19 +231,37 @@ mod tests {
     #[test]
     fn a_mailed_name_is_made_safe_and_dated_once() {
         let d = "2026-11-30";
-        assert_eq!(safe_name("原稿.docx", d).as_deref(), Some("2026-11-30-原稿.docx"));
+        assert_eq!(
+            safe_name("原稿.docx", d).as_deref(),
+            Some("2026-11-30-原稿.docx")
+        );
         assert_eq!(safe_name("../../tayori.yaml", d), None);
-        assert_eq!(safe_name("../../evil.md", d).as_deref(), Some("2026-11-30-evil.md"));
-        assert_eq!(safe_name("..\\..\\a.TXT", d).as_deref(), Some("2026-11-30-a.txt"));
-        assert_eq!(safe_name(".hidden.md", d).as_deref(), Some("2026-11-30-hidden.md"));
-        assert_eq!(safe_name("a\u{0}b\r\n.md", d).as_deref(), Some("2026-11-30-ab.md"));
+        assert_eq!(
+            safe_name("../../evil.md", d).as_deref(),
+            Some("2026-11-30-evil.md")
+        );
+        assert_eq!(
+            safe_name("..\\..\\a.TXT", d).as_deref(),
+            Some("2026-11-30-a.txt")
+        );
+        assert_eq!(
+            safe_name(".hidden.md", d).as_deref(),
+            Some("2026-11-30-hidden.md")
+        );
+        assert_eq!(
+            safe_name("a\u{0}b\r\n.md", d).as_deref(),
+            Some("2026-11-30-ab.md")
+        );
         assert_eq!(
             safe_name("2026-12-01-お知らせ.md", d).as_deref(),
             Some("2026-12-01-お知らせ.md")
         );
         assert_eq!(safe_name("photo.jpg", d), None);
         assert_eq!(safe_name(".md", d), None);
-        assert_eq!(safe_name("面会交流.md", d).as_deref(), Some("2026-11-30-面会交流.md"));
+        assert_eq!(
+            safe_name("面会交流.md", d).as_deref(),
+            Some("2026-11-30-面会交流.md")
+        );
     }
 
     #[test]

@@ -54,7 +54,9 @@ pub async fn verdict(
         return Verdict::Stranger;
     }
     let Some(trusted) = trusted_authserv_id else {
-        return Verdict::Forged("no trusted Authentication-Results (editor.trusted_authserv_id is not set)".into());
+        return Verdict::Forged(
+            "no trusted Authentication-Results (editor.trusted_authserv_id is not set)".into(),
+        );
     };
     let topmost = message
         .header_values("Authentication-Results")
@@ -62,13 +64,21 @@ pub async fn verdict(
         .find(|v| authserv_id(v).eq_ignore_ascii_case(trusted));
     match topmost {
         Some(v) if says_dmarc_pass(v) => Verdict::Editor(from.clone()),
-        Some(_) => Verdict::Forged(format!("Authentication-Results from {trusted} does not say dmarc=pass")),
+        Some(_) => Verdict::Forged(format!(
+            "Authentication-Results from {trusted} does not say dmarc=pass"
+        )),
         None => Verdict::Forged(format!("no Authentication-Results from {trusted}")),
     }
 }
 
 fn authserv_id(value: &str) -> &str {
-    value.split(';').next().unwrap_or("").split_whitespace().next().unwrap_or("")
+    value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
 }
 
 fn says_dmarc_pass(value: &str) -> bool {

@@ -26,6 +26,8 @@ use crate::store::{InboxMessage, Store, StoreError, Thread};
 
 pub mod attachments;
 pub mod auth;
+mod status;
+pub use status::status_lines;
 
 /// The environment variable with the inbox's password.
 pub const PASSWORD: &str = "TAYORI_INBOX_PASSWORD";
@@ -163,7 +165,10 @@ async fn take(
     read.new += 1;
     let now = Utc::now();
     let Some(message) = mail_parser::MessageParser::default().parse(bytes) else {
-        tracing::warn!(message = seen_as, "editor inbox: not a mail message: left unread");
+        tracing::warn!(
+            message = seen_as,
+            "editor inbox: not a mail message: left unread"
+        );
         let m = record(&hash, "", "", "unreadable", "not a mail message", now);
         store.record_inbox(&[&hash, seen_as], &m)?;
         return Ok(m.outcome);
@@ -183,7 +188,11 @@ async fn take(
         .and_then(|a| a.address())
         .unwrap_or("")
         .to_lowercase();
-    let editor = config.editor.as_ref().map(|e| e.to.clone()).unwrap_or_default();
+    let editor = config
+        .editor
+        .as_ref()
+        .map(|e| e.to.clone())
+        .unwrap_or_default();
     let trusted = config
         .editor
         .as_ref()
@@ -192,7 +201,14 @@ async fn take(
         auth::Verdict::Stranger => {
             read.strangers += 1;
             tracing::warn!(from = %from, subject = %subject, "editor inbox: a message not from an editor: left unread, not answered");
-            record(&hash, &from, &subject, "stranger", "not from an editor", now)
+            record(
+                &hash,
+                &from,
+                &subject,
+                "stranger",
+                "not from an editor",
+                now,
+            )
         }
         auth::Verdict::Forged(why) => {
             read.forged += 1;
@@ -226,7 +242,14 @@ fn known(store: &Store, id: &str, aliases: &[&str]) -> Result<Option<String>, St
     Ok(Some(m.outcome))
 }
 
-fn record(hash: &str, sender: &str, subject: &str, outcome: &str, detail: &str, now: DateTime<Utc>) -> InboxMessage {
+fn record(
+    hash: &str,
+    sender: &str,
+    subject: &str,
+    outcome: &str,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> InboxMessage {
     InboxMessage {
         message: hash.to_string(),
         read_at: now.to_rfc3339(),
@@ -247,7 +270,12 @@ fn thread_of(message: &mail_parser::Message, sender: &str, subject: &str) -> Thr
         .references()
         .as_text_list()
         .map(|l| l.iter().map(|r| format!("<{r}>")).collect::<Vec<_>>())
-        .or_else(|| message.references().as_text().map(|r| vec![format!("<{r}>")]))
+        .or_else(|| {
+            message
+                .references()
+                .as_text()
+                .map(|r| vec![format!("<{r}>")])
+        })
         .unwrap_or_default();
     Thread {
         message: id,
@@ -273,16 +301,20 @@ fn post(
     now: DateTime<Utc>,
 ) -> Result<String, InboxError> {
     let posts = root.join("posts");
-    let today = now.with_timezone(&config.tz()).format("%Y-%m-%d").to_string();
+    let today = now
+        .with_timezone(&config.tz())
+        .format("%Y-%m-%d")
+        .to_string();
     let opts = IngestOptions::from_config(config);
-    let by_name: std::collections::HashMap<String, String> = crate::content::list_post_files(&posts)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|f| {
-            let name = f.file_name()?.to_str()?.to_string();
-            Some((crate::content::slug_from_path(&f), name))
-        })
-        .collect();
+    let by_name: std::collections::HashMap<String, String> =
+        crate::content::list_post_files(&posts)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|f| {
+                let name = f.file_name()?.to_str()?.to_string();
+                Some((crate::content::slug_from_path(&f), name))
+            })
+            .collect();
     let slug_taken = |slug: &str| slug_file(store, &by_name, slug);
     let target = attachments::Target {
         posts: &posts,
@@ -322,7 +354,15 @@ fn post(
         detail.push(format!("refused: {name}: {why}"));
     }
     if detail.iter().all(|d| !d.starts_with("written")) {
-        answer_now(root, config, store, &thread, &sorted.refused, &unchanged, now)?;
+        answer_now(
+            root,
+            config,
+            store,
+            &thread,
+            &sorted.refused,
+            &unchanged,
+            now,
+        )?;
     }
     Ok(detail.join("\n"))
 }
@@ -357,10 +397,15 @@ fn answer_now(
     let subject = super::re(&thread.subject);
     let mut text = String::from("お送りいただいたメールから、公開するものはありませんでした。\n");
     for (name, why) in refused {
-        text.push_str(&format!("\n■ 受け付けられません: {name}\n  {why}\n  → {}\n", refusal_advice(why)));
+        text.push_str(&format!(
+            "\n■ 受け付けられません: {name}\n  {why}\n  → {}\n",
+            refusal_advice(why)
+        ));
     }
     for f in unchanged {
-        text.push_str(&format!("\n■ 変更なし: posts/{f}\n  同じ内容のファイルがすでにあります。\n"));
+        text.push_str(&format!(
+            "\n■ 変更なし: posts/{f}\n  同じ内容のファイルがすでにあります。\n"
+        ));
     }
     let body = html! {
         h1 { "記事の受付" }
@@ -415,51 +460,4 @@ fn forged_alert(
     );
     super::alert::raise_every(root, config, store, FORGED, &text, false, FORGED_QUIET)?;
     Ok(())
-}
-
-/// What `tayori status` says about the inbox: the last reading, the messages taken, refused
-/// (with why), from strangers and forged, and the files still waiting for their receipt.
-/// `local` shows a stored time in the site's zone.
-pub fn status_lines(store: &Store, local: impl Fn(&str) -> String) -> Vec<String> {
-    let mut out = Vec::new();
-    match store.meta(LAST_READ).ok().flatten() {
-        None => out.push("editor inbox: not read yet".to_string()),
-        Some(last) => match last.split_once(' ') {
-            None => out.push(format!("editor inbox: last read {}", local(&last))),
-            Some((at, why)) => out.push(format!(
-                "editor inbox: last reading failed {}: {why}",
-                local(at)
-            )),
-        },
-    }
-    // A store not yet migrated by this version has no inbox tables: nothing more to say.
-    let messages = store.inbox_messages().unwrap_or_default();
-    let count = |o: &str| messages.iter().filter(|m| m.outcome == o).count();
-    out.push(format!(
-        "  messages taken: {}; refused: {}; from strangers (left unread): {}; forged (nothing published, alerted): {}; unreadable: {}",
-        count("taken"),
-        count("refused"),
-        count("stranger"),
-        count("forged"),
-        count("unreadable")
-    ));
-    for m in messages.iter().take(20) {
-        out.push(format!(
-            "  {:<10} {}  {}  「{}」",
-            m.outcome,
-            local(&m.read_at),
-            if m.sender.is_empty() { "?" } else { &m.sender },
-            m.subject
-        ));
-        for d in m.detail.lines() {
-            out.push(format!("             {d}"));
-        }
-    }
-    for (file, sender, at) in store.inbox_waiting().unwrap_or_default() {
-        out.push(format!(
-            "  waiting for its receipt: posts/{file} (from {sender}, written {})",
-            local(&at)
-        ));
-    }
-    out
 }
