@@ -97,6 +97,14 @@ pub async fn read(
     result
 }
 
+/// What the reading of one batch works with.
+struct Ctx<'a> {
+    root: &'a Path,
+    config: &'a Config,
+    store: &'a Store,
+    resolver: &'a auth::Resolver,
+}
+
 async fn read_batch(
     root: &Path,
     config: &Config,
@@ -105,15 +113,19 @@ async fn read_batch(
     url: &MailboxUrl,
 ) -> Result<Read, InboxError> {
     let batch = Batch::open(url, PASSWORD, MAX_MESSAGE_BYTES).await?;
+    let ctx = Ctx {
+        root,
+        config,
+        store,
+        resolver,
+    };
     let mut read = Read::default();
     let mut done = Vec::new();
     for (i, m) in batch.messages().iter().enumerate() {
         let outcome = match store.inbox_outcome(&m.seen_as)? {
             Some(o) => o,
             None => match batch.read(i)? {
-                Some(bytes) => {
-                    take(root, config, store, resolver, &bytes, &m.seen_as, &mut read).await?
-                }
+                Some(bytes) => take(&ctx, &bytes, &m.seen_as, &mut read).await?,
                 None => too_big(store, &m.seen_as, m.size)?,
             },
         };
@@ -147,29 +159,26 @@ fn too_big(store: &Store, seen_as: &str, size: u64) -> Result<String, StoreError
     Ok("unreadable".into())
 }
 
-/// Judges one message read for the first time and does what its verdict says; returns the
-/// outcome recorded.
+/// Reads one message for the first time (unless it is known by its content or Message-ID),
+/// judges it and records what came of it; returns the outcome.
 async fn take(
-    root: &Path,
-    config: &Config,
-    store: &mut Store,
-    resolver: &auth::Resolver,
+    ctx: &Ctx<'_>,
     bytes: &[u8],
     seen_as: &str,
     read: &mut Read,
 ) -> Result<String, InboxError> {
+    let store = ctx.store;
     let hash = content_id(bytes);
     if let Some(outcome) = known(store, &hash, &[seen_as])? {
         return Ok(outcome);
     }
     read.new += 1;
-    let now = Utc::now();
     let Some(message) = mail_parser::MessageParser::default().parse(bytes) else {
         tracing::warn!(
             message = seen_as,
             "editor inbox: not a mail message: left unread"
         );
-        let m = record(&hash, "", "", "unreadable", "not a mail message", now);
+        let m = record(&hash, "", "", "unreadable", "not a mail message");
         store.record_inbox(&[&hash, seen_as], &m)?;
         return Ok(m.outcome);
     };
@@ -181,6 +190,22 @@ async fn take(
             return Ok(outcome);
         }
     }
+    let m = judge(ctx, &message, bytes, &hash, read).await?;
+    let mut ids = vec![hash.as_str(), seen_as];
+    ids.extend(mid.as_deref());
+    store.record_inbox(&ids, &m)?;
+    Ok(m.outcome)
+}
+
+/// The verdict on a message, and what it does: a stranger's is left, a forger's alerts the
+/// office, an editor's is posted.
+async fn judge(
+    ctx: &Ctx<'_>,
+    message: &mail_parser::Message<'_>,
+    bytes: &[u8],
+    hash: &str,
+    read: &mut Read,
+) -> Result<InboxMessage, InboxError> {
     let subject = crate::content::one_line(message.subject().unwrap_or(""));
     let from = message
         .from()
@@ -188,49 +213,34 @@ async fn take(
         .and_then(|a| a.address())
         .unwrap_or("")
         .to_lowercase();
-    let editor = config
-        .editor
-        .as_ref()
-        .map(|e| e.to.clone())
-        .unwrap_or_default();
-    let trusted = config
-        .editor
-        .as_ref()
-        .and_then(|e| e.trusted_authserv_id.as_deref());
-    let m = match auth::verdict(bytes, &editor, trusted, resolver).await {
-        auth::Verdict::Stranger => {
-            read.strangers += 1;
-            tracing::warn!(from = %from, subject = %subject, "editor inbox: a message not from an editor: left unread, not answered");
-            record(
-                &hash,
-                &from,
-                &subject,
-                "stranger",
-                "not from an editor",
-                now,
-            )
-        }
-        auth::Verdict::Forged(why) => {
-            read.forged += 1;
-            tracing::warn!(from = %from, subject = %subject, "editor inbox: a message claims an editor's address without authentication ({why}): nothing published");
-            forged_alert(root, config, store, &from, &subject, &why)?;
-            record(&hash, &from, &subject, "forged", &why, now)
-        }
-        auth::Verdict::Editor(sender) => {
-            let detail = post(root, config, store, &message, &sender, &subject, read, now)?;
-            let outcome = if detail.lines().any(|l| !l.starts_with("refused")) {
-                "taken"
-            } else {
-                read.refused += 1;
-                "refused"
-            };
-            record(&hash, &sender, &subject, outcome, &detail, now)
-        }
-    };
-    let mut ids = vec![hash.as_str(), seen_as];
-    ids.extend(mid.as_deref());
-    store.record_inbox(&ids, &m)?;
-    Ok(m.outcome)
+    let editor = ctx.config.editor.as_ref();
+    let editors = editor.map(|e| e.to.clone()).unwrap_or_default();
+    let trusted = editor.and_then(|e| e.trusted_authserv_id.as_deref());
+    Ok(
+        match auth::verdict(bytes, &editors, trusted, ctx.resolver).await {
+            auth::Verdict::Stranger => {
+                read.strangers += 1;
+                tracing::warn!(from = %from, subject = %subject, "editor inbox: a message not from an editor: left unread, not answered");
+                record(hash, &from, &subject, "stranger", "not from an editor")
+            }
+            auth::Verdict::Forged(why) => {
+                read.forged += 1;
+                tracing::warn!(from = %from, subject = %subject, "editor inbox: a message claims an editor's address without authentication ({why}): nothing published");
+                forged_alert(ctx, &from, &subject, &why)?;
+                record(hash, &from, &subject, "forged", &why)
+            }
+            auth::Verdict::Editor(sender) => {
+                let detail = post(ctx, message, &sender, &subject, read)?;
+                let outcome = if detail.lines().any(|l| !l.starts_with("refused")) {
+                    "taken"
+                } else {
+                    read.refused += 1;
+                    "refused"
+                };
+                record(hash, &sender, &subject, outcome, &detail)
+            }
+        },
+    )
 }
 
 /// What came of the message known as `id`, remembering it under `aliases` too.
@@ -242,17 +252,10 @@ fn known(store: &Store, id: &str, aliases: &[&str]) -> Result<Option<String>, St
     Ok(Some(m.outcome))
 }
 
-fn record(
-    hash: &str,
-    sender: &str,
-    subject: &str,
-    outcome: &str,
-    detail: &str,
-    now: DateTime<Utc>,
-) -> InboxMessage {
+fn record(hash: &str, sender: &str, subject: &str, outcome: &str, detail: &str) -> InboxMessage {
     InboxMessage {
         message: hash.to_string(),
-        read_at: now.to_rfc3339(),
+        read_at: Utc::now().to_rfc3339(),
         sender: sender.to_string(),
         subject: subject.to_string(),
         outcome: outcome.to_string(),
@@ -289,17 +292,20 @@ fn thread_of(message: &mail_parser::Message, sender: &str, subject: &str) -> Thr
 /// Writes the files her message offers into `posts/`; answers at once when nothing was
 /// written (every attachment refused, or the same content already there). Returns the detail
 /// recorded: `written: <file>`, `unchanged: <file>`, `refused: <name>: <why>`, one a line.
-#[allow(clippy::too_many_arguments)]
 fn post(
-    root: &Path,
-    config: &Config,
-    store: &Store,
+    ctx: &Ctx<'_>,
     message: &mail_parser::Message,
     sender: &str,
     subject: &str,
     read: &mut Read,
-    now: DateTime<Utc>,
 ) -> Result<String, InboxError> {
+    let Ctx {
+        root,
+        config,
+        store,
+        ..
+    } = *ctx;
+    let now = Utc::now();
     let posts = root.join("posts");
     let today = now
         .with_timezone(&config.tz())
@@ -446,18 +452,19 @@ pub fn refusal_advice(why: &str) -> &'static str {
 
 /// Raises the alert of a message that claims an editor's address without passing
 /// authentication: at most once an hour; nothing clears it, so no resolution follows.
-fn forged_alert(
-    root: &Path,
-    config: &Config,
-    store: &Store,
-    from: &str,
-    subject: &str,
-    why: &str,
-) -> Result<(), InboxError> {
+fn forged_alert(ctx: &Ctx<'_>, from: &str, subject: &str, why: &str) -> Result<(), InboxError> {
     let subject: String = subject.chars().take(80).collect();
     let text = format!(
         "編集担当のアドレス（{from}）を名乗るメールが記事の受付用メールボックスに届きましたが、認証を通りませんでした（{why}）。件名「{subject}」。何も公開していません。"
     );
-    super::alert::raise_every(root, config, store, FORGED, &text, false, FORGED_QUIET)?;
+    super::alert::raise_every(
+        ctx.root,
+        ctx.config,
+        ctx.store,
+        FORGED,
+        &text,
+        false,
+        FORGED_QUIET,
+    )?;
     Ok(())
 }
