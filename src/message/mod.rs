@@ -270,3 +270,52 @@ pub fn build(
         .render(to)?
         .into_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_names_her_message_and_drops_ids_that_could_inject_headers() {
+        let yaml = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tayori.yaml"),
+        )
+        .unwrap();
+        let config = crate::config::parse(&yaml, std::path::Path::new("tayori.yaml")).unwrap();
+        let rendered = Rendered {
+            subject: "Re: 今週の記事です".into(),
+            preheader: String::new(),
+            html: "<p>受付</p>".into(),
+            text: "受付".into(),
+        };
+        let template = Template::new(&config, &rendered, SystemTime::now())
+            .unwrap()
+            .for_office("receipt", &["sakura@example.jp".into()])
+            .unwrap();
+        let answer = template.clone().in_reply_to(
+            "<word-1@example.jp>",
+            "<a@example.jp> bad\r\nBcc: x@evil.example <b@example.jp>",
+        );
+        let eml = answer
+            .render(&Recipient {
+                email: "sakura@example.jp",
+                name: "",
+                unsubscribe_url: "",
+                message_id: "<r@example.jp>".into(),
+            })
+            .unwrap();
+        assert!(
+            eml.contains("In-Reply-To: <word-1@example.jp>\r\n"),
+            "{eml}"
+        );
+        assert!(
+            eml.contains(
+                "References: <a@example.jp>\r\n <b@example.jp>\r\n <word-1@example.jp>\r\n"
+            ),
+            "{eml}"
+        );
+        assert!(!eml.contains("Bcc:"), "{eml}");
+        let forged = template.in_reply_to("<x@y>\r\nBcc: z@evil.example", "");
+        assert!(!format!("{forged:?}").contains("In-Reply-To"));
+    }
+}
