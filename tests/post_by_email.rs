@@ -759,3 +759,42 @@ fn an_imap_inbox_is_read_at_once_under_idle_and_a_pop3_inbox_once_across_restart
     println!("{status}");
     assert!(status.contains("messages taken: 2;"), "{status}");
 }
+
+#[test]
+fn an_inbox_unreadable_for_an_hour_alerts_the_office_once_and_is_resolved_when_it_reads_again() {
+    let work = tempfile::tempdir().unwrap();
+    let missing = work.path().join("Maildir");
+    let dir = folder(None, &format!("maildir://{}", missing.display()), "0");
+    let root = dir.path();
+    // The inbox has been failing for two hours already (as a daemon would have recorded it).
+    let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
+    let since = (chrono::Utc::now() - chrono::TimeDelta::hours(2)).to_rfc3339();
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES ('editor_inbox_failing_since', ?1)",
+        [&since],
+    )
+    .unwrap();
+    let d = Daemon::start(root, &[]);
+    let kind_files = |kind: &str| -> Vec<String> {
+        outbox(root)
+            .into_iter()
+            .filter(|f| f.starts_with(&format!("editor-{kind}-")))
+            .map(|f| std::fs::read_to_string(root.join("outbox").join(f)).unwrap())
+            .collect()
+    };
+    wait_for("the alert", Duration::from_secs(30), || {
+        !kind_files("alert").is_empty()
+    });
+    let alert = eml_part(&kind_files("alert")[0], "text/plain");
+    println!("{alert}");
+    assert!(
+        alert.contains("記事の受付用メールボックスを読めない状態が"),
+        "{alert}"
+    );
+    maildir(work.path());
+    wait_for("the resolution", Duration::from_secs(30), || {
+        !kind_files("resolved").is_empty()
+    });
+    assert_eq!(kind_files("alert").len(), 1, "told once");
+    assert!(d.stop().success());
+}

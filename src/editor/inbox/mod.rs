@@ -94,6 +94,9 @@ pub async fn read(
         Err(e) => format!("{now} {e}"),
     };
     store.set_meta(LAST_READ, &last)?;
+    // Unreadable for an hour: the office is told (and when it reads again).
+    let failed = result.as_ref().err().map(|e| e.to_string());
+    super::alert::inbox_read(root, config, store, failed.as_ref());
     result
 }
 
