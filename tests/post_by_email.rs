@@ -572,6 +572,49 @@ fn every_attachment_is_checked_before_it_is_written_and_each_refusal_is_answered
     );
     assert!(to("<phone-1@example.jp>").contains("Subject: Re:"));
 
+    // The same name again the same day: the file is replaced, an update of the post.
+    let fixed = work.path().join("fixed.md");
+    std::fs::write(
+        &fixed,
+        "---\ntitle: 面会交流の Q&A（改訂）\n---\n\n面会交流は子どものための制度です。改訂しました。\n",
+    )
+    .unwrap();
+    let update = mail(
+        work.path(),
+        "update.eml",
+        &[
+            "--from",
+            SAKURA,
+            "--subject",
+            "修正版です",
+            "--message-id",
+            "<update-1@example.jp>",
+            "--auth",
+            PASS,
+            "--text",
+            "修正しました\n",
+            "--attach",
+            &format!("{}=面会交流.md", fixed.display()),
+        ],
+    );
+    drop_into(&inbox, "5.update", &update);
+    let answered = |id: &str| {
+        outbox(root)
+            .into_iter()
+            .filter(|f| f.starts_with("editor-receipt"))
+            .map(|f| std::fs::read_to_string(root.join("outbox").join(f)).unwrap())
+            .find(|eml| eml.contains(&format!("In-Reply-To: {id}")))
+    };
+    wait_for("the update's answer", Duration::from_secs(30), || {
+        answered("<update-1@example.jp>").is_some()
+    });
+    assert_eq!(posts(root), expected, "replaced, not added");
+    let md_now = std::fs::read_to_string(root.join("posts").join(&expected[2])).unwrap();
+    assert!(md_now.contains("改訂しました"));
+    let told = eml_part(&answered("<update-1@example.jp>").unwrap(), "text/plain");
+    println!("answer to the update:\n{told}");
+    assert!(told.contains("更新: 面会交流の Q&A（改訂）"), "{told}");
+
     // Another date, the same name: a second post under one address is refused before it is
     // written.
     let again = mail(
@@ -593,20 +636,13 @@ fn every_attachment_is_checked_before_it_is_written_and_each_refusal_is_answered
         ],
     );
     drop_into(&inbox, "4.again", &again);
-    wait_for("the fourth answer", Duration::from_secs(30), || {
-        outbox(root)
-            .iter()
-            .filter(|f| f.starts_with("editor-receipt"))
-            .count()
-            >= 4
-    });
+    wait_for(
+        "the answer about the taken name",
+        Duration::from_secs(30),
+        || answered("<again-1@example.jp>").is_some(),
+    );
     assert_eq!(posts(root), expected, "nothing written for a taken address");
-    let last = outbox(root)
-        .into_iter()
-        .filter(|f| f.starts_with("editor-receipt"))
-        .map(|f| std::fs::read_to_string(root.join("outbox").join(f)).unwrap())
-        .find(|eml| eml.contains("In-Reply-To: <again-1@example.jp>"))
-        .expect("an answer to the mail with the taken name");
+    let last = answered("<again-1@example.jp>").unwrap();
     assert!(
         eml_part(&last, "text/plain").contains("another post already has the address `面会交流`")
     );
@@ -614,7 +650,7 @@ fn every_attachment_is_checked_before_it_is_written_and_each_refusal_is_answered
     let status = text_of(&tayori(root, &["status"]).stdout);
     println!("{status}");
     assert!(
-        status.contains("messages taken: 2; refused: 2;"),
+        status.contains("messages taken: 3; refused: 2;"),
         "{status}"
     );
     assert!(status.contains("refused: bomb.docx"), "{status}");
