@@ -271,4 +271,31 @@ mod tests {
         let jp = "本文。\n\n2026年11月30日(月) 10:00 山本 さくら <s@example.jp>:\n> 引用\n";
         assert_eq!(clean_body(jp), "本文。");
     }
+
+    #[test]
+    fn text_after_a_file_stays_body_and_a_picture_of_the_html_is_no_attachment() {
+        let raw = "From: s@example.jp\r\nSubject: a\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n--a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>hello</p>\r\n--a--\r\n--b\r\nContent-Type: text/markdown; name=\"x.md\"\r\nContent-Disposition: attachment; filename=\"x.md\"\r\n\r\n# T\r\n\r\nbody\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nmore of the body\r\n--b\r\nContent-Type: image/png\r\nContent-ID: <logo>\r\nContent-Disposition: inline\r\n\r\nPNG\r\n--b--\r\n";
+        let message = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
+        let opts = IngestOptions {
+            strip_lines: Vec::new(),
+            tz: chrono_tz::Asia::Tokyo,
+            base_url: "https://example.jp/".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let none = |_: &str| None;
+        let sorted = sort(
+            &message,
+            &Target {
+                posts: dir.path(),
+                date: "2026-11-30",
+                opts: &opts,
+                slug_taken: &none,
+            },
+        );
+        let names: Vec<&str> = sorted.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["2026-11-30-x.md"]);
+        assert!(sorted.refused.is_empty(), "{:?}", sorted.refused);
+    }
 }
