@@ -58,11 +58,17 @@ pub async fn verdict(
             "no trusted Authentication-Results (editor.trusted_authserv_id is not set)".into(),
         );
     };
+    // The topmost field, whoever wrote it: one from another server above the trusted one was
+    // added after the trusted server checked the message.
     let topmost = message
         .header_values("Authentication-Results")
         .filter_map(|v| v.as_text())
-        .find(|v| authserv_id(v).eq_ignore_ascii_case(trusted));
+        .next();
     match topmost {
+        Some(v) if !authserv_id(v).eq_ignore_ascii_case(trusted) => Verdict::Forged(format!(
+            "the topmost Authentication-Results is from {}, not {trusted}",
+            authserv_id(v)
+        )),
         Some(v) if says_dmarc_pass(v) => Verdict::Editor(from.clone()),
         Some(_) => Verdict::Forged(format!(
             "Authentication-Results from {trusted} does not say dmarc=pass"
