@@ -172,7 +172,8 @@ impl Batch {
     }
 }
 
-/// The files of `new/` and `cur/` not yet marked seen, sorted by name in each.
+/// The files of `new/` and `cur/` not yet marked seen, sorted by name in each. `new/` must be
+/// there; a `cur/` nobody made yet is empty.
 fn list_maildir(dir: &Path) -> Result<Vec<Message>, Error> {
     let mut out = Vec::new();
     for sub in ["new", "cur"] {
@@ -181,8 +182,11 @@ fn list_maildir(dir: &Path) -> Result<Vec<Message>, Error> {
             path: folder.clone(),
             source,
         };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
-            .map_err(io)?
+        let listing = match std::fs::read_dir(&folder) {
+            Err(e) if sub == "cur" && e.kind() == std::io::ErrorKind::NotFound => continue,
+            listing => listing.map_err(io)?,
+        };
+        let mut files: Vec<PathBuf> = listing
             .map(|e| e.map(|e| e.path()))
             .collect::<Result<_, _>>()
             .map_err(io)?;
@@ -219,6 +223,7 @@ fn mark_file(dir: &Path, file: &Path, delete: bool) -> std::io::Result<()> {
     flags.sort_unstable();
     flags.dedup();
     let flags: String = flags.into_iter().collect();
+    std::fs::create_dir_all(dir.join("cur"))?;
     std::fs::rename(file, dir.join("cur").join(format!("{base}:2,{flags}")))
 }
 
@@ -302,9 +307,19 @@ async fn watch_maildir(
                 if ev.is_none() {
                     return;
                 }
-                // A delivery of several messages is one reading.
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                while events.try_recv().is_ok() {}
+                // Read once the folder is quiet: a delivery of several messages is one
+                // reading, and a file written in place (not renamed in from tmp/, as Maildir
+                // asks) is read once it is complete.
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    let mut more = false;
+                    while events.try_recv().is_ok() {
+                        more = true;
+                    }
+                    if !more {
+                        break;
+                    }
+                }
                 if changed.send(()).is_err() {
                     return;
                 }
@@ -327,6 +342,16 @@ mod tests {
         std::fs::write(dir.path().join("new/2.host"), b"Subject: b\r\n\r\nb").unwrap();
         std::fs::write(dir.path().join("cur/0.host:2,S"), b"old").unwrap();
         let url = MailboxUrl::Maildir(dir.path().to_path_buf());
+        let bare = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bare.path().join("new")).unwrap();
+        std::fs::write(bare.path().join("new/9.host"), b"x").unwrap();
+        let only_new = Batch::maildir(bare.path(), 1024).unwrap();
+        assert_eq!(only_new.messages().len(), 1, "no cur/ yet: nothing there");
+        only_new.finish_maildir(&[0], false);
+        assert!(
+            bare.path().join("cur/9.host:2,S").exists(),
+            "cur/ made to mark it"
+        );
         let batch = Batch::open(&url, "UNUSED", 1024).await.unwrap();
         let names: Vec<&str> = batch
             .messages()
