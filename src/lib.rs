@@ -19,6 +19,7 @@ pub(crate) mod doctor;
 pub(crate) mod editor;
 pub(crate) mod files;
 pub(crate) mod lock;
+pub mod mailbox;
 pub mod media;
 pub mod message;
 pub(crate) mod problem;

@@ -196,7 +196,7 @@ fn a_store_from_an_older_schema_is_migrated_and_keeps_its_rows() {
     let root = dir.path();
     std::fs::create_dir_all(root.join("state")).unwrap();
     let db = rusqlite::Connection::open(root.join("state/tayori.sqlite3")).unwrap();
-    for (i, m) in tayori::store::MIGRATIONS.iter().take(2).enumerate() {
+    for (i, m) in tayori::store::MIGRATIONS.iter().take(3).enumerate() {
         db.execute_batch(m).unwrap();
         db.pragma_update(None, "user_version", (i + 1) as i64)
             .unwrap();
@@ -204,6 +204,13 @@ fn a_store_from_an_older_schema_is_migrated_and_keeps_its_rows() {
     db.execute(
         "INSERT INTO suppressions (address, reason, at) VALUES ('gone@example.jp', 'unsubscribed', '2026-01-01T00:00:00+00:00')",
         [],
+    )
+    .unwrap();
+    // A webhook event queued under the queue's old table name, with an attempt.
+    db.execute_batch(
+        "INSERT INTO webhook_events (id, event, slug, body, created_at, next_attempt_at, state)
+           VALUES ('evt_old', 'post.published', 'old', '{}', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', 'gone');
+         INSERT INTO webhook_attempts (event_id, at, status) VALUES ('evt_old', '2026-01-01T00:00:00+00:00', '410');",
     )
     .unwrap();
     drop(db);
@@ -214,6 +221,17 @@ fn a_store_from_an_older_schema_is_migrated_and_keeps_its_rows() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version as usize, tayori::store::MIGRATIONS.len());
+    let attempts: i64 = db
+        .query_row(
+            "SELECT count(*) FROM crosspost_events JOIN crosspost_attempts ON event_id = id WHERE id = 'evt_old'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        attempts, 1,
+        "the queued event and its attempt keep their rows"
+    );
     let status = text(&tayori(root, &["status"]).stdout);
     assert!(status.contains("gone@example.jp"), "{status}");
 }

@@ -1,5 +1,5 @@
-//! Reading the bounce mailbox — a Maildir (`new/` and `cur/`), or IMAP or POP3 on a server
-//! ([`super::remote`]) — and acting on each report once.
+//! Reading the bounce mailbox — a Maildir, or IMAP or POP3 on a server, read by
+//! [`crate::mailbox`] — and acting on each report once.
 //!
 //! With `bounces.address` set, a report acts only through the VERP tag of a delivery we made
 //! (HMAC of the address with the folder's secret, so nobody can make one up): found in the
@@ -17,11 +17,12 @@
 //! and a restart never counts one twice. A report bigger than [`MAX_REPORT_BYTES`] is kept and
 //! shown, never parsed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::Utc;
 
 use super::{cause_for, failure_for, parse, Cause, Report};
+use crate::mailbox::{content_id, Batch, MailboxUrl};
 use crate::store::{BounceRecord, Store, StoreError};
 use crate::unsubscribe::Key;
 
@@ -58,14 +59,8 @@ pub struct Read {
 /// Why the mailbox could not be read (the reports stay; nothing is decided).
 #[derive(Debug, thiserror::Error)]
 pub enum MailboxError {
-    #[error("bounce mailbox {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("bounce mailbox {mailbox}: {message}")]
-    Server { mailbox: String, message: String },
+    #[error("bounce mailbox {0}")]
+    Mailbox(#[from] crate::mailbox::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -73,68 +68,52 @@ pub enum MailboxError {
 /// Reads every report not yet read in the Maildir at `dir`. A report acted on is marked seen
 /// (into `cur/` with the `S` flag), or removed with `delete`.
 pub fn read_maildir(dir: &Path, store: &mut Store, reader: &Reader) -> Result<Read, MailboxError> {
+    let batch = Batch::maildir(dir, MAX_REPORT_BYTES)?;
     let mut read = Read::default();
-    for sub in ["new", "cur"] {
-        let folder = dir.join(sub);
-        let io = |source| MailboxError::Io {
-            path: folder.clone(),
-            source,
-        };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
-            .map_err(io)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .map_err(io)?;
-        files.sort();
-        for file in files {
-            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with('.') || seen(name) {
-                continue;
-            }
-            if !maildir_file(&file, store, reader, &mut read)? {
-                continue;
-            }
-            // Seen: into cur/ with the S flag, so that mail clients and we agree it was read.
-            let base = name.split(":2,").next().unwrap_or(name);
-            let marked = if reader.delete {
-                std::fs::remove_file(&file)
-            } else {
-                std::fs::rename(&file, dir.join("cur").join(format!("{base}:2,S")))
-            };
-            // The store already knows the report: left in new/, it is not acted on twice.
-            if let Err(e) = marked {
-                tracing::warn!(file = %file.display(), "bounce report not marked seen: {e}");
-            }
-        }
-    }
+    let done = consume(&batch, store, reader, &mut read)?;
+    batch.finish_maildir(&done, reader.delete);
     Ok(read)
 }
 
-/// One Maildir file: known by its name before it is read, too big to read, or read once.
-/// Returns whether it was acted on (and so may be marked seen).
-fn maildir_file(
-    file: &Path,
+/// Reads the reports not yet read in the mailbox `url` (a Maildir, or IMAP or POP3 with
+/// `TAYORI_BOUNCE_PASSWORD`).
+pub async fn read(
+    url: &MailboxUrl,
+    store: &mut Store,
+    reader: &Reader<'_>,
+) -> Result<Read, MailboxError> {
+    let batch = Batch::open(url, PASSWORD, MAX_REPORT_BYTES).await?;
+    let mut read = Read::default();
+    let done = consume(&batch, store, reader, &mut read)?;
+    batch.finish(&done, reader.delete).await?;
+    Ok(read)
+}
+
+/// The environment variable with the bounce mailbox's password.
+pub const PASSWORD: &str = "TAYORI_BOUNCE_PASSWORD";
+
+/// Each report of the batch once: known before it is read (by its file name or content), too
+/// big to read, or parsed. Returns the reports acted on (and so to be marked read).
+fn consume(
+    batch: &Batch,
     store: &mut Store,
     reader: &Reader,
     read: &mut Read,
-) -> Result<bool, MailboxError> {
-    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let seen_as = format!("file:{}", name.split(":2,").next().unwrap_or(name));
-    if let Some(outcome) = store.report_outcome(&seen_as)? {
-        return Ok(outcome == "matched");
+) -> Result<Vec<usize>, MailboxError> {
+    let mut done = Vec::new();
+    for (i, m) in batch.messages().iter().enumerate() {
+        let acted = match store.report_outcome(&m.seen_as)? {
+            Some(outcome) => outcome == "matched",
+            None => match batch.read(i)? {
+                None => keep_too_big(&m.seen_as, m.size, store, read)?,
+                Some(bytes) => process(&bytes, &m.seen_as, store, reader, read)?,
+            },
+        };
+        if acted {
+            done.push(i);
+        }
     }
-    let io = |source| MailboxError::Io {
-        path: file.to_path_buf(),
-        source,
-    };
-    let size = std::fs::metadata(file).map_err(io)?.len();
-    if size > MAX_REPORT_BYTES {
-        return keep_too_big(&seen_as, size, store, read);
-    }
-    // A regular file only, never more than the cap (it may have grown since the stat).
-    let bytes = crate::files::read_regular(file, MAX_REPORT_BYTES, crate::files::Links::Follow)
-        .map_err(|e| io(e.into()))?;
-    process(&bytes, &seen_as, store, reader, read)
+    Ok(done)
 }
 
 fn keep_too_big(
@@ -153,58 +132,6 @@ fn keep_too_big(
     read.reports += 1;
     read.kept += 1;
     Ok(false)
-}
-
-/// Reads the reports not yet read in a mailbox on a server (see [`super::remote`]).
-pub async fn read_remote(
-    remote: &super::remote::Remote,
-    store: &mut Store,
-    reader: &Reader<'_>,
-) -> Result<Read, MailboxError> {
-    let fail = |message: String| MailboxError::Server {
-        mailbox: remote.name(),
-        message,
-    };
-    let mut session = super::remote::Session::open(remote).await.map_err(fail)?;
-    let fetched = session.fetch(MAX_REPORT_BYTES).await.map_err(fail)?;
-    let mut read = Read::default();
-    let mut acted_on = Vec::new();
-    for f in &fetched {
-        // Known before it is parsed — by its content, or (too big to download) by its place
-        // on the server: a kept report is not read again.
-        let too_big = f.size > MAX_REPORT_BYTES;
-        let seen_as = if too_big {
-            format!("{}/{}#{}", remote.name(), remote.folder, f.id)
-        } else {
-            content_id(&f.bytes)
-        };
-        let acted = match store.report_outcome(&seen_as)? {
-            Some(outcome) => outcome == "matched",
-            None if too_big => keep_too_big(&seen_as, f.size, store, &mut read)?,
-            None => process(&f.bytes, &seen_as, store, reader, &mut read)?,
-        };
-        if acted {
-            acted_on.push(f.id);
-        }
-    }
-    session.mark(&acted_on, reader.delete).await.map_err(fail)?;
-    session.close().await.map_err(fail)?;
-    Ok(read)
-}
-
-/// The Maildir `S` (seen) flag in a file name (`…:2,S`).
-fn seen(name: &str) -> bool {
-    name.rsplit_once(":2,")
-        .is_some_and(|(_, flags)| flags.contains('S'))
-}
-
-/// A report's id by its content.
-fn content_id(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!(
-        "sha256:{}",
-        crate::content::hex(&sha2::Sha256::digest(bytes))
-    )
 }
 
 /// Acts on one report once (by its Message-ID, else its content hash; `seen_as` is what it

@@ -3,14 +3,13 @@
 //! notifications, and the prose reports real servers still write), and the one verdict on each
 //! recipient in it — decided by *why* it bounced, not by the status class alone.
 //!
-//! [`classify`] decides (for a report and for a 5xx at RCPT or DATA alike); [`mailbox`] reads a
-//! mailbox, matches each report to a delivery by its VERP tag and has the store record and apply
+//! [`classify`] decides (for a report and for a 5xx at RCPT or DATA alike); [`mailbox`] reads
+//! the bounce mailbox (through [`crate::mailbox`]), matches each report to a delivery by its VERP tag and has the store record and apply
 //! the verdict.
 
 mod classify;
 pub mod mailbox;
 mod plain;
-pub mod remote;
 mod report;
 mod words;
 

@@ -121,6 +121,14 @@ pub fn status(root: &Path, subscriber: Option<&str>, feeds: bool) -> anyhow::Res
     }
     webhooks(&store, &tz)?;
     bounces(&store)?;
+    if config
+        .as_ref()
+        .is_some_and(|c| crate::editor::inbox::url(c).is_some())
+    {
+        for line in crate::editor::inbox::status_lines(&store, |t| local(t, &tz)) {
+            println!("{line}");
+        }
+    }
     for p in &problems.unreadable {
         println!("unreadable subscriber list (no issue is made until it is fixed): {p}");
     }

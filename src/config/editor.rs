@@ -97,6 +97,13 @@ impl Editor {
                 self.poll
             ));
         }
+        if let Some(Err(e)) = self
+            .inbox
+            .as_deref()
+            .map(|i| super::MailboxUrl::parse(i, "editor.inbox"))
+        {
+            bad.push(e);
+        }
         if let Some(w) = self.alert_webhook.as_deref().filter(|w| !is_web(w)) {
             bad.push(format!("editor.alert_webhook: `{w}` is not an http(s) URL"));
         }

@@ -13,10 +13,12 @@ use crate::problem::Problem;
 
 pub mod calendar;
 pub mod editor;
+mod mailbox;
 mod optional;
 mod parsed;
 pub mod schedule;
 pub mod smtp;
+pub use mailbox::{MailboxUrl, Remote as RemoteMailbox};
 pub use optional::{
     Bounces, Micropub, PaceLimits, PostStatus, Processed, Records, Subscribe, WebSub, WordPress,
 };
@@ -353,15 +355,8 @@ impl Config {
             }
         }
         if let Some(b) = &self.bounces {
-            if let Some(m) = &b.mailbox {
-                match (b.maildir(), b.remote()) {
-                    (Some(_), _) | (None, Some(Ok(_))) => {}
-                    (None, Some(Err(e))) => bad.push(e),
-                    (None, None) => bad.push(format!(
-                        "bounces.mailbox: `{}` is not a mailbox (imaps://user@host/INBOX, pop3s://user@host or maildir:///path/to/Maildir)",
-                        crate::text::redacted_url(m)
-                    )),
-                }
+            if let Some(Err(e)) = b.mailbox_url() {
+                bad.push(e);
             }
             if let Some(a) = &b.address {
                 if a.parse::<lettre::Address>().is_err() {

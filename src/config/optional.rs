@@ -221,18 +221,12 @@ fn default_poll() -> String {
 }
 
 impl Bounces {
-    /// The Maildir folder, when `mailbox` names one.
-    pub fn maildir(&self) -> Option<std::path::PathBuf> {
-        let m = self.mailbox.as_deref()?;
-        url::Url::parse(m)
-            .ok()
-            .filter(|u| u.scheme() == "maildir")
-            .map(|u| std::path::PathBuf::from(u.path()))
-    }
-
-    /// The IMAP or POP3 mailbox, when `mailbox` names one (or why its URL is unusable).
-    pub fn remote(&self) -> Option<Result<crate::bounces::remote::Remote, String>> {
-        crate::bounces::remote::Remote::parse(self.mailbox.as_deref()?)
+    /// The mailbox, when `mailbox` names one (or why its URL is unusable).
+    pub fn mailbox_url(&self) -> Option<Result<super::MailboxUrl, String>> {
+        Some(super::MailboxUrl::parse(
+            self.mailbox.as_deref()?,
+            "bounces.mailbox",
+        ))
     }
 
     /// `poll` as a duration (`90s`, `5m`, `1h`; a bare number is seconds).

@@ -97,10 +97,19 @@ pub async fn run(
 
     let (changed, mailbox_changed) = tokio::sync::mpsc::unbounded_channel();
     if let Some(b) = &config.bounces {
-        if let (Some(Ok(remote)), Some(every)) = (b.remote(), b.poll_every()) {
-            tokio::spawn(watch_mailbox(remote, every, changed, stop.clone()));
+        if let (Some(Ok(url)), Some(every)) = (b.mailbox_url(), b.poll_every()) {
+            tokio::spawn(crate::mailbox::watch(
+                url,
+                crate::bounces::mailbox::PASSWORD,
+                "bounce mailbox",
+                every,
+                changed,
+                stop.clone(),
+            ));
         }
     }
+    let (inbox_tx, inbox_changed) = tokio::sync::mpsc::unbounded_channel();
+    let inbox = start_inbox(&config, inbox_tx, &stop);
     let sending = d.catch_up(&schedule, &tz, &stop).await?;
     let (request_tx, requests) = tokio::sync::mpsc::unbounded_channel();
     let request_thread = requests::watch(root.clone(), request_tx, stop.clone())
@@ -129,6 +138,9 @@ pub async fn run(
         check_at: None,
         webhook_wake,
         mailbox_changed,
+        inbox_at: inbox.as_ref().map(|_| Instant::now()),
+        inbox,
+        inbox_changed,
         proof_at: crate::editor::enabled(&config).then(Instant::now),
         at_tick: false,
     };
@@ -153,37 +165,40 @@ pub async fn run(
     Ok(())
 }
 
-/// Holds an IDLE on an IMAP bounce mailbox and says when reports arrive, so they are read at
-/// once rather than at the next poll. Ends when the server offers no IDLE (polling goes on).
-async fn watch_mailbox(
-    remote: crate::bounces::remote::Remote,
-    every: Duration,
+/// With `editor.inbox`: the resolver its verdicts use, built once, and an IDLE on an IMAP
+/// inbox. `None` (and said) when the inbox cannot be read at all.
+fn start_inbox(
+    config: &Config,
     changed: tokio::sync::mpsc::UnboundedSender<()>,
-    stop: CancellationToken,
-) {
-    use crate::bounces::remote::{idle, Idle};
-    loop {
-        let waited = tokio::select! {
-            _ = stop.cancelled() => return,
-            w = idle(&remote, every) => w,
-        };
-        match waited {
-            Ok(Idle::Changed) => {
-                if changed.send(()).is_err() {
-                    return;
-                }
-            }
-            Ok(Idle::Quiet) => {}
-            Ok(Idle::Unsupported) => return,
-            Err(e) => {
-                tracing::warn!("bounce mailbox {}: IDLE: {e}", remote.name());
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {}
-                }
-            }
+    stop: &CancellationToken,
+) -> Option<Arc<crate::editor::inbox::auth::Resolver>> {
+    use crate::editor::inbox;
+    let url = match inbox::url(config)? {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::error!("{e}: the inbox is not read");
+            return None;
         }
-    }
+    };
+    let resolver = match inbox::auth::Resolver::from_env() {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            tracing::error!(
+                "editor inbox: no DNS resolver ({e:#}): the inbox is not read, its messages wait"
+            );
+            return None;
+        }
+    };
+    let every = config.editor.as_ref().map(|e| e.poll_every())?;
+    tokio::spawn(crate::mailbox::watch(
+        url,
+        inbox::PASSWORD,
+        "editor inbox",
+        every,
+        changed,
+        stop.clone(),
+    ));
+    Some(resolver)
 }
 
 /// The daemon's event loop and what it waits on.
@@ -212,8 +227,14 @@ struct Loop {
     issue_retry_wait: Option<Duration>,
     /// When the bounce mailbox is read next (`bounces.poll`).
     bounces_at: Option<Instant>,
-    /// An IMAP mailbox that offers IDLE says when new reports arrive (see [`watch_mailbox`]).
+    /// An IMAP mailbox that offers IDLE says when new reports arrive (see [`crate::mailbox::watch`]).
     mailbox_changed: tokio::sync::mpsc::UnboundedReceiver<()>,
+    /// When the editors' inbox is read next (`editor.poll`).
+    inbox_at: Option<Instant>,
+    /// The resolver of the inbox's verdicts (`None`: no inbox).
+    inbox: Option<Arc<crate::editor::inbox::auth::Resolver>>,
+    /// An IMAP inbox that offers IDLE says when mail arrives.
+    inbox_changed: tokio::sync::mpsc::UnboundedReceiver<()>,
     /// `None` while `posts/` is gone: it is watched again once it is back.
     watcher: Option<notify::RecommendedWatcher>,
     /// The folder watched (device, inode): a `posts/` made anew needs a new watch.
@@ -261,6 +282,8 @@ impl Loop {
                 Some(()) = self.hangup.recv() => self.reload(d).await,
                 _ = sleep_until(self.bounces_at) => self.read_bounces(d).await,
                 Some(()) = self.mailbox_changed.recv() => self.read_bounces(d).await,
+                _ = sleep_until(self.inbox_at) => self.read_inbox(d).await,
+                Some(()) = self.inbox_changed.recv() => self.read_inbox(d).await,
                 _ = sleep_until(self.proof_at) => {
                     self.proof_at = Some(Instant::now() + PROOF_CHECK);
                     d.check_proof().await;
@@ -292,6 +315,39 @@ impl Loop {
         .await;
         if let Ok(Err(e)) = read {
             tracing::warn!("bounce reports not read: {e:#}");
+        }
+    }
+
+    /// Reads the editors' inbox on a blocking thread (the store is blocking; IMAP, POP3 and
+    /// the DNS lookups run on the runtime), then waits `editor.poll`. The files it writes are
+    /// published by the watch of `posts/`, like any file dropped in.
+    async fn read_inbox(&mut self, d: &mut Daemon) {
+        let Some(resolver) = self.inbox.clone() else {
+            return;
+        };
+        let every = d.config.editor.as_ref().map(|e| e.poll_every());
+        self.inbox_at = every.map(|e| Instant::now() + e);
+        let (root, config) = (d.root.clone(), d.config.clone());
+        let rt = tokio::runtime::Handle::current();
+        let read = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let mut store = Store::open(&root)?;
+            Ok(rt.block_on(crate::editor::inbox::read(
+                &root, &config, &mut store, &resolver,
+            ))?)
+        })
+        .await;
+        match read {
+            Ok(Ok(r)) if r.new > 0 => tracing::info!(
+                new = r.new,
+                written = r.written.len(),
+                refused = r.refused,
+                strangers = r.strangers,
+                forged = r.forged,
+                "editor inbox read"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("editor inbox not read; its messages wait: {e:#}"),
+            Err(e) => tracing::error!("editor inbox: {e}"),
         }
     }
 

@@ -29,6 +29,9 @@ const NEEDS_RESTART: &[(&str, Print)] = &[
     ("bounces.mailbox", |c| {
         format!("{:?}", c.bounces.as_ref().map(|b| &b.mailbox))
     }),
+    ("editor.inbox", |c| {
+        format!("{:?}", c.editor.as_ref().map(|e| &e.inbox))
+    }),
 ];
 
 /// The sections `old` has and `new` lacks.

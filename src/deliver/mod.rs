@@ -334,12 +334,12 @@ pub async fn read_bounces(root: &Path, config: &Config, store: &mut Store) {
         tagged_only: b.address.is_some(),
         delete: b.processed == crate::config::Processed::Delete,
     };
-    let read = match (b.maildir(), b.remote()) {
-        (Some(dir), _) => mailbox::read_maildir(&dir, store, &reader),
-        (None, Some(Ok(remote))) => mailbox::read_remote(&remote, store, &reader).await,
-        _ => return,
-    }
-    .map_err(|e| e.to_string());
+    let Some(Ok(url)) = b.mailbox_url() else {
+        return;
+    };
+    let read = mailbox::read(&url, store, &reader)
+        .await
+        .map_err(|e| e.to_string());
     // Unreadable for an hour: the office is told (and when it reads again).
     crate::editor::alert::mailbox_read(root, config, store, read.as_ref().err());
     match read {

@@ -23,7 +23,9 @@ pub const DISK: &str = "disk";
 pub const BOUNCES: &str = "bounces";
 /// The bounce mailbox unreadable for an hour.
 pub const MAILBOX: &str = "mailbox";
-/// How long the bounce mailbox may be unreadable before the office is told.
+/// The editors' inbox (post by email) unreadable for an hour.
+pub const INBOX: &str = "inbox";
+/// How long a mailbox may be unreadable before the office is told.
 const MAILBOX_GRACE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 /// Free space under the folder below which the office is told.
 pub const LOW_DISK: u64 = 100 * 1024 * 1024;
@@ -37,6 +39,8 @@ fn advice(cause: &str) -> &'static str {
         DISK => "フォルダのあるディスクの空き容量を増やしてください（古いファイルの削除など）。空きがないと記事の公開や配信の記録ができません。",
         BOUNCES => "宛先の誤りや迷惑メール扱いが増えると、メール全体が届きにくくなります。tayori status で宛先を確かめ、不要な宛先は tayori subscribers remove で外してください。",
         MAILBOX => "バウンス受信用メールボックス（bounces.mailbox）の設定とパスワード（TAYORI_BOUNCE_PASSWORD）、サーバーの状態を確かめてください。",
+        INBOX => "記事の受付用メールボックス（editor.inbox）の設定とパスワード（TAYORI_INBOX_PASSWORD）、サーバーの状態を確かめてください。読めるようになれば、届いている記事は自動で取り込みます。",
+        super::inbox::FORGED => "心当たりがなければ、なりすましです。返信はせず、添付ファイルも開かないでください。ご自身が送ったものなら、いつものメールソフト・いつもの送信サーバーから送り直してください（転送や別のサービス経由では認証を通りません）。",
         _ => "tayori のログ（run の出力）をご確認ください。",
     }
 }
@@ -49,6 +53,8 @@ fn title(cause: &str) -> &'static str {
         DISK => "ディスクの空きが少なくなっています",
         BOUNCES => "配信不能または迷惑メール報告が多くなっています",
         MAILBOX => "バウンス受信用メールボックスが1時間以上読めません",
+        INBOX => "記事の受付用メールボックスが1時間以上読めません",
+        super::inbox::FORGED => "なりすまし: 編集担当を名乗るメールが認証を通りませんでした",
         _ => "問題が起きています",
     }
 }
@@ -61,6 +67,7 @@ fn resolved_title(cause: &str) -> &'static str {
         DISK => "ディスクの空きが戻りました",
         BOUNCES => "配信不能の割合は落ち着きました",
         MAILBOX => "バウンス受信用メールボックスが読めるようになりました",
+        INBOX => "記事の受付用メールボックスが読めるようになりました",
         _ => "問題は解消しました",
     }
 }
@@ -75,8 +82,29 @@ pub fn raise_now(
     text: &str,
     hook: bool,
 ) -> Result<(), super::QueueError> {
+    raise_every(
+        root,
+        config,
+        store,
+        cause,
+        text,
+        hook,
+        crate::store::ALERT_QUIET,
+    )
+}
+
+/// [`raise_now`] told at most once per `quiet` for this cause (a forged post: once an hour).
+pub fn raise_every(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    cause: &str,
+    text: &str,
+    hook: bool,
+    quiet: chrono::TimeDelta,
+) -> Result<(), super::QueueError> {
     let now = Utc::now();
-    if !super::enabled(config) || !store.raise_alert(cause, text, now)? {
+    if !super::enabled(config) || !store.raise_alert_every(cause, text, quiet, now)? {
         return Ok(());
     }
     tracing::warn!(cause, "alert: {text}");
@@ -225,34 +253,68 @@ pub async fn clear(
 /// After a read of the bounce mailbox: failing for [`MAILBOX_GRACE`] raises [`MAILBOX`]; a
 /// read that works clears it.
 pub fn mailbox_read(root: &Path, config: &Config, store: &Store, failed: Option<&String>) {
-    const SINCE: &str = "editor_mailbox_failing_since";
-    let now = Utc::now();
-    let r = (|| -> Result<(), super::QueueError> {
-        let Some(why) = failed else {
-            store.set_meta(SINCE, "")?;
-            clear_now(root, config, store, MAILBOX)?;
-            return bounce_rate(root, config, store);
-        };
-        let since = store
-            .meta(SINCE)?
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc));
-        match since {
-            None => store.set_meta(SINCE, &now.to_rfc3339())?,
-            Some(t) if now - t >= MAILBOX_GRACE => {
-                let text = format!(
-                    "バウンス受信用メールボックスを読めない状態が {} から続いています: {why}",
-                    super::japan_time(config, t)
-                );
-                raise_now(root, config, store, MAILBOX, &text, false)?;
-            }
-            Some(_) => {}
-        }
-        Ok(())
-    })();
+    let r = unreadable(
+        root,
+        config,
+        store,
+        failed,
+        (
+            MAILBOX,
+            "editor_mailbox_failing_since",
+            "バウンス受信用メールボックス",
+        ),
+    )
+    .and_then(|()| match failed {
+        None => bounce_rate(root, config, store),
+        Some(_) => Ok(()),
+    });
     if let Err(e) = r {
         tracing::error!("telling the office about the bounce mailbox: {e}");
     }
+}
+
+/// After a reading of the editors' inbox: failing for [`MAILBOX_GRACE`] raises [`INBOX`]; a
+/// reading that works resolves it.
+pub fn inbox_read(root: &Path, config: &Config, store: &Store, failed: Option<&String>) {
+    let which = (
+        INBOX,
+        "editor_inbox_failing_since",
+        "記事の受付用メールボックス",
+    );
+    if let Err(e) = unreadable(root, config, store, failed, which) {
+        tracing::error!("telling the office about the editors' inbox: {e}");
+    }
+}
+
+/// A mailbox (`cause`, the `meta` key of since when it fails, its name) read or not.
+fn unreadable(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    failed: Option<&String>,
+    (cause, since_key, name): (&str, &str, &str),
+) -> Result<(), super::QueueError> {
+    let now = Utc::now();
+    let Some(why) = failed else {
+        store.set_meta(since_key, "")?;
+        return clear_now(root, config, store, cause);
+    };
+    let since = store
+        .meta(since_key)?
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    match since {
+        None => store.set_meta(since_key, &now.to_rfc3339())?,
+        Some(t) if now - t >= MAILBOX_GRACE => {
+            let text = format!(
+                "{name}を読めない状態が {} から続いています: {why}",
+                super::japan_time(config, t)
+            );
+            raise_now(root, config, store, cause, &text, false)?;
+        }
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 /// The newest issue's bounce rate above 2 % of those sent, or any complaint about it, raises

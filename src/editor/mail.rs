@@ -154,11 +154,7 @@ async fn mark_sent(store: &Shared, id: i64) {
 
 /// Sends one mail to the editors who do not have it yet.
 async fn send(root: &Path, config: &Config, store: &Shared, m: &EditorMail) -> Result<(), String> {
-    let to = config
-        .editor
-        .as_ref()
-        .map(|e| e.to.clone())
-        .unwrap_or_default();
+    let to = recipients(config, m);
     let message = build(root, config, m, &to).map_err(|e| e.to_string())?;
     let Some(s) = &config.smtp else {
         let path = root
@@ -200,6 +196,18 @@ async fn send(root: &Path, config: &Config, store: &Shared, m: &EditorMail) -> R
     Ok(())
 }
 
+/// Every editor, or — for an answer to one editor's message — her alone.
+fn recipients(config: &Config, m: &EditorMail) -> Vec<String> {
+    match m.reply.as_ref().filter(|r| !r.sender.is_empty()) {
+        Some(r) => vec![r.sender.clone()],
+        None => config
+            .editor
+            .as_ref()
+            .map(|e| e.to.clone())
+            .unwrap_or_default(),
+    }
+}
+
 fn envelope_from(config: &Config) -> String {
     config
         .sender
@@ -224,6 +232,9 @@ fn build(
     };
     let mut template =
         Template::new(config, &rendered, SystemTime::now())?.for_office(&m.kind, to)?;
+    if let Some(r) = &m.reply {
+        template = template.in_reply_to(&r.message, &r.refs);
+    }
     if let Some(d) = config.smtp.as_ref().and_then(|s| s.dkim.as_ref()) {
         template = template.with_dkim(crate::message::dkim::Signer::load(root, d)?);
     }

@@ -85,6 +85,31 @@ pub fn queue(
     mail: Mail<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), QueueError> {
+    queue_as(root, config, store, mail, None, now)
+}
+
+/// [`queue`] for an answer to one editor's message (`In-Reply-To`, `References`, `Re:`): To
+/// her alone with `to_sender`, else to every editor.
+pub fn queue_reply(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    mail: Mail<'_>,
+    thread: &crate::store::Thread,
+    to_sender: bool,
+    now: DateTime<Utc>,
+) -> Result<(), QueueError> {
+    queue_as(root, config, store, mail, Some((thread, to_sender)), now)
+}
+
+fn queue_as(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    mail: Mail<'_>,
+    reply: Option<(&crate::store::Thread, bool)>,
+    now: DateTime<Utc>,
+) -> Result<(), QueueError> {
     let Mail {
         kind,
         subject,
@@ -100,9 +125,34 @@ pub fn queue(
         "{text}\n\n--\nこのメールは tayori が「{}」の編集担当にお送りしています。読者には届きません。\n",
         config.site.title
     );
-    store.queue_editor_mail(kind, subject, &html, &text, now)?;
+    match reply {
+        Some((thread, to_sender)) => {
+            let mut thread = thread.clone();
+            if !to_sender {
+                thread.sender.clear();
+            }
+            store.queue_editor_reply(kind, subject, &html, &text, &thread, now)?;
+        }
+        None => {
+            store.queue_editor_mail(kind, subject, &html, &text, now)?;
+        }
+    }
     tracing::info!(kind, subject, "editor mail queued");
     Ok(())
+}
+
+/// `Re: <subject>` for an answer (once, however often it was answered).
+pub fn re(subject: &str) -> String {
+    let s = crate::content::one_line(subject);
+    let s = s.trim();
+    let lower = s.to_ascii_lowercase();
+    if lower.starts_with("re:") || s.starts_with("Re：") {
+        s.to_string()
+    } else if s.is_empty() {
+        "Re: （件名なし）".into()
+    } else {
+        format!("Re: {s}")
+    }
 }
 
 /// After `tayori send` sent by itself: the report, or the alert of a run that stopped early,

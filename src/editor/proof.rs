@@ -91,10 +91,37 @@ pub fn check(
     }
     text.push_str(&format!("配信を止めたいときは（保留）:\n{hold_url}\n\n記事を直すと新しい校正が届き、このメールのリンクは無効になります。\n\n----------\n\n{issue_text}"));
     let subject = format!("【校正】{}", rendered.subject);
-    store.queue_editor_mail(kind::PROOF, &subject, &html, &text, now)?;
+    // An issue made of posts an editor mailed in: the proof joins the thread of her mail.
+    match mailed_thread(store)? {
+        Some(mut t) => {
+            // To every editor: the proof is the office's.
+            t.sender.clear();
+            store.queue_editor_reply(kind::PROOF, &subject, &html, &text, &t, now)?
+        }
+        None => store.queue_editor_mail(kind::PROOF, &subject, &html, &text, now)?,
+    };
     store.set_meta(PROOF_VERSION, &version)?;
     tracing::info!(%version, "proof queued for the editors");
     Ok(())
+}
+
+/// The latest mail an editor sent whose files are among the pending issue's posts.
+fn mailed_thread(store: &Store) -> anyhow::Result<Option<crate::store::Thread>> {
+    let Some((_, slugs)) = store.pending_version()? else {
+        return Ok(None);
+    };
+    let mut files = Vec::new();
+    for slug in slugs {
+        if let Some(p) = store.post(&slug)? {
+            files.extend(
+                Path::new(&p.path)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string),
+            );
+        }
+    }
+    Ok(store.inbox_thread_of_any(&files)?)
 }
 
 /// A new random token for `action` on `version`; only its hash is stored.

@@ -20,6 +20,8 @@ use crate::store::Store;
 /// One line of the receipt.
 enum Line {
     Published {
+        /// The post's file, as `posts/` names it.
+        source: std::path::PathBuf,
         title: String,
         url: String,
         updated: bool,
@@ -34,6 +36,11 @@ enum Line {
         problems: Vec<String>,
     },
     BackCatalogue(usize),
+    /// An attachment of an editor's mail that was not written, and why.
+    RefusedAttachment {
+        name: String,
+        why: String,
+    },
 }
 
 /// Tells the office what the publish that made `report` did, in one mail (nothing when there
@@ -69,6 +76,7 @@ pub fn after_publish(
             _ => "この記事はすでにメールでお送り済みです。更新は Web とフィードに反映しました（メールの再送はしません）。".to_string(),
         };
         lines.push(Line::Published {
+            source: e.post.source.clone(),
             title: e.post.title.clone(),
             url: config.post_url(slug),
             updated,
@@ -91,10 +99,11 @@ pub fn after_publish(
         }
     }
     refused(root, store, report, now, &mut lines)?;
+    let lines = answer_mailed(root, config, store, lines, now)?;
     if lines.is_empty() {
         return Ok(());
     }
-    let (subject, body, text) = render(config, &lines);
+    let (subject, body, text) = render(config, &lines, INTRO);
     super::queue(
         root,
         config,
@@ -107,6 +116,91 @@ pub fn after_publish(
         },
         now,
     )
+}
+
+const INTRO: &str = "tayori が posts/ のファイルを読み込みました。";
+const INTRO_MAILED: &str = "メールでお送りいただいた記事を tayori が読み込みました。";
+
+/// The lines about files written from an editor's mail go to her, as the answer to that mail
+/// (with the attachments it had that were refused); the other lines are returned for the
+/// receipt to every editor.
+fn answer_mailed(
+    root: &Path,
+    config: &Config,
+    store: &Store,
+    lines: Vec<Line>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Line>, super::QueueError> {
+    let posts = std::fs::canonicalize(root.join("posts")).unwrap_or_else(|_| root.join("posts"));
+    let mut rest = Vec::new();
+    let mut threads: BTreeMap<(String, String), Answer> = BTreeMap::new();
+    for line in lines {
+        let file = match &line {
+            Line::Published { source, .. } => Some(source.clone()),
+            Line::Refused { file, .. } => Some(root.join(file)),
+            _ => None,
+        }
+        .and_then(|f| in_posts(&posts, &f));
+        let thread = match &file {
+            Some(f) => store.inbox_thread(f)?,
+            None => None,
+        };
+        match (thread, file) {
+            (Some(t), Some(f)) => {
+                let key = (t.message.clone(), t.sender.clone());
+                let entry = threads.entry(key).or_insert_with(|| Answer {
+                    thread: t,
+                    files: Vec::new(),
+                    lines: Vec::new(),
+                });
+                entry.files.push(f);
+                entry.lines.push(line);
+            }
+            _ => rest.push(line),
+        }
+    }
+    for Answer {
+        thread,
+        files,
+        mut lines,
+    } in threads.into_values()
+    {
+        for refused in thread.refused.lines() {
+            let (name, why) = refused.split_once('\t').unwrap_or((refused, ""));
+            lines.push(Line::RefusedAttachment {
+                name: name.to_string(),
+                why: why.to_string(),
+            });
+        }
+        let (_, body, text) = render(config, &lines, INTRO_MAILED);
+        let subject = super::re(&thread.subject);
+        let mail = super::Mail {
+            kind: kind::RECEIPT,
+            subject: &subject,
+            body,
+            text: &text,
+        };
+        super::queue_reply(root, config, store, mail, &thread, true, now)?;
+        for f in files {
+            store.inbox_answered(&f)?;
+        }
+    }
+    Ok(rest)
+}
+
+/// The lines that answer one editor's mail, and the files they are about.
+struct Answer {
+    thread: crate::store::Thread,
+    files: Vec<String>,
+    lines: Vec<Line>,
+}
+
+/// The name of `file` when it lies directly in `posts/` (where mailed files are written).
+fn in_posts(posts: &Path, file: &Path) -> Option<String> {
+    let parent = std::fs::canonicalize(file.parent()?).ok()?;
+    (parent == posts)
+        .then(|| file.file_name()?.to_str().map(str::to_string))
+        .flatten()
 }
 
 /// The refused files, each told once per version of its problems and content; a file good
@@ -209,7 +303,9 @@ pub fn readers(root: &Path, store: &Store) -> Result<usize, crate::store::StoreE
 /// What to do about a problem, in plain words.
 fn advice(problem: &str) -> &'static str {
     let p = problem.to_lowercase();
-    if p.contains("title") {
+    if p.contains("too big") || p.contains("only .docx") {
+        super::inbox::refusal_advice(&p)
+    } else if p.contains("title") {
         "記事のタイトルがありません。1行目に「# タイトル」と書くか、Word なら文書の最初の行をタイトルにしてください。"
     } else if p.contains("date") {
         "日付は 2026-12-01 または 2026-12-01 09:00 のように書いてください。"
@@ -222,10 +318,10 @@ fn advice(problem: &str) -> &'static str {
     }
 }
 
-fn render(config: &Config, lines: &[Line]) -> (String, maud::Markup, String) {
+fn render(config: &Config, lines: &[Line], intro: &str) -> (String, maud::Markup, String) {
     let refused = lines
         .iter()
-        .filter(|l| matches!(l, Line::Refused { .. }))
+        .filter(|l| matches!(l, Line::Refused { .. } | Line::RefusedAttachment { .. }))
         .count();
     let ok = lines.len() - refused;
     let subject = match (ok, refused) {
@@ -242,11 +338,11 @@ fn render(config: &Config, lines: &[Line]) -> (String, maud::Markup, String) {
             config.site.title
         ),
     };
-    let mut text = String::from("tayori が posts/ のファイルを読み込みました。\n");
+    let mut text = format!("{intro}\n");
     for l in lines {
         text.push('\n');
         match l {
-            Line::Published { title, url, updated, when } => {
+            Line::Published { title, url, updated, when, .. } => {
                 let what = if *updated { "更新" } else { "公開" };
                 text.push_str(&format!("■ {what}: {title}\n  {url}\n  {when}\n"));
             }
@@ -257,15 +353,19 @@ fn render(config: &Config, lines: &[Line]) -> (String, maud::Markup, String) {
                     text.push_str(&format!("  {p}\n  → {}\n", advice(p)));
                 }
             }
+            Line::RefusedAttachment { name, why } => text.push_str(&format!(
+                "■ 受け付けられません: {name}\n  {why}\n  → {}\n",
+                super::inbox::refusal_advice(why)
+            )),
             Line::BackCatalogue(n) => text.push_str(&format!("■ これまでの記事 {n} 件を過去記事として取り込みました（読者へのメールは送りません）。\n")),
         }
     }
     let body = html! {
         h1 { "記事の受付" }
-        p { "tayori が posts/ のファイルを読み込みました。" }
+        p { (intro) }
         @for l in lines {
             @match l {
-                Line::Published { title, url, updated, when } => {
+                Line::Published { title, url, updated, when, .. } => {
                     h2 { (if *updated { "更新: " } else { "公開: " }) (title) }
                     p { a href=(url) { (url) } br; (when) }
                 }
@@ -278,6 +378,10 @@ fn render(config: &Config, lines: &[Line]) -> (String, maud::Markup, String) {
                     @for p in problems {
                         p { code { (p) } br; "→ " (advice(p)) }
                     }
+                }
+                Line::RefusedAttachment { name, why } => {
+                    h2 { "受け付けられません: " (name) }
+                    p { code { (why) } br; "→ " (super::inbox::refusal_advice(why)) }
                 }
                 Line::BackCatalogue(n) => {
                     p { "これまでの記事 " (n) " 件を過去記事として取り込みました（読者へのメールは送りません）。" }

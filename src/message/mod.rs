@@ -157,6 +157,37 @@ impl Template {
         Ok(self)
     }
 
+    /// Editor mail that answers one of the editors' messages: `In-Reply-To` and `References`
+    /// (RFC 5322 §3.6.4), so her mail app shows it in the thread of her message. Only
+    /// well-formed message ids are kept (`<…>`, visible ASCII): they came from outside.
+    pub fn in_reply_to(mut self, message_id: &str, references: &str) -> Template {
+        let ok = |id: &&str| {
+            id.len() > 2
+                && id.len() <= 250
+                && id.starts_with('<')
+                && id.ends_with('>')
+                && id[1..id.len() - 1]
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+        };
+        let Some(id) = Some(message_id.trim()).filter(ok) else {
+            return self;
+        };
+        let mut refs: Vec<&str> = references.split_whitespace().filter(ok).collect();
+        if refs.last() != Some(&id) {
+            refs.push(id);
+        }
+        // The newest references are the ones that matter: keep the first and the last 20.
+        if refs.len() > 21 {
+            refs.drain(1..refs.len() - 20);
+        }
+        self.common.push_str(&format!(
+            "In-Reply-To: {id}\r\nReferences: {}\r\n",
+            refs.join("\r\n ")
+        ));
+        self
+    }
+
     pub fn with_dkim(mut self, signer: dkim::Signer) -> Template {
         self.dkim = Some(std::sync::Arc::new(signer));
         self
@@ -233,4 +264,53 @@ pub fn build(
     Ok(Template::new(config, rendered, date)?
         .render(to)?
         .into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_names_her_message_and_drops_ids_that_could_inject_headers() {
+        let yaml = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tayori.yaml"),
+        )
+        .unwrap();
+        let config = crate::config::parse(&yaml, std::path::Path::new("tayori.yaml")).unwrap();
+        let rendered = Rendered {
+            subject: "Re: 今週の記事です".into(),
+            preheader: String::new(),
+            html: "<p>受付</p>".into(),
+            text: "受付".into(),
+        };
+        let template = Template::new(&config, &rendered, SystemTime::now())
+            .unwrap()
+            .for_office("receipt", &["sakura@example.jp".into()])
+            .unwrap();
+        let answer = template.clone().in_reply_to(
+            "<word-1@example.jp>",
+            "<a@example.jp> bad\r\nBcc: x@evil.example <b@example.jp>",
+        );
+        let eml = answer
+            .render(&Recipient {
+                email: "sakura@example.jp",
+                name: "",
+                unsubscribe_url: "",
+                message_id: "<r@example.jp>".into(),
+            })
+            .unwrap();
+        assert!(
+            eml.contains("In-Reply-To: <word-1@example.jp>\r\n"),
+            "{eml}"
+        );
+        assert!(
+            eml.contains(
+                "References: <a@example.jp>\r\n <b@example.jp>\r\n <word-1@example.jp>\r\n"
+            ),
+            "{eml}"
+        );
+        assert!(!eml.contains("Bcc:"), "{eml}");
+        let forged = template.in_reply_to("<x@y>\r\nBcc: z@evil.example", "");
+        assert!(!format!("{forged:?}").contains("In-Reply-To"));
+    }
 }

@@ -21,6 +21,8 @@ pub struct EditorMail {
     /// The editors who already have it.
     pub delivered_to: Vec<String>,
     pub attempts: i64,
+    /// An answer to one message: its sender, Message-ID and References (else to every editor).
+    pub reply: Option<super::Thread>,
 }
 
 /// Whether the pending issue may go out now.
@@ -60,10 +62,38 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Queues an editor mail that answers `thread`'s message, with `In-Reply-To` and
+    /// `References`: To its sender, or to every editor when `thread.sender` is empty; returns
+    /// its id.
+    pub fn queue_editor_reply(
+        &self,
+        kind: &str,
+        subject: &str,
+        html: &str,
+        text: &str,
+        thread: &super::Thread,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let id = self.queue_editor_mail(kind, subject, html, text, now)?;
+        self.conn
+            .execute(
+                "UPDATE editor_mail SET reply_to = ?2, in_reply_to = ?3, refs = ?4 WHERE id = ?1",
+                params![
+                    id,
+                    Some(thread.sender.as_str()).filter(|s| !s.is_empty()),
+                    thread.message,
+                    thread.refs
+                ],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        Ok(id)
+    }
+
     /// Editor mail not yet delivered to every editor, oldest first.
     pub fn editor_mail_waiting(&self) -> Result<Vec<EditorMail>, StoreError> {
         self.rows(
-            "SELECT id, kind, subject, html, text, queued_at, delivered_to, attempts
+            "SELECT id, kind, subject, html, text, queued_at, delivered_to, attempts,
+                    reply_to, in_reply_to, refs
              FROM editor_mail WHERE sent_at IS NULL ORDER BY id",
             [],
             |r| {
@@ -77,6 +107,21 @@ impl Store {
                     queued_at: r.get(5)?,
                     delivered_to: done.lines().map(str::to_string).collect(),
                     attempts: r.get(7)?,
+                    reply: r.get::<_, Option<String>>(9)?.map(|message| super::Thread {
+                        message,
+                        sender: r
+                            .get::<_, Option<String>>(8)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default(),
+                        subject: String::new(),
+                        refs: r
+                            .get::<_, Option<String>>(10)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default(),
+                        refused: String::new(),
+                    }),
                 })
             },
         )
@@ -280,6 +325,17 @@ impl Store {
         text: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        self.raise_alert_every(cause, text, ALERT_QUIET, now)
+    }
+
+    /// [`Store::raise_alert`] with its own quiet time for this cause.
+    pub fn raise_alert_every(
+        &self,
+        cause: &str,
+        text: &str,
+        quiet_for: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let row: Option<(bool, String)> = self
             .conn
             .query_row(
@@ -290,8 +346,7 @@ impl Store {
             .optional()
             .map_err(|e| sql(&self.path, e))?;
         let quiet = |at: &str| {
-            DateTime::parse_from_rfc3339(at)
-                .is_ok_and(|t| now - t.with_timezone(&Utc) < ALERT_QUIET)
+            DateTime::parse_from_rfc3339(at).is_ok_and(|t| now - t.with_timezone(&Utc) < quiet_for)
         };
         let tell = match &row {
             None => true,

@@ -15,6 +15,7 @@ mod confirmations;
 mod crosspost_queue;
 mod deliveries;
 mod editor;
+mod inbox;
 mod journal;
 mod posts;
 mod readers;
@@ -30,6 +31,7 @@ pub use confirmations::{Confirmation, ConfirmationOutcome};
 pub use crosspost_queue::*;
 pub use deliveries::*;
 pub use editor::{EditorMail, Figures, Gate, ALERT_QUIET};
+pub use inbox::{InboxMessage, Thread};
 pub use journal::{Journal, JournalError, Journaled};
 pub use posts::{Change, PostRecord};
 pub use readers::FeedFetcher;
@@ -87,9 +89,10 @@ pub const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL,
         at TEXT NOT NULL
     );",
-    // 3: the webhook outbox (one row per event, the same id on every retry), every attempt,
+    // 3: the cross-post queue (one row per event, the same id on every retry; named webhook_*
+    // until 13), every attempt,
     // and small facts the daemon keeps (the last schedule tick).
-    "CREATE TABLE crosspost_events (
+    "CREATE TABLE webhook_events (
         id TEXT PRIMARY KEY,
         event TEXT NOT NULL,
         slug TEXT NOT NULL,
@@ -100,8 +103,8 @@ pub const MIGRATIONS: &[&str] = &[
         state TEXT NOT NULL,
         last_status TEXT
     );
-    CREATE TABLE crosspost_attempts (
-        event_id TEXT NOT NULL REFERENCES crosspost_events(id),
+    CREATE TABLE webhook_attempts (
+        event_id TEXT NOT NULL REFERENCES webhook_events(id),
         at TEXT NOT NULL,
         status TEXT NOT NULL
     );
@@ -236,6 +239,36 @@ pub const MIGRATIONS: &[&str] = &[
         raised_at TEXT NOT NULL,
         told INTEGER NOT NULL
     );",
+    // 12: post by email: each message of the editors' inbox read once (by every name it is
+    // known by: its Message-ID, content hash or Maildir file name) and what came of it; the
+    // files it wrote into posts/, so the receipt answers the message they came from; an editor
+    // mail may answer one message (To its sender, In-Reply-To and References).
+    "CREATE TABLE inbox_messages (
+        id TEXT PRIMARY KEY,
+        message TEXT NOT NULL,
+        read_at TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE inbox_files (
+        file TEXT PRIMARY KEY,
+        message TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        refs TEXT NOT NULL,
+        refused TEXT NOT NULL,
+        written_at TEXT NOT NULL,
+        answered INTEGER NOT NULL DEFAULT 0
+    );
+    ALTER TABLE editor_mail ADD COLUMN reply_to TEXT;
+    ALTER TABLE editor_mail ADD COLUMN in_reply_to TEXT;
+    ALTER TABLE editor_mail ADD COLUMN refs TEXT;",
+    // 13: the cross-post queue is named for what it holds: every target's events, not only the
+    // webhook's (SQLite renames the reference of the attempts too).
+    "ALTER TABLE webhook_events RENAME TO crosspost_events;
+    ALTER TABLE webhook_attempts RENAME TO crosspost_attempts;",
 ];
 
 /// Why the store failed. Database errors are worth a retry only when the file was busy.

@@ -1,13 +1,13 @@
-//! Bounce mailboxes on a mail server: IMAP (RFC 9051, `async-imap`) and POP3 (RFC 1939,
-//! `async-pop`), over TLS (rustls with the system's roots; `SSL_CERT_FILE` names others).
+//! Mailboxes on a mail server: IMAP (RFC 9051, `async-imap`; IDLE, RFC 2177) and POP3
+//! (RFC 1939, `async-pop`), over TLS (rustls with the system's roots; `SSL_CERT_FILE` names
+//! others).
 //!
 //! `imaps://user@host[:993]/FOLDER` reads the unseen messages of the folder (`INBOX` when none is
-//! named) without marking them (`BODY.PEEK[]`); a report acted on is then flagged `\Seen` (or,
-//! with `processed: delete`, deleted and expunged). `pop3s://user@host[:995]` reads every
-//! message; POP3 has no flags, so a report acted on is left there (each is read once, by its
-//! Message-ID) or, with `processed: delete`, deleted. A report that matches nobody is never
-//! marked or deleted. Plain `imap://` and `pop3://` are accepted only for a server on this
-//! machine. The password is `TAYORI_BOUNCE_PASSWORD`, else the one in the URL.
+//! named) without marking them (`BODY.PEEK[]`); a message its consumer is done with is then
+//! flagged `\Seen` (or deleted and expunged). `pop3s://user@host[:995]` reads every message;
+//! POP3 has no flags, so a message done with is left there (its consumer remembers it) or
+//! deleted. Plain `imap://` and `pop3://` are accepted only for a server on this machine
+//! (checked in [`crate::config::MailboxUrl`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,94 +18,16 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
-/// A mailbox on a server, from `bounces.mailbox`. Its `Debug` never shows the password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Remote {
-    pub pop3: bool,
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub password: Option<String>,
-    pub folder: String,
-}
+pub use crate::config::RemoteMailbox as Remote;
 
-impl Remote {
-    /// Parses an `imaps://`, `imap://`, `pop3s://` or `pop3://` URL; `None` for other schemes.
-    pub fn parse(url: &str) -> Option<Result<Remote, String>> {
-        let u = url::Url::parse(url).ok()?;
-        let (pop3, tls, port) = match u.scheme() {
-            "imaps" => (false, true, 993),
-            "imap" => (false, false, 143),
-            "pop3s" => (true, true, 995),
-            "pop3" => (true, false, 110),
-            _ => return None,
-        };
-        let host = u
-            .host_str()
-            .unwrap_or("")
-            .trim_matches(['[', ']'])
-            .to_string();
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let user = decode(u.username());
-        let folder = decode(u.path().trim_start_matches('/'));
-        let remote = Remote {
-            pop3,
-            tls,
-            port: u.port().unwrap_or(port),
-            password: u.password().map(decode),
-            folder: if folder.is_empty() {
-                "INBOX".into()
-            } else {
-                folder
-            },
-            user,
-            host,
-        };
-        Some(remote.check(url))
-    }
-
-    fn check(self, url: &str) -> Result<Remote, String> {
-        if self.host.is_empty() || self.user.is_empty() {
-            return Err(format!(
-                "bounces.mailbox: `{url}` needs a user and a host (imaps://user@host/INBOX)"
-            ));
-        }
-        let local = self.host == "localhost"
-            || self
-                .host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|a| a.is_loopback());
-        if !self.tls && !local {
-            return Err(format!(
-                "bounces.mailbox: `{url}` would send the password in clear over the network: use imaps:// or pop3s://"
-            ));
-        }
-        Ok(self)
-    }
-
-    /// `TAYORI_BOUNCE_PASSWORD`, else the URL's.
-    fn password(&self) -> Result<String, String> {
-        std::env::var("TAYORI_BOUNCE_PASSWORD")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .or_else(|| self.password.clone())
-            .ok_or_else(|| "no password for the bounce mailbox (set TAYORI_BOUNCE_PASSWORD)".into())
-    }
-
-    /// `host:port` as shown in messages.
-    pub fn name(&self) -> String {
-        format!(
-            "{}{}:{}",
-            if self.pop3 { "pop3 " } else { "imap " },
-            self.host,
-            self.port
-        )
-    }
+/// The password for `r`: the environment variable `env` (`TAYORI_BOUNCE_PASSWORD`,
+/// `TAYORI_INBOX_PASSWORD`), else the one in the URL.
+fn password(r: &Remote, env: &str) -> Result<String, String> {
+    std::env::var(env)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .or_else(|| r.password.clone())
+        .ok_or_else(|| format!("no password for {} (set {env})", r.name()))
 }
 
 /// One message fetched: its id on the server (IMAP UID, POP3 message number) and its bytes —
@@ -158,16 +80,11 @@ enum Inner {
     Pop3(async_pop::Client<Box<dyn Stream>>),
 }
 
-impl std::fmt::Debug for Remote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name())
-    }
-}
-
 impl Session {
-    /// Connects and logs in; IMAP selects the folder.
-    pub async fn open(r: &Remote) -> Result<Session, String> {
-        let password = r.password()?;
+    /// Connects and logs in with the password from `env` (else the URL's); IMAP selects the
+    /// folder.
+    pub async fn open(r: &Remote, env: &str) -> Result<Session, String> {
+        let password = password(r, env)?;
         let stream = connect(r).await?;
         let name = r.name();
         let io = |e: &dyn std::fmt::Display| format!("{name}: {e}");
@@ -335,17 +252,17 @@ pub enum Idle {
     Changed,
     /// Nothing within the time.
     Quiet,
-    /// Not IMAP, or no IDLE offered: polling (`bounces.poll`) is all there is.
+    /// Not IMAP, or no IDLE offered: polling (`bounces.poll`, `editor.poll`) is all there is.
     Unsupported,
 }
 
 /// Waits on an IMAP mailbox with IDLE (RFC 2177) until the server says something changed or
 /// `timeout` passes.
-pub async fn idle(r: &Remote, timeout: Duration) -> Result<Idle, String> {
+pub async fn idle(r: &Remote, env: &str, timeout: Duration) -> Result<Idle, String> {
     if r.pop3 {
         return Ok(Idle::Unsupported);
     }
-    let Session(Inner::Imap(mut session)) = Session::open(r).await? else {
+    let Session(Inner::Imap(mut session)) = Session::open(r, env).await? else {
         return Ok(Idle::Unsupported);
     };
     let offered = session
