@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::span::Span;
+use super::Parsed;
+
 /// `editor:` as written in `tayori.yaml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,7 +16,7 @@ pub struct Editor {
     pub to: Vec<String>,
     /// How long before the tick that sends an issue its proof goes out (`24h`; `0`: none).
     #[serde(default = "default_review")]
-    pub review: String,
+    pub review: Parsed<Span>,
     /// An issue goes out only once an editor approved it.
     #[serde(default)]
     pub approval: bool,
@@ -25,44 +28,33 @@ pub struct Editor {
     pub inbox: Option<String>,
     /// How often the inbox is read.
     #[serde(default = "default_poll")]
-    pub poll: String,
+    pub poll: Parsed<Span>,
     /// Whose `Authentication-Results` header to believe (the office's own mail server).
     #[serde(default)]
     pub trusted_authserv_id: Option<String>,
 }
 
-fn default_review() -> String {
-    "24h".into()
+fn default_review() -> Parsed<Span> {
+    Parsed::new("24h")
 }
 
-fn default_poll() -> String {
-    "1m".into()
-}
-
-/// `90s`, `5m`, `24h`, `2d` (a bare number is seconds); `0` is zero.
-pub fn duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let (n, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = n.parse().ok()?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
+fn default_poll() -> Parsed<Span> {
+    Parsed::new("1m")
 }
 
 impl Editor {
     /// `review` as a span; zero means no proof.
     pub fn review_before(&self) -> Duration {
-        duration(&self.review).unwrap_or(Duration::from_secs(86_400))
+        self.review
+            .get()
+            .map_or(Duration::from_secs(86_400), |s| s.0)
     }
 
     /// `poll` as a span, at least a second.
     pub fn poll_every(&self) -> Duration {
-        duration(&self.poll)
+        self.poll
+            .get()
+            .map(|s| s.0)
             .filter(|d| !d.is_zero())
             .unwrap_or(Duration::from_secs(60))
     }
@@ -85,16 +77,16 @@ impl Editor {
                 bad.push(format!("editor.to: `{a}` is not an email address"));
             }
         }
-        if duration(&self.review).is_none() {
+        if self.review.problem().is_some() {
             bad.push(format!(
                 "editor.review: `{}` is not a duration (e.g. 24h, 90m; 0 for no proof)",
-                self.review
+                self.review.text()
             ));
         }
-        if duration(&self.poll).is_none_or(|d| d.is_zero()) {
+        if self.poll.get().is_none_or(|s| s.0.is_zero()) {
             bad.push(format!(
                 "editor.poll: `{}` is not a duration (e.g. 1m, 30s)",
-                self.poll
+                self.poll.text()
             ));
         }
         if let Some(Err(e)) = self
@@ -108,23 +100,5 @@ impl Editor {
             bad.push(format!("editor.alert_webhook: `{w}` is not an http(s) URL"));
         }
         bad
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_read_as_an_operator_writes_them() {
-        assert_eq!(duration("24h"), Some(Duration::from_secs(86_400)));
-        assert_eq!(duration("90m"), Some(Duration::from_secs(5_400)));
-        assert_eq!(duration("2d"), Some(Duration::from_secs(172_800)));
-        assert_eq!(duration("45"), Some(Duration::from_secs(45)));
-        assert_eq!(duration("0"), Some(Duration::ZERO));
-        for bad in ["", "h", "1w", "-1h", "1.5h"] {
-            assert_eq!(duration(bad), None, "{bad}");
-        }
     }
 }

@@ -18,6 +18,7 @@ mod optional;
 mod parsed;
 pub mod schedule;
 pub mod smtp;
+pub mod span;
 pub use mailbox::{MailboxUrl, Remote as RemoteMailbox};
 pub use optional::{
     Bounces, Micropub, PaceLimits, PostStatus, Processed, Records, Subscribe, WebSub, WordPress,
@@ -366,7 +367,7 @@ impl Config {
             if b.poll_every().is_none() {
                 bad.push(format!(
                     "bounces.poll: `{}` is not a duration (e.g. 5m, 30s)",
-                    b.poll
+                    b.poll.text()
                 ));
             }
         }
@@ -415,14 +416,10 @@ impl Config {
             }
         }
         bad.extend(self.target_problems(|u| url_base(u).is_some()));
-        if let Some(r) = self
-            .records
-            .as_ref()
-            .filter(|r| optional::keep_span(&r.keep).is_none())
-        {
+        if let Some(r) = self.records.as_ref().filter(|r| r.keep.problem().is_some()) {
             bad.push(format!(
                 "records.keep: `{}` is not a period (e.g. 3y, 5y, 1100d)",
-                r.keep
+                r.keep.text()
             ));
         }
         if let Some(c) = &self.calendar {

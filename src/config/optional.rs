@@ -5,7 +5,8 @@
 
 use serde::Deserialize;
 
-use super::Config;
+use super::span::{Period, Span};
+use super::{Config, Parsed};
 
 /// `records:`: how long each issue's record (content and recipients) is kept.
 #[derive(Debug, Clone, Deserialize)]
@@ -13,23 +14,11 @@ use super::Config;
 pub struct Records {
     /// `3y`, `5y`, `400d`: years count 366 days, so a record is never purged early.
     #[serde(default = "default_keep")]
-    pub keep: String,
+    pub keep: Parsed<Period>,
 }
 
-fn default_keep() -> String {
-    "3y".into()
-}
-
-/// `records.keep` as a span; `None` when it is not `<n>y` or `<n>d` with n ≥ 1.
-pub(super) fn keep_span(keep: &str) -> Option<chrono::TimeDelta> {
-    let k = keep.trim();
-    let (n, unit) = k.split_at(k.find(|c: char| !c.is_ascii_digit()).unwrap_or(k.len()));
-    let n: i64 = n.parse().ok().filter(|n| *n > 0 && *n <= 100_000)?;
-    match unit {
-        "y" => Some(chrono::TimeDelta::days(366 * n)),
-        "d" => Some(chrono::TimeDelta::days(n)),
-        _ => None,
-    }
+fn default_keep() -> Parsed<Period> {
+    Parsed::new("3y")
 }
 
 impl Config {
@@ -37,8 +26,8 @@ impl Config {
     pub fn records_keep(&self) -> chrono::TimeDelta {
         self.records
             .as_ref()
-            .and_then(|r| keep_span(&r.keep))
-            .unwrap_or(chrono::TimeDelta::days(3 * 366))
+            .and_then(|r| r.keep.get())
+            .map_or(chrono::TimeDelta::days(3 * 366), |p| p.0)
     }
 }
 
@@ -202,7 +191,7 @@ pub struct Bounces {
     pub address: Option<String>,
     /// How often the daemon reads the mailbox, e.g. `5m`, `30s`.
     #[serde(default = "default_poll")]
-    pub poll: String,
+    pub poll: Parsed<Span>,
 }
 
 /// `bounces.processed`.
@@ -216,8 +205,8 @@ pub enum Processed {
     Delete,
 }
 
-fn default_poll() -> String {
-    "5m".into()
+fn default_poll() -> Parsed<Span> {
+    Parsed::new("5m")
 }
 
 impl Bounces {
@@ -229,18 +218,10 @@ impl Bounces {
         ))
     }
 
-    /// `poll` as a duration (`90s`, `5m`, `1h`; a bare number is seconds).
+    /// `poll` as a duration (`90s`, `5m`, `1h`; a bare number is seconds); `None` when it is
+    /// not one, or zero.
     pub fn poll_every(&self) -> Option<std::time::Duration> {
-        let p = self.poll.trim();
-        let (n, unit) = p.split_at(p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len()));
-        let n: u64 = n.parse().ok()?;
-        let secs = match unit {
-            "" | "s" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
-            _ => return None,
-        };
-        (secs > 0).then(|| std::time::Duration::from_secs(secs))
+        self.poll.get().map(|s| s.0).filter(|d| !d.is_zero())
     }
 }
 
