@@ -61,10 +61,8 @@ pub async fn run(
     let tz = config.tz();
     let r = root.clone();
     let (store, key) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        Ok((
-            Store::open(&r)?,
-            crate::unsubscribe::Key::load_or_create(&r)?,
-        ))
+        let store = Store::open(&r)?;
+        Ok((store, crate::unsubscribe::Key::load_or_create(&r)?))
     })
     .await??;
     let posts_dir = root.join("posts");
@@ -77,37 +75,11 @@ pub async fn run(
     d.reconcile().await?;
 
     // Only now that posts/ is read and watched does the server (and /healthz) answer.
-    tracing::info!(listen = %listener.local_addr()?, "serving feeds, archive and unsubscribe");
-    let state = crate::server::AppState::new(&root, config.clone(), key);
-    let server = tokio::spawn(crate::server::serve(listener, state, stop.clone()));
-    let webhook_wake = Arc::new(Notify::new());
-    let queues = crate::crosspost::run_queues(
-        root.clone(),
-        config.clone(),
-        webhook_wake.clone(),
-        stop.clone(),
-    );
-    let crossposts = tokio::spawn(queues);
-    webhook_wake.notify_one();
-    let office = tokio::spawn(crate::editor::mail::run(
-        root.clone(),
-        config.clone(),
-        stop.clone(),
-    ));
+    let services = Services::start(&root, &config, key, listener, &stop)?;
+    let webhook_wake = services.webhook_wake.clone();
 
     let (changed, mailbox_changed) = tokio::sync::mpsc::unbounded_channel();
-    if let Some(b) = &config.bounces {
-        if let (Some(Ok(url)), Some(every)) = (b.mailbox_url(), b.poll_every()) {
-            tokio::spawn(crate::mailbox::watch(
-                url,
-                crate::bounces::mailbox::PASSWORD,
-                "bounce mailbox",
-                every,
-                changed,
-                stop.clone(),
-            ));
-        }
-    }
+    start_bounce_watch(&config, changed, &stop);
     let (inbox_tx, inbox_changed) = tokio::sync::mpsc::unbounded_channel();
     let inbox = start_inbox(&config, inbox_tx, &stop);
     let sending = d.catch_up(&schedule, &tz, &stop).await?;
@@ -150,19 +122,78 @@ pub async fn run(
     lp.run(&mut d, &stop).await;
 
     tracing::info!("stopping: finishing in-flight sends and webhook attempts");
-    if let Some(h) = lp.sending.take() {
-        let _ = tokio::task::spawn_blocking(move || h.join()).await;
-    }
-    while let Ok(round) = lp.issue_done.try_recv() {
-        lp.answer(&mut d, &round).await;
-    }
-    lp.answer_stopped(&mut d).await;
+    lp.finish(&mut d).await;
     let _ = tokio::task::spawn_blocking(move || request_thread.join()).await;
-    let _ = crossposts.await;
-    let _ = office.await;
-    server.await??;
+    let _ = services.crossposts.await;
+    let _ = services.office.await;
+    services.server.await??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The tasks beside the loop, each stopping at the one shutdown token: the HTTP server, the
+/// cross-post queues (woken by `webhook_wake`) and the office's mail.
+struct Services {
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    crossposts: tokio::task::JoinHandle<()>,
+    office: tokio::task::JoinHandle<()>,
+    webhook_wake: Arc<Notify>,
+}
+
+impl Services {
+    fn start(
+        root: &Path,
+        config: &Arc<Config>,
+        key: crate::unsubscribe::Key,
+        listener: tokio::net::TcpListener,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<Services> {
+        tracing::info!(listen = %listener.local_addr()?, "serving feeds, archive and unsubscribe");
+        let state = crate::server::AppState::new(root, config.clone(), key);
+        let server = tokio::spawn(crate::server::serve(listener, state, stop.clone()));
+        let webhook_wake = Arc::new(Notify::new());
+        let queues = crate::crosspost::run_queues(
+            root.to_path_buf(),
+            config.clone(),
+            webhook_wake.clone(),
+            stop.clone(),
+        );
+        let crossposts = tokio::spawn(queues);
+        webhook_wake.notify_one();
+        let office = tokio::spawn(crate::editor::mail::run(
+            root.to_path_buf(),
+            config.clone(),
+            stop.clone(),
+        ));
+        Ok(Services {
+            server,
+            crossposts,
+            office,
+            webhook_wake,
+        })
+    }
+}
+
+/// With `bounces.mailbox`: an IDLE on an IMAP mailbox, or a watch of a Maildir's `new/`,
+/// telling the loop when reports arrive.
+fn start_bounce_watch(
+    config: &Config,
+    changed: tokio::sync::mpsc::UnboundedSender<()>,
+    stop: &CancellationToken,
+) {
+    let Some(b) = &config.bounces else {
+        return;
+    };
+    if let (Some(Ok(url)), Some(every)) = (b.mailbox_url(), b.poll_every()) {
+        tokio::spawn(crate::mailbox::watch(
+            url,
+            crate::bounces::mailbox::PASSWORD,
+            "bounce mailbox",
+            every,
+            changed,
+            stop.clone(),
+        ));
+    }
 }
 
 /// With `editor.inbox`: the resolver its verdicts use, built once, and an IDLE on an IMAP
@@ -249,6 +280,17 @@ struct Loop {
 }
 
 impl Loop {
+    /// After the loop: the issue in flight finished and persisted, every round answered.
+    async fn finish(&mut self, d: &mut Daemon) {
+        if let Some(h) = self.sending.take() {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+        while let Ok(round) = self.issue_done.try_recv() {
+            self.answer(d, &round).await;
+        }
+        self.answer_stopped(d).await;
+    }
+
     async fn run(&mut self, d: &mut Daemon, stop: &CancellationToken) {
         loop {
             let wake_post = d

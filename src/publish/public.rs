@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::Datelike;
 
@@ -47,7 +47,6 @@ pub fn write_public(
     entries: &[Entry],
     written: &mut Written,
 ) -> Result<Vec<Problem>, BuildError> {
-    let public = root.join("public");
     let css = render::load_css(root).map_err(BuildError::Css)?;
     let css_print = fingerprint(&css);
     if written.css != css_print {
@@ -56,63 +55,12 @@ pub fn write_public(
             ..Written::default()
         };
     }
-    let write = |rel: &str, body: String| {
-        let path = public.join(rel);
-        // Unchanged files are left alone: no needless fsync, and Last-Modified stays true.
-        if std::fs::read(&path).is_ok_and(|old| old == body.as_bytes()) {
-            return Ok(());
-        }
-        files::write_atomic(&path, body.as_bytes()).map_err(|e| BuildError::Write(path, e))
+    let out = Out {
+        root,
+        public: root.join("public"),
+        css,
     };
-
-    let mut pages = HashMap::with_capacity(entries.len());
-    let mut problems = Vec::new();
-    // One listing instead of a look-up per page: a page removed by hand is written again.
-    let on_disk = file_names(&public.join("posts"));
-    let media_cache = crate::media::cache_dir(root);
-    for e in entries {
-        // Its pictures first: a page never points at a picture that is not there.
-        let names: Vec<&str> = e
-            .post
-            .pictures
-            .iter()
-            .map(|p| p.encoded.name.as_str())
-            .collect();
-        if let Err(why) = crate::media::publish(&media_cache, &public, &names) {
-            let p = Problem::new(
-                files::display(&e.post.source),
-                None,
-                format!("its pictures could not be published (will try again): {why}"),
-            );
-            tracing::error!(file = %p.path.display(), "{}", p.message);
-            problems.push(p);
-            continue;
-        }
-        let print = page_print(e);
-        let name = format!("{}.html", e.post.slug);
-        let rel = format!("posts/{name}");
-        let known = written.pages.get(&e.post.slug) == Some(&print);
-        if !known || !on_disk.contains(name.as_str()) {
-            match super::guarded(&e.post.source, "page", || {
-                archive::post_page(config, e, &css)
-            }) {
-                Ok(page) => write(&rel, page)?,
-                Err(why) => {
-                    let p = Problem::new(
-                        files::display(&e.post.source),
-                        None,
-                        format!(
-                            "its page could not be made (a bug in tayori; please report it): {why}"
-                        ),
-                    );
-                    tracing::error!(file = %p.path.display(), "{}", p.message);
-                    problems.push(p);
-                    continue;
-                }
-            }
-        }
-        pages.insert(e.post.slug.clone(), print);
-    }
+    let (pages, problems) = out.post_pages(config, entries, written)?;
     // A post whose page could not be made is in no feed and no list either.
     let kept: Vec<Entry>;
     let entries = if problems.is_empty() {
@@ -125,7 +73,6 @@ pub fn write_public(
             .collect();
         &kept
     };
-
     let mut newest: Vec<&Entry> = entries.iter().collect();
     newest.sort_by_key(|e| std::cmp::Reverse(e.published));
     let tz = config.tz();
@@ -138,50 +85,136 @@ pub fn write_public(
     // The feeds and the index first: they are what readers and feed fetchers wait for; a
     // year's archive holds every post of the year in full and takes longer.
     let head = &newest[..newest.len().min(archive::INDEX_POSTS)];
-    write(
+    out.write(
         "index.html",
-        archive::index_page(config, head, &years, &css),
+        archive::index_page(config, head, &years, &out.css),
     )?;
-    write("feed.xml", render::feed::rss(config, entries))?;
-    write("atom.xml", render::feed::atom(config, entries))?;
-    write("feed.json", render::feed::json(config, entries))?;
-    let mut year_prints = HashMap::new();
-    for (i, (year, list)) in by_year.iter().enumerate() {
-        let print = fingerprint((
-            &years,
-            list.iter()
-                .map(|e| (&e.post.slug, &e.post.hash, e.published))
-                .collect::<Vec<_>>(),
-        ));
-        let rel = format!("archive/{}.html", year.0);
-        let xml = format!("archive/{}.xml", year.0);
-        let stale = written.years.get(&year.0) != Some(&print);
-        if stale || !public.join(&rel).exists() || !public.join(&xml).exists() {
-            write(&rel, archive::year_page(config, year.0, list, &years, &css))?;
-            // Years run newest first: the one after is older, the one before newer.
-            let older = years.get(i + 1).map(|y| y.0);
-            let newer = i.checked_sub(1).map(|j| years[j].0);
-            write(
-                &xml,
-                render::feed::atom_archive(config, year.0, list, older, newer),
-            )?;
-        }
-        year_prints.insert(year.0, print);
-    }
+    out.write("feed.xml", render::feed::rss(config, entries))?;
+    out.write("atom.xml", render::feed::atom(config, entries))?;
+    out.write("feed.json", render::feed::json(config, entries))?;
+    let year_prints = out.year_pages(config, &by_year, &years, written)?;
 
     // Pages of posts no longer published, and of years that no longer have posts.
     let gone_posts =
         written.pages.is_empty() || written.pages.keys().any(|s| !pages.contains_key(s));
     if gone_posts {
-        remove_stale(&public.join("posts"), |stem| pages.contains_key(stem));
+        remove_stale(&out.public.join("posts"), |stem| pages.contains_key(stem));
     }
-    remove_stale(&public.join("archive"), |stem| {
+    remove_stale(&out.public.join("archive"), |stem| {
         stem.parse()
             .is_ok_and(|y: i32| year_prints.contains_key(&y))
     });
     written.pages = pages;
     written.years = year_prints;
     Ok(problems)
+}
+
+/// Where a build writes, and the stylesheet its pages carry.
+struct Out<'a> {
+    root: &'a Path,
+    public: PathBuf,
+    css: String,
+}
+
+impl Out<'_> {
+    /// Writes `public/<rel>`, unless it already holds exactly `body` (no needless fsync, and
+    /// Last-Modified stays true).
+    fn write(&self, rel: &str, body: String) -> Result<(), BuildError> {
+        let path = self.public.join(rel);
+        if std::fs::read(&path).is_ok_and(|old| old == body.as_bytes()) {
+            return Ok(());
+        }
+        files::write_atomic(&path, body.as_bytes()).map_err(|e| BuildError::Write(path, e))
+    }
+
+    /// Each post's pictures, then its page when it changed or is missing; returns the pages
+    /// made (slug → print) and the posts that could not be.
+    fn post_pages(
+        &self,
+        config: &Config,
+        entries: &[Entry],
+        written: &Written,
+    ) -> Result<(HashMap<String, u64>, Vec<Problem>), BuildError> {
+        let mut pages = HashMap::with_capacity(entries.len());
+        let mut problems = Vec::new();
+        // One listing instead of a look-up per page: a page removed by hand is written again.
+        let on_disk = file_names(&self.public.join("posts"));
+        let media_cache = crate::media::cache_dir(self.root);
+        let left_out = |e: &Entry, why: String| {
+            let p = Problem::new(files::display(&e.post.source), None, why);
+            tracing::error!(file = %p.path.display(), "{}", p.message);
+            p
+        };
+        for e in entries {
+            // Its pictures first: a page never points at a picture that is not there.
+            let names: Vec<&str> = e
+                .post
+                .pictures
+                .iter()
+                .map(|p| p.encoded.name.as_str())
+                .collect();
+            if let Err(why) = crate::media::publish(&media_cache, &self.public, &names) {
+                let why = format!("its pictures could not be published (will try again): {why}");
+                problems.push(left_out(e, why));
+                continue;
+            }
+            let print = page_print(e);
+            let name = format!("{}.html", e.post.slug);
+            let known = written.pages.get(&e.post.slug) == Some(&print);
+            if !known || !on_disk.contains(name.as_str()) {
+                let page = super::guarded(&e.post.source, "page", || {
+                    archive::post_page(config, e, &self.css)
+                });
+                match page {
+                    Ok(page) => self.write(&format!("posts/{name}"), page)?,
+                    Err(why) => {
+                        let why = format!(
+                            "its page could not be made (a bug in tayori; please report it): {why}"
+                        );
+                        problems.push(left_out(e, why));
+                        continue;
+                    }
+                }
+            }
+            pages.insert(e.post.slug.clone(), print);
+        }
+        Ok((pages, problems))
+    }
+
+    /// Each year's page and Atom archive (RFC 5005) when its posts changed or a file is
+    /// missing; returns the years' prints.
+    fn year_pages(
+        &self,
+        config: &Config,
+        by_year: &BTreeMap<std::cmp::Reverse<i32>, Vec<&Entry>>,
+        years: &[(i32, usize)],
+        written: &Written,
+    ) -> Result<HashMap<i32, u64>, BuildError> {
+        let mut year_prints = HashMap::new();
+        for (i, (year, list)) in by_year.iter().enumerate() {
+            let print = fingerprint((
+                years,
+                list.iter()
+                    .map(|e| (&e.post.slug, &e.post.hash, e.published))
+                    .collect::<Vec<_>>(),
+            ));
+            let rel = format!("archive/{}.html", year.0);
+            let xml = format!("archive/{}.xml", year.0);
+            let stale = written.years.get(&year.0) != Some(&print);
+            let missing = !self.public.join(&rel).exists() || !self.public.join(&xml).exists();
+            if stale || missing {
+                let page = archive::year_page(config, year.0, list, years, &self.css);
+                self.write(&rel, page)?;
+                // Years run newest first: the one after is older, the one before newer.
+                let older = years.get(i + 1).map(|y| y.0);
+                let newer = i.checked_sub(1).map(|j| years[j].0);
+                let atom = render::feed::atom_archive(config, year.0, list, older, newer);
+                self.write(&xml, atom)?;
+            }
+            year_prints.insert(year.0, print);
+        }
+        Ok(year_prints)
+    }
 }
 
 /// The names of the files in `dir` (none when it cannot be listed: everything is written).
