@@ -44,20 +44,7 @@ pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered
     entries.sort_by_key(|e| (e.post.kind, e.published));
     let first = entries.first().ok_or(RenderError::NoPosts)?;
     let tz = config.tz();
-    let articles: Vec<&&Entry> = entries
-        .iter()
-        .filter(|e| e.post.kind == Kind::Article)
-        .collect();
-    let subject = match (articles.as_slice(), entries.len()) {
-        (_, 1) => first.post.title.clone(),
-        ([only], _) => only.post.title.clone(),
-        ([a, ..], n) => format!("{} ほか{}件", a.post.title, n - 1),
-        ([], _) => format!(
-            "{}（{}）",
-            config.site.title,
-            display_date(&first.published, &tz)
-        ),
-    };
+    let subject = issue_subject(config, &entries, &tz);
     let preheader = entries
         .iter()
         .map(|e| e.post.summary_or_excerpt(80))
@@ -94,6 +81,43 @@ pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered
             email_text::issue(config, entries, &subject, &view_url, keep),
         )
     };
+    let (html, text) = fit_under_the_clip(config, &entries, css, build)?;
+    Ok(Rendered {
+        subject,
+        preheader,
+        html,
+        text,
+    })
+}
+
+/// The issue's subject: the one post's title; the article's with `ほか n件`; or, for notes
+/// only, the site's title and the date.
+fn issue_subject(config: &Config, entries: &[&Entry], tz: &chrono_tz::Tz) -> String {
+    let articles: Vec<&&Entry> = entries
+        .iter()
+        .filter(|e| e.post.kind == Kind::Article)
+        .collect();
+    let first = entries[0];
+    match (articles.as_slice(), entries.len()) {
+        (_, 1) => first.post.title.clone(),
+        ([only], _) => only.post.title.clone(),
+        ([a, ..], n) => format!("{} ほか{}件", a.post.title, n - 1),
+        ([], _) => format!(
+            "{}（{}）",
+            config.site.title,
+            display_date(&first.published, tz)
+        ),
+    }
+}
+
+/// The page (HTML with CSS inlined) and its text part, made by `build` with fewer sections,
+/// then shorter posts, until the HTML fits under Gmail's clip.
+fn fit_under_the_clip(
+    config: &Config,
+    entries: &[&Entry],
+    css: &str,
+    build: impl Fn(&[&Entry], Option<usize>) -> (String, String),
+) -> Result<(String, String), RenderError> {
     // The page inlined, when it fits. Inlining only adds to a page, so one already over the
     // limit is not inlined: the inliner's tree of a 2 MiB table alone takes a gigabyte.
     let fitted = |page: &str| -> Result<Option<String>, RenderError> {
@@ -110,12 +134,12 @@ pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered
         .map(|e| e.post.sections.len())
         .max()
         .unwrap_or(0);
-    let (mut page, mut text) = build(&entries, None);
+    let (mut page, mut text) = build(entries, None);
     let mut html = fitted(&page)?;
     let mut keep = most;
     while html.is_none() && keep > 0 {
         keep = keep.saturating_sub(1.max(keep / 4));
-        (page, text) = build(&entries, Some(keep));
+        (page, text) = build(entries, Some(keep));
         html = fitted(&page)?;
     }
     // Still too long (a post without headings, or one enormous section): keep the start of
@@ -136,12 +160,7 @@ pub fn render(config: &Config, entries: &[&Entry], css: &str) -> Result<Rendered
         Some(html) => html,
         None => inline_css(&page, css)?,
     };
-    Ok(Rendered {
-        subject,
-        preheader,
-        html,
-        text,
-    })
+    Ok((html, text))
 }
 
 /// The confirmation email of a sign-up (subject with 登録の確認): the link that confirms, in the
