@@ -317,6 +317,7 @@ fn only_the_newest_state_of_a_post_waits_even_after_an_edit_back_and_forth() {
             Path::new("posts/a.md"),
             format!("# 題\n\n{body}\n").as_bytes(),
             false,
+            Path::new("posts"),
             &IngestOptions::from_config(&config),
         )
         .unwrap();

@@ -300,14 +300,16 @@ pub fn ingest(path: &Path, posts_dir: &Path, opts: &IngestOptions) -> Result<Pos
 }
 
 /// Parses a post from its bytes; `path` gives the format (by extension) and the slug, and
-/// the folder its pictures are read from.
+/// the folder its pictures are read from — which must lie inside `posts` (the same rule as
+/// for the files in `posts/`: nothing outside it is ever read for a post).
 pub fn parse(
     path: &Path,
     bytes: &[u8],
     in_notes: bool,
+    posts: &Path,
     opts: &IngestOptions,
 ) -> Result<Post, IngestError> {
-    parse_in(path, bytes, in_notes, None, opts)
+    parse_in(path, bytes, in_notes, Some(posts), opts)
 }
 
 /// [`parse`]; pictures beside the post must lie inside `posts` when given.

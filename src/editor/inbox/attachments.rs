@@ -104,8 +104,10 @@ fn check(name: &str, bytes: &[u8], t: &Target) -> Result<(), String> {
             limit >> 20
         ));
     }
-    let path = Path::new("posts").join(name);
-    let post = crate::content::parse(&path, bytes, false, t.opts).map_err(|e| e.to_string())?;
+    // Where it will be written: its pictures are looked for beside it, inside posts/ only.
+    let path = t.posts.join(name);
+    let post =
+        crate::content::parse(&path, bytes, false, t.posts, t.opts).map_err(|e| e.to_string())?;
     match (t.slug_taken)(&post.slug) {
         Some(other) if other != name => Err(format!(
             "another post already has the address `{}` (posts/{other}): rename the file, or set slug: in it",
@@ -293,5 +295,23 @@ mod tests {
         let names: Vec<&str> = sorted.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["2026-11-30-x.md"]);
         assert!(sorted.refused.is_empty(), "{:?}", sorted.refused);
+    }
+
+    #[test]
+    fn a_mailed_post_never_reads_a_picture_outside_posts() {
+        let root = tempfile::tempdir().unwrap();
+        let posts = root.path().join("posts");
+        std::fs::create_dir_all(&posts).unwrap();
+        std::fs::write(root.path().join("secret.png"), b"not for the web").unwrap();
+        let opts = IngestOptions::new("https://example.jp/");
+        let none = |_: &str| None;
+        let t = Target {
+            posts: &posts,
+            date: "2026-11-30",
+            opts: &opts,
+            slug_taken: &none,
+        };
+        let why = check("x.md", "# 題\n\n![鍵](../secret.png)\n".as_bytes(), &t).unwrap_err();
+        assert!(why.contains("outside posts/"), "{why}");
     }
 }
