@@ -14,11 +14,13 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use anyhow::Context;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
 
 use crate::config::Config;
-use crate::editor::inbox::auth::Resolver;
 
 /// One finding: which check, whether it hurts delivery, and what to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +38,22 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// The resolver: the system's, or one DNS server (tests point it at a local one). The same
-/// one the inbox checks DKIM signatures with ([`Resolver`]).
+/// The resolver: the system's (`/etc/resolv.conf`), or one DNS server over UDP and TCP (tests
+/// point it at a local one). The inbox checks DKIM signatures through the same one.
 pub fn resolver(server: Option<SocketAddr>) -> anyhow::Result<TokioResolver> {
-    Ok(Resolver::new(server)?.hickory().clone())
+    Ok(match server {
+        None => TokioResolver::builder_tokio()
+            .context("reading the system's DNS configuration")?
+            .build()?,
+        Some(addr) => {
+            let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+            for c in &mut ns.connections {
+                c.port = addr.port();
+            }
+            let config = ResolverConfig::from_name_servers(vec![ns]);
+            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default()).build()?
+        }
+    })
 }
 
 /// The TXT records at `name` (each record's strings joined), or none.

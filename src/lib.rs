@@ -28,6 +28,7 @@ pub(crate) mod readers;
 pub mod render;
 pub(crate) mod search;
 pub mod server;
+pub(crate) mod signature;
 pub mod store;
 pub(crate) mod subscribers;
 pub(crate) mod text;

@@ -89,7 +89,7 @@ fn feed_id(ua: &str) -> Option<String> {
 }
 
 /// How far back counts are taken.
-pub const WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
+pub use crate::store::READERS_WINDOW as WINDOW;
 
 /// The feed readers: the latest count of each fetcher for each feed over [`WINDOW`], summed.
 pub fn total(store: &crate::store::Store) -> Result<u64, crate::store::StoreError> {

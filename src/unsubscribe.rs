@@ -76,7 +76,7 @@ impl Key {
         let mut raw = [0u8; 32];
         aws_lc_rs::rand::fill(&mut raw)
             .map_err(|_| std::io::Error::other("the system random generator failed"))?;
-        let secret = crate::content::hex(&raw);
+        let secret = crate::text::hex(&raw);
         // Written whole to a private temporary file, then linked into place: the link fails
         // if another process made the key first, and a reader never sees half a key.
         let state = root.join("state");
@@ -122,7 +122,7 @@ impl Key {
             .mac_for(b"tayori-verp:", &address)
             .finalize()
             .into_bytes();
-        format!("{issue}x{}", crate::content::hex(&mac[..8]))
+        format!("{issue}x{}", crate::text::hex(&mac[..8]))
     }
 
     /// The issue and the address-part of a tag made by [`Key::verp_tag`].
@@ -199,6 +199,24 @@ impl Key {
     }
 }
 
+/// Whose unsubscribe link an email carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Link<'a> {
+    /// A reader's: `/unsubscribe/<opaque token>`.
+    Reader(&'a Key, &'a str),
+    /// A made-up reader's (`preview`, `test`): a link that unsubscribes nobody.
+    Sample(&'static str),
+}
+
+/// The unsubscribe URL under `public_base` (`Config::public_base`): the one place links to
+/// `/unsubscribe/<token>` (the server's route) are made.
+pub fn unsubscribe_url(public_base: &str, link: Link<'_>) -> String {
+    match link {
+        Link::Reader(key, address) => format!("{public_base}/unsubscribe/{}", key.token(address)),
+        Link::Sample(name) => format!("{public_base}/unsubscribe/{name}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,7 +241,7 @@ mod tests {
         let encodings = [
             address.to_string(),
             B64.encode(address),
-            crate::content::hex(address.as_bytes()),
+            crate::text::hex(address.as_bytes()),
         ];
         for e in &encodings {
             for part in [&e[..8], &e[e.len() - 8..]] {

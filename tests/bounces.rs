@@ -10,8 +10,8 @@ mod support;
 use std::path::Path;
 
 use support::*;
-use tayori::bounces::mailbox::{read_maildir, Reader, MAX_REPORT_BYTES};
 use tayori::bounces::{cause_for, parse, Cause};
+use tayori::mailbox::bounces::{read_maildir, Reader, MAX_REPORT_BYTES};
 use tayori::store::Store;
 use tayori::unsubscribe::Key;
 

@@ -8,7 +8,6 @@
 //! the verdict.
 
 mod classify;
-pub mod mailbox;
 mod plain;
 mod report;
 mod words;

@@ -13,16 +13,6 @@ use crate::daemon::requests::{GateAnswer, HOLD, RELEASE};
 use crate::lock::{self, Attempt, SenderLock};
 use crate::store::{RequestState, Store};
 
-/// What `hold` / `release` say, done or not.
-pub fn gate_message(kind: &str, done: bool) -> String {
-    match (kind, done) {
-        (_, false) => "no issue is pending: nothing to hold or release".into(),
-        ("hold", true) => "the pending issue is held: its ticks pass and nothing goes out until `tayori release`".into(),
-        ("release", true) => "the pending issue is released (and approved): it goes out at its tick, or now if its tick passed while it was held".into(),
-        _ => "done".into(),
-    }
-}
-
 /// `hold` (`release` false) or `release`.
 pub fn run(root: &Path, release: bool) -> anyhow::Result<ExitCode> {
     let config = match super::load_config(root) {
@@ -59,7 +49,7 @@ fn direct(store: &Store, kind: &str) -> anyhow::Result<GateAnswer> {
     };
     Ok(GateAnswer {
         done,
-        message: gate_message(kind, done),
+        message: crate::editor::gate_message(kind, done),
     })
 }
 

@@ -26,7 +26,6 @@ mod send;
 mod serve;
 mod status;
 mod subscribers_cmd;
-pub use hold::gate_message;
 
 /// tayori — newsletter from a folder of posts: email, feeds, archive.
 #[derive(Debug, Parser)]
@@ -404,8 +403,8 @@ fn preview(root: &Path, file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     };
     let rendered = render::email::render(&config, &[&entry], &render::load_css(root)?)?;
     let (_, from_addr) = config.sender_parts();
-    let sample = crate::server::Link::Sample("preview");
-    let unsubscribe = crate::server::unsubscribe_url(&config.public_base(), sample);
+    let sample = crate::unsubscribe::Link::Sample("preview");
+    let unsubscribe = crate::unsubscribe::unsubscribe_url(&config.public_base(), sample);
     let to = Recipient {
         email: &from_addr,
         name: "",

@@ -133,6 +133,11 @@ async fn send_here(
     if retry_failed {
         print_retried(deliver::requeue_failed(root, &store)?);
     }
+    let mut store = store;
+    if let Some(read) = deliver::read_bounces(root, config, &mut store).await {
+        // Unreadable for an hour: the office is told (and when it reads again).
+        crate::editor::alert::mailbox_read(root, config, &store, read.as_ref().err());
+    }
     let result = deliver::send(
         root,
         config,

@@ -15,14 +15,11 @@ mod micropub;
 mod queue;
 mod wordpress;
 
-pub use queue::{run_queues, Target};
+pub use queue::{run_queues, Target, Told};
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
@@ -112,13 +109,7 @@ pub fn queue(
     Ok(())
 }
 
-/// `v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>`.
-pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body.as_bytes());
-    format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
-}
+pub use crate::signature::webhook as signature;
 
 /// The wait after `attempts` failed attempts.
 pub fn backoff(attempts: i64) -> Duration {

@@ -234,10 +234,15 @@ fn retry(
 
 /// Delivers every enabled target's queue until `stop`; each wakes when events are queued or
 /// come due.
+/// How a target's queue tells whoever watches it (the daemon, which alerts the office) that it
+/// stopped, with why (credentials refused), or that it delivers (`None`).
+pub type Told = tokio::sync::mpsc::UnboundedSender<(&'static str, Option<String>)>;
+
 pub async fn run_queues(
     root: PathBuf,
     config: Arc<Config>,
     wake: Arc<Notify>,
+    told: Told,
     stop: CancellationToken,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
@@ -246,7 +251,7 @@ pub async fn run_queues(
         let own = Arc::new(Notify::new());
         wakes.push(own.clone());
         let (root, config, stop) = (root.clone(), config.clone(), stop.clone());
-        tasks.spawn(run_target(root, config, own, stop, target));
+        tasks.spawn(run_target(root, config, own, told.clone(), stop, target));
     }
     if wakes.is_empty() {
         return;
@@ -265,6 +270,7 @@ async fn run_target(
     root: PathBuf,
     config: Arc<Config>,
     wake: Arc<Notify>,
+    told: Told,
     stop: CancellationToken,
     target: Target,
 ) {
@@ -293,22 +299,13 @@ async fn run_target(
     loop {
         let failed = match deliver_due(&root, &config, &store, &http, target).await {
             Ok(Some(why)) => {
-                let text = format!("ブログへの転載先が tayori を受け付けなくなりました（{why}）。転載待ちの投稿は残っています。パスワード（アプリケーションパスワード）やトークンを確かめてから、tayori を再起動してください。");
-                let cause = format!("{}.{name}", crate::editor::alert::CROSSPOST);
-                let raised =
-                    crate::editor::alert::raise(&root, &config, &store, &cause, &text, false).await;
-                if let Err(e) = raised {
-                    tracing::error!("{name}: the office could not be alerted: {e}");
-                }
+                let _ = told.send((name, Some(why.clone())));
                 return tracing::error!(
                     "{why} — its events stay queued; fix the credentials and restart tayori"
                 );
             }
             Ok(None) => {
-                let cause = format!("{}.{name}", crate::editor::alert::CROSSPOST);
-                if let Err(e) = crate::editor::alert::clear(&root, &config, &store, &cause).await {
-                    tracing::error!("{name}: the office could not be told of the recovery: {e}");
-                }
+                let _ = told.send((name, None));
                 false
             }
             Err(e) => {

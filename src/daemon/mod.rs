@@ -125,6 +125,7 @@ pub async fn run(
     lp.finish(&mut d).await;
     let _ = tokio::task::spawn_blocking(move || request_thread.join()).await;
     let _ = services.crossposts.await;
+    let _ = services.told.await;
     let _ = services.office.await;
     services.server.await??;
     tracing::info!("stopped");
@@ -136,6 +137,8 @@ pub async fn run(
 struct Services {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     crossposts: tokio::task::JoinHandle<()>,
+    /// What the cross-post queues told, passed on to the office (ends after the queues).
+    told: tokio::task::JoinHandle<()>,
     office: tokio::task::JoinHandle<()>,
     webhook_wake: Arc<Notify>,
 }
@@ -152,13 +155,16 @@ impl Services {
         let state = crate::server::AppState::new(root, config.clone(), key);
         let server = tokio::spawn(crate::server::serve(listener, state, stop.clone()));
         let webhook_wake = Arc::new(Notify::new());
+        let (told, heard) = tokio::sync::mpsc::unbounded_channel();
         let queues = crate::crosspost::run_queues(
             root.to_path_buf(),
             config.clone(),
             webhook_wake.clone(),
+            told,
             stop.clone(),
         );
         let crossposts = tokio::spawn(queues);
+        let told = tokio::spawn(tell_the_office(root.to_path_buf(), config.clone(), heard));
         webhook_wake.notify_one();
         let office = tokio::spawn(crate::editor::mail::run(
             root.to_path_buf(),
@@ -168,9 +174,34 @@ impl Services {
         Ok(Services {
             server,
             crossposts,
+            told,
             office,
             webhook_wake,
         })
+    }
+}
+
+/// Alerts the office when a cross-post target stops, and says when it delivers again; ends
+/// with the queues (when every sender is dropped).
+async fn tell_the_office(
+    root: PathBuf,
+    config: Arc<Config>,
+    mut heard: tokio::sync::mpsc::UnboundedReceiver<(&'static str, Option<String>)>,
+) {
+    let mut store = None;
+    while let Some((name, stopped)) = heard.recv().await {
+        if store.is_none() {
+            match crate::store::Shared::open(&root).await {
+                Ok(s) => store = Some(s),
+                Err(e) => {
+                    tracing::error!("{name}: the office could not be told: {e}");
+                    continue;
+                }
+            }
+        }
+        if let Some(s) = &store {
+            crate::editor::alert::crosspost(&root, &config, s, name, stopped.as_deref()).await;
+        }
     }
 }
 
@@ -187,7 +218,7 @@ fn start_bounce_watch(
     if let (Some(Ok(url)), Some(every)) = (b.mailbox_url(), b.poll_every()) {
         tokio::spawn(crate::mailbox::watch(
             url,
-            crate::bounces::mailbox::PASSWORD,
+            crate::mailbox::bounces::PASSWORD,
             "bounce mailbox",
             every,
             changed,
@@ -351,7 +382,10 @@ impl Loop {
         let rt = tokio::runtime::Handle::current();
         let read = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut store = Store::open(&root)?;
-            rt.block_on(deliver::read_bounces(&root, &config, &mut store));
+            if let Some(read) = rt.block_on(deliver::read_bounces(&root, &config, &mut store)) {
+                // Unreadable for an hour: the office is told (and when it reads again).
+                crate::editor::alert::mailbox_read(&root, &config, &store, read.as_ref().err());
+            }
             Ok(())
         })
         .await;

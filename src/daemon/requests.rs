@@ -27,9 +27,7 @@ pub const SEND: &str = "send";
 pub const HOLD: &str = "hold";
 /// `tayori release`: release (and approve) the pending issue; `args` may name the version.
 pub const RELEASE: &str = "release";
-/// An editor acted on a proof link (the store is already changed): send at once if a tick
-/// passed meanwhile.
-pub const NUDGE: &str = "nudge";
+pub use crate::store::NUDGE;
 
 /// What the daemon answers `hold` / `release`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -162,7 +160,7 @@ impl Loop {
             Ok((done, go)) => (
                 GateAnswer {
                     done,
-                    message: crate::cli::gate_message(&r.kind, done),
+                    message: crate::editor::gate_message(&r.kind, done),
                 },
                 go,
             ),

@@ -319,15 +319,22 @@ fn render_issue<'a>(
 }
 
 /// Reads the bounce mailbox (`bounces.mailbox`) before an issue, so that its suppressions
-/// hold for it. A mailbox that cannot be read decides nothing: it is said, and sending goes on.
-pub async fn read_bounces(root: &Path, config: &Config, store: &mut Store) {
-    use crate::bounces::mailbox;
-    let Some(b) = config.bounces.as_ref().filter(|b| b.mailbox.is_some()) else {
-        return;
-    };
+/// hold for it. A mailbox that cannot be read decides nothing: it is said, and sending goes on;
+/// the caller tells the office when it stays unreadable (`editor::alert::mailbox_read`).
+/// Returns what the reading gave, `None` without a mailbox.
+pub async fn read_bounces(
+    root: &Path,
+    config: &Config,
+    store: &mut Store,
+) -> Option<Result<(), String>> {
+    use crate::mailbox::bounces as mailbox;
+    let b = config.bounces.as_ref().filter(|b| b.mailbox.is_some())?;
     let key = match Key::load_or_create(root) {
         Ok(k) => k,
-        Err(e) => return tracing::warn!("bounce reports not read: {e}"),
+        Err(e) => {
+            tracing::warn!("bounce reports not read: {e}");
+            return None;
+        }
     };
     let reader = mailbox::Reader {
         key: &key,
@@ -335,14 +342,12 @@ pub async fn read_bounces(root: &Path, config: &Config, store: &mut Store) {
         delete: b.processed == crate::config::Processed::Delete,
     };
     let Some(Ok(url)) = b.mailbox_url() else {
-        return;
+        return None;
     };
     let read = mailbox::read(&url, store, &reader)
         .await
         .map_err(|e| e.to_string());
-    // Unreadable for an hour: the office is told (and when it reads again).
-    crate::editor::alert::mailbox_read(root, config, store, read.as_ref().err());
-    match read {
+    match &read {
         Ok(r) if r.reports > 0 || r.parsed > 0 => tracing::info!(
             reports = r.reports,
             parsed = r.parsed,
@@ -354,9 +359,12 @@ pub async fn read_bounces(root: &Path, config: &Config, store: &mut Store) {
         Ok(_) => {}
         Err(e) => tracing::warn!("bounce reports not read: {e}"),
     }
+    Some(read.map(|_| ()))
 }
 
 /// `tayori send`: publishes what is due, then sends (or resumes) one issue.
+/// The bounce mailbox is read first by the caller ([`read_bounces`]), so that its suppressions
+/// hold for this issue.
 pub async fn send(
     root: &Path,
     config: &Config,
@@ -366,7 +374,6 @@ pub async fn send(
     progress: bool,
     stop: CancellationToken,
 ) -> Result<Summary, DeliverError> {
-    read_bounces(root, config, &mut store).await;
     let report = publish::build(root, config, &store, Utc::now())?;
     for p in &report.problems {
         tracing::warn!(file = %p.path.display(), "{p}; skipped");

@@ -10,8 +10,8 @@ use crate::config::Config;
 use crate::files;
 use crate::message::{sender_domain, Recipient, Template};
 use crate::render::email::Rendered;
-use crate::server::Link;
 use crate::subscribers;
+use crate::unsubscribe::Link;
 
 /// Who a single message goes to.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +38,8 @@ pub async fn send_test(
             name = s.name.to_string();
         }
     });
-    let unsubscribe = crate::server::unsubscribe_url(&config.public_base(), Link::Sample("test"));
+    let unsubscribe =
+        crate::unsubscribe::unsubscribe_url(&config.public_base(), Link::Sample("test"));
     let one = One {
         to: address,
         name: &name,

@@ -275,8 +275,8 @@ impl Run {
             let Some(job) = next else {
                 break;
             };
-            let reader = crate::server::Link::Reader(&self.key, &job.address);
-            let unsubscribe = crate::server::unsubscribe_url(&self.public_base, reader);
+            let reader = crate::unsubscribe::Link::Reader(&self.key, &job.address);
+            let unsubscribe = crate::unsubscribe::unsubscribe_url(&self.public_base, reader);
             let message = self.template.render(&Recipient {
                 email: &job.email,
                 name: &job.name,

@@ -210,6 +210,28 @@ fn hook_now(
     Ok(())
 }
 
+/// What a cross-post target's queue told ([`crate::crosspost::Told`]): stopped with why, or
+/// delivering again. An alert when it stops, `resolved` when it delivers.
+pub async fn crosspost(
+    root: &Path,
+    config: &std::sync::Arc<Config>,
+    store: &Shared,
+    name: &str,
+    stopped: Option<&str>,
+) {
+    let cause = format!("{CROSSPOST}.{name}");
+    let done = match stopped {
+        Some(why) => {
+            let text = format!("ブログへの転載先が tayori を受け付けなくなりました（{why}）。転載待ちの投稿は残っています。パスワード（アプリケーションパスワード）やトークンを確かめてから、tayori を再起動してください。");
+            raise(root, config, store, &cause, &text, false).await
+        }
+        None => clear(root, config, store, &cause).await,
+    };
+    if let Err(e) = done {
+        tracing::error!("{name}: the office could not be told: {e}");
+    }
+}
+
 /// [`raise_now`] from async code.
 pub async fn raise(
     root: &Path,

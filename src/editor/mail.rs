@@ -51,7 +51,7 @@ pub async fn run(root: PathBuf, config: Arc<Config>, stop: CancellationToken) {
         if ok && failures > 0 {
             // Mail went again after failing: a stopped issue need not wait for its own retry.
             let asked = store
-                .call(|s| s.request(crate::daemon::requests::NUDGE, "{}", Utc::now()))
+                .call(|s| s.request(crate::store::NUDGE, "{}", Utc::now()))
                 .await;
             if let Err(e) = asked {
                 tracing::warn!("editor mail: {e}");
@@ -278,7 +278,7 @@ async fn post_webhook(
             .header("webhook-timestamp", ts.to_string())
             .header(
                 "webhook-signature",
-                crate::crosspost::signature(&key, &id, ts, &m.text),
+                crate::signature::webhook(&key, &id, ts, &m.text),
             );
     }
     let r = request.send().await.map_err(|e| format!("{url}: {e}"))?;

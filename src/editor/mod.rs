@@ -217,3 +217,13 @@ pub fn japan_time(config: &Config, at: DateTime<Utc>) -> String {
         ["月", "火", "水", "木", "金", "土", "日"][t.weekday().num_days_from_monday() as usize];
     format!("{}({wd}) {}", t.format("%Y年%-m月%-d日"), t.format("%H:%M"))
 }
+
+/// What `hold` / `release` say, done or not.
+pub fn gate_message(kind: &str, done: bool) -> String {
+    match (kind, done) {
+        (_, false) => "no issue is pending: nothing to hold or release".into(),
+        ("hold", true) => "the pending issue is held: its ticks pass and nothing goes out until `tayori release`".into(),
+        ("release", true) => "the pending issue is released (and approved): it goes out at its tick, or now if its tick passed while it was held".into(),
+        _ => "done".into(),
+    }
+}

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::config::MailboxUrl;
 
+pub mod bounces;
 pub mod remote;
 
 /// Why a mailbox could not be read (its messages stay; nothing is decided).

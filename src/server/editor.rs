@@ -10,7 +10,7 @@ use chrono::Utc;
 use maud::html;
 
 use super::{page, AppState};
-use crate::daemon::requests::NUDGE;
+use crate::store::NUDGE;
 use crate::store::{signups::digest, Store};
 
 /// What a token is for, found.

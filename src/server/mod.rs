@@ -71,23 +71,7 @@ impl AppState {
     }
 }
 
-/// Whose unsubscribe link an email carries.
-#[derive(Debug, Clone, Copy)]
-pub enum Link<'a> {
-    /// A reader's: `/unsubscribe/<opaque token>`.
-    Reader(&'a Key, &'a str),
-    /// A made-up reader's (`preview`, `test`): a link that unsubscribes nobody.
-    Sample(&'static str),
-}
-
-/// The unsubscribe URL under `public_base` ([`Config::public_base`]): the one place links to
-/// `/unsubscribe/<token>` are made.
-pub fn unsubscribe_url(public_base: &str, link: Link<'_>) -> String {
-    match link {
-        Link::Reader(key, address) => format!("{public_base}/unsubscribe/{}", key.token(address)),
-        Link::Sample(name) => format!("{public_base}/unsubscribe/{name}"),
-    }
-}
+pub use crate::unsubscribe::{unsubscribe_url, Link};
 
 /// The routes (docs/http-and-webhook.md).
 pub fn router(state: AppState) -> Router {

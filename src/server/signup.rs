@@ -40,8 +40,9 @@ use serde::Deserialize;
 
 use crate::config::Config;
 use crate::deliver::single::{send_one, One};
-use crate::server::{page, AppState, Link};
+use crate::server::{page, AppState};
 use crate::store::{signups::digest, SignupRequest, Store};
+use crate::unsubscribe::Link;
 
 pub mod confirmations;
 mod rule;
@@ -368,7 +369,7 @@ async fn welcome(s: &AppState, email: &str, name: &str) -> anyhow::Result<()> {
     let css = crate::render::load_css(&s.root)?;
     let rendered = crate::render::email::welcome(&s.config, &css)?;
     let reader = Link::Reader(&s.key, email);
-    let unsubscribe = crate::server::unsubscribe_url(&s.config.public_base(), reader);
+    let unsubscribe = crate::unsubscribe::unsubscribe_url(&s.config.public_base(), reader);
     let one = One {
         to: email,
         name,

@@ -5,6 +5,9 @@ use rusqlite::params;
 
 use super::{sql, Store, StoreError};
 
+/// How far back counts are taken: a count older than this is pruned.
+pub const WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
 /// At most this many fetchers are remembered over the window: a stranger making up names
 /// cannot grow the table without bound.
 const MAX_FETCHERS: i64 = 200;
@@ -31,7 +34,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         // Counts older than the window are nobody's any more: they neither count nor take a
         // place under the cap (strangers' made-up names age out).
-        let window_start = (now - crate::readers::WINDOW).to_rfc3339();
+        let window_start = (now - WINDOW).to_rfc3339();
         self.conn
             .execute(
                 "DELETE FROM feed_fetchers WHERE seen_at < ?1",

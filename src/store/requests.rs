@@ -6,6 +6,10 @@
 //! leaves it for the next daemon ([`Store::requeue_requests`]), and the command that made it may
 //! take it back (`abandoned`) and do the work itself once it holds the lock.
 
+/// The request an editor's action makes (a proof link acted on, the store already changed):
+/// the daemon sends at once if a tick passed meanwhile.
+pub const NUDGE: &str = "nudge";
+
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 

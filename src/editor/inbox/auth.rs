@@ -25,9 +25,6 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::TokioResolver;
 use mail_auth::{AuthenticatedMessage, DkimOutput, DkimResult, MessageAuthenticator};
 use mail_parser::{Address, HeaderValue};
 
@@ -62,28 +59,10 @@ impl Resolver {
 
     /// The system's resolver (`/etc/resolv.conf`), or one DNS server over UDP and TCP.
     pub fn new(server: Option<SocketAddr>) -> anyhow::Result<Resolver> {
-        let resolver = match server {
-            None => TokioResolver::builder_tokio()
-                .context("reading the system's DNS configuration")?
-                .build()?,
-            Some(addr) => {
-                let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                for c in &mut ns.connections {
-                    c.port = addr.port();
-                }
-                let config = ResolverConfig::from_name_servers(vec![ns]);
-                TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-                    .build()?
-            }
-        };
+        // The one resolver `doctor` uses too.
         Ok(Resolver {
-            authenticator: MessageAuthenticator(resolver),
+            authenticator: MessageAuthenticator(crate::doctor::resolver(server)?),
         })
-    }
-
-    /// hickory's resolver itself, for plain lookups (`doctor`).
-    pub(crate) fn hickory(&self) -> &TokioResolver {
-        &self.authenticator.0
     }
 }
 

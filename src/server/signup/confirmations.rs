@@ -19,10 +19,10 @@ use super::TOKEN_LIFETIME;
 use crate::config::Config;
 use crate::deliver::single::{transmit_one, One};
 use crate::deliver::{Retry, SendError};
-use crate::server::Link;
 use crate::store::signups::digest;
 use crate::store::{Confirmation, ConfirmationOutcome, Store};
 use crate::unsubscribe::Key;
+use crate::unsubscribe::Link;
 
 /// How long a claimed confirmation is another sender's: longer than one SMTP exchange may take.
 const LEASE: TimeDelta = TimeDelta::minutes(3);
@@ -128,7 +128,7 @@ fn send(
     let css = crate::render::load_css(root)?;
     let rendered = crate::render::email::confirmation(config, &url, &css)?;
     let unsubscribe =
-        crate::server::unsubscribe_url(&config.public_base(), Link::Reader(key, &c.address));
+        crate::unsubscribe::unsubscribe_url(&config.public_base(), Link::Reader(key, &c.address));
     let one = One {
         to: &c.email,
         name: "",

@@ -1,5 +1,6 @@
 //! Reading the bounce mailbox — a Maildir, or IMAP or POP3 on a server, read by
-//! [`crate::mailbox`] — and acting on each report once.
+//! [`super`] — and acting on each report once. The reports themselves are read by
+//! [`crate::bounces`].
 //!
 //! With `bounces.address` set, a report acts only through the VERP tag of a delivery we made
 //! (HMAC of the address with the folder's secret, so nobody can make one up): found in the
@@ -21,8 +22,8 @@ use std::path::Path;
 
 use chrono::Utc;
 
-use super::{cause_for, failure_for, parse, Cause, Report};
-use crate::mailbox::{content_id, Batch, MailboxUrl};
+use super::{content_id, Batch, MailboxUrl};
+use crate::bounces::{cause_for, failure_for, parse, Cause, Report};
 use crate::store::{BounceRecord, Store, StoreError};
 use crate::unsubscribe::Key;
 
