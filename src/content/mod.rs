@@ -311,7 +311,7 @@ pub fn parse(
 }
 
 /// [`parse`]; pictures beside the post must lie inside `posts` when given.
-fn parse_in(
+pub(crate) fn parse_in(
     path: &Path,
     bytes: &[u8],
     in_notes: bool,

@@ -104,8 +104,11 @@ fn check(name: &str, bytes: &[u8], t: &Target) -> Result<(), String> {
             limit >> 20
         ));
     }
-    let path = Path::new("posts").join(name);
-    let post = crate::content::parse(&path, bytes, false, t.opts).map_err(|e| e.to_string())?;
+    // Where it will be written: its pictures are read from `posts/` as the publish will read
+    // them (inside it only), not from the daemon's working folder.
+    let path = t.posts.join(name);
+    let post = crate::content::parse_in(&path, bytes, false, Some(t.posts), t.opts)
+        .map_err(|e| e.to_string())?;
     match (t.slug_taken)(&post.slug) {
         Some(other) if other != name => Err(format!(
             "another post already has the address `{}` (posts/{other}): rename the file, or set slug: in it",
@@ -270,6 +273,51 @@ mod tests {
         assert_eq!(clean_body(body), "本文です。\n\n二段落目。");
         let jp = "本文。\n\n2026年11月30日(月) 10:00 山本 さくら <s@example.jp>:\n> 引用\n";
         assert_eq!(clean_body(jp), "本文。");
+    }
+
+    /// A message from her with one Markdown attachment per body, named `p<i>.md`.
+    fn with_markdown(bodies: &[&str]) -> Vec<u8> {
+        let mut raw = String::from("From: s@example.jp\r\nSubject: a\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n");
+        for (i, body) in bodies.iter().enumerate() {
+            raw.push_str(&format!("--b\r\nContent-Type: text/markdown\r\nContent-Disposition: attachment; filename=\"p{i}.md\"\r\n\r\n# T\r\n\r\n{body}\r\n"));
+        }
+        raw.push_str("--b--\r\n");
+        raw.into_bytes()
+    }
+
+    #[test]
+    fn a_mailed_posts_pictures_are_read_from_posts_and_never_from_outside_it() {
+        let root = tempfile::tempdir().unwrap();
+        let posts = root.path().join("posts");
+        std::fs::create_dir(&posts).unwrap();
+        image::RgbImage::new(8, 8)
+            .save(posts.join("entrance.png"))
+            .unwrap();
+        image::RgbImage::new(8, 8)
+            .save(root.path().join("secret.png"))
+            .unwrap();
+        let raw = with_markdown(&["![入口](entrance.png)", "![x](../secret.png)"]);
+        let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let opts = IngestOptions::new("https://example.jp/");
+        let none = |_: &str| None;
+        let sorted = sort(
+            &message,
+            &Target {
+                posts: &posts,
+                date: "2026-11-30",
+                opts: &opts,
+                slug_taken: &none,
+            },
+        );
+        let names: Vec<&str> = sorted.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["2026-11-30-p0.md"], "{:?}", sorted.refused);
+        assert_eq!(sorted.refused.len(), 1);
+        assert_eq!(sorted.refused[0].0, "p1.md");
+        assert!(
+            sorted.refused[0].1.contains("outside posts/"),
+            "{}",
+            sorted.refused[0].1
+        );
     }
 
     #[test]
