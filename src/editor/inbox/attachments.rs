@@ -5,9 +5,10 @@
 //! written: the size (2 MiB, `.docx` 20 MiB) and the content parser itself (a `.docx` is opened
 //! as a zip the way the Word reader opens it, so a zip bomb is refused without being inflated).
 
+use std::borrow::Cow;
 use std::path::Path;
 
-use mail_parser::{Message, MimeHeaders};
+use mail_parser::{Encoding, Message, MessagePart, MimeHeaders};
 
 use crate::content::{IngestOptions, MAX_DOCX_BYTES, MAX_POST_BYTES};
 
@@ -61,7 +62,7 @@ pub fn sort(message: &Message, t: &Target) -> Sorted {
             .attachment_name()
             .map(str::to_string)
             .unwrap_or_else(|| format!("（名前のない {ctype}）"));
-        match offer(&mailed, part.contents(), t) {
+        match offer(&mailed, &file_bytes(message, part), t) {
             Ok(f) => sorted.files.push(f),
             Err(why) => sorted
                 .refused
@@ -75,6 +76,27 @@ pub fn sort(message: &Message, t: &Target) -> Sorted {
         }
     }
     sorted
+}
+
+/// An attachment's file as she saved it. mail-parser turns a text part into UTF-8 by its
+/// `charset`, and without one decodes it as UTF-8 lossily, which would replace every byte of
+/// a Shift_JIS or EUC-JP file by U+FFFD: such a part is taken as it was sent (transfer
+/// encoding undone) and `posts/` recognises its encoding as for a file dropped in.
+fn file_bytes<'a>(message: &Message, part: &'a MessagePart) -> Cow<'a, [u8]> {
+    use mail_parser::decoders::{base64::base64_decode, quoted_printable::quoted_printable_decode};
+    let charset = part.content_type().and_then(|c| c.attribute("charset"));
+    if !part.is_text() || charset.is_some() {
+        return Cow::Borrowed(part.contents());
+    }
+    let raw = message
+        .raw_message()
+        .get(part.raw_body_offset() as usize..part.raw_end_offset() as usize);
+    let sent = raw.and_then(|raw| match part.encoding {
+        Encoding::Base64 => base64_decode(raw),
+        Encoding::QuotedPrintable => quoted_printable_decode(raw),
+        Encoding::None => Some(raw.to_vec()),
+    });
+    sent.map_or(Cow::Borrowed(part.contents()), Cow::Owned)
 }
 
 /// One attachment, checked as `posts/` would check it.
@@ -318,6 +340,34 @@ mod tests {
             "{}",
             sorted.refused[0].1
         );
+    }
+
+    #[test]
+    fn a_shift_jis_text_file_mailed_without_a_charset_keeps_its_bytes() {
+        let sjis: &[u8] = b"\x97\x7b\x88\xe7\x94\xef\x82\xc9\x82\xc2\x82\xa2\x82\xc4\n\n\x96\x7b\x95\xb6\x82\xc5\x82\xb7\x81\x42\n"; // 養育費について / 本文です。
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(sjis);
+        let raw = format!("From: s@example.jp\r\nSubject: a\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"sjis.txt\"\r\n\r\n{b64}\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\nContent-Disposition: attachment; filename=\"utf8.txt\"\r\n\r\n面会交流\r\n\r\n本文。\r\n--b--\r\n");
+        let message = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
+        let opts = IngestOptions::new("https://example.jp/");
+        let dir = tempfile::tempdir().unwrap();
+        let none = |_: &str| None;
+        let sorted = sort(
+            &message,
+            &Target {
+                posts: dir.path(),
+                date: "2026-11-30",
+                opts: &opts,
+                slug_taken: &none,
+            },
+        );
+        assert!(sorted.refused.is_empty(), "{:?}", sorted.refused);
+        assert_eq!(sorted.files[0].name, "2026-11-30-sjis.txt");
+        assert_eq!(sorted.files[0].bytes, sjis);
+        let utf8 = String::from_utf8(sorted.files[1].bytes.clone()).unwrap();
+        assert_eq!(utf8.trim_end(), "面会交流\r\n\r\n本文。");
     }
 
     #[test]
