@@ -18,6 +18,8 @@ pub struct Offered {
     /// The file's name in `posts/` (made safe, dated).
     pub name: String,
     pub bytes: Vec<u8>,
+    /// The slug of the post it makes.
+    pub slug: String,
 }
 
 /// What the files of one message came to before anything is written.
@@ -62,7 +64,18 @@ pub fn sort(message: &Message, t: &Target) -> Sorted {
             .attachment_name()
             .map(str::to_string)
             .unwrap_or_else(|| format!("（名前のない {ctype}）"));
-        match offer(&mailed, &file_bytes(message, part), t) {
+        let offered = offer(&mailed, &file_bytes(message, part), t).and_then(|f| {
+            // Two files of one message for one post: the second would replace the first, or
+            // be refused by the publish once written.
+            match sorted.files.iter().find(|o| o.name == f.name || o.slug == f.slug) {
+                Some(first) => Err(format!(
+                    "another attachment of this mail is the same post `{}` (posts/{}): send one file per post",
+                    f.slug, first.name
+                )),
+                None => Ok(f),
+            }
+        });
+        match offered {
             Ok(f) => sorted.files.push(f),
             Err(why) => sorted
                 .refused
@@ -103,15 +116,16 @@ fn file_bytes<'a>(message: &Message, part: &'a MessagePart) -> Cow<'a, [u8]> {
 fn offer(mailed: &str, bytes: &[u8], t: &Target) -> Result<Offered, String> {
     let name = safe_name(mailed, t.date)
         .ok_or("only .docx, .md and .txt files become posts (this one is left out)")?;
-    check(&name, bytes, t)?;
+    let slug = check(&name, bytes, t)?;
     Ok(Offered {
         name,
         bytes: bytes.to_vec(),
+        slug,
     })
 }
 
-/// The limits of `posts/`, then the content parser: the file would be a valid post.
-fn check(name: &str, bytes: &[u8], t: &Target) -> Result<(), String> {
+/// The limits of `posts/`, then the content parser: the file would be a valid post; its slug.
+fn check(name: &str, bytes: &[u8], t: &Target) -> Result<String, String> {
     let docx = name.to_ascii_lowercase().ends_with(".docx");
     let (limit, what) = if docx {
         (MAX_DOCX_BYTES, "a Word file")
@@ -136,7 +150,7 @@ fn check(name: &str, bytes: &[u8], t: &Target) -> Result<(), String> {
             "another post already has the address `{}` (posts/{other}): rename the file, or set slug: in it",
             post.slug
         )),
-        _ => Ok(()),
+        _ => Ok(post.slug),
     }
 }
 
@@ -163,10 +177,11 @@ fn from_body(message: &Message, t: &Target) -> Result<Offered, String> {
         })
         .ok_or("too many mailed posts (mail-1 … mail-9999 are all used)")?;
     let name = format!("{date}-mail-{n}.txt");
-    check(&name, text.as_bytes(), t)?;
+    let slug = check(&name, text.as_bytes(), t)?;
     Ok(Offered {
         name,
         bytes: text.into_bytes(),
+        slug,
     })
 }
 
@@ -368,6 +383,37 @@ mod tests {
         assert_eq!(sorted.files[0].bytes, sjis);
         let utf8 = String::from_utf8(sorted.files[1].bytes.clone()).unwrap();
         assert_eq!(utf8.trim_end(), "面会交流\r\n\r\n本文。");
+    }
+
+    #[test]
+    fn two_attachments_for_one_post_are_not_both_written() {
+        let raw = with_markdown(&["一つ目", "二つ目"]);
+        let raw = String::from_utf8(raw)
+            .unwrap()
+            .replace("filename=\"p1.md\"", "filename=\"2026-11-29-p0.md\"");
+        let twice = with_markdown(&["A", "B"]);
+        let twice = String::from_utf8(twice)
+            .unwrap()
+            .replace("filename=\"p1.md\"", "filename=\"p0.md\"");
+        let opts = IngestOptions::new("https://example.jp/");
+        let dir = tempfile::tempdir().unwrap();
+        let none = |_: &str| None;
+        let t = Target {
+            posts: dir.path(),
+            date: "2026-11-30",
+            opts: &opts,
+            slug_taken: &none,
+        };
+        for raw in [raw, twice] {
+            let message = mail_parser::MessageParser::default()
+                .parse(raw.as_bytes())
+                .unwrap();
+            let sorted = sort(&message, &t);
+            let names: Vec<&str> = sorted.files.iter().map(|f| f.name.as_str()).collect();
+            assert_eq!(names, ["2026-11-30-p0.md"]);
+            assert_eq!(sorted.refused.len(), 1, "{:?}", sorted.refused);
+            assert!(sorted.refused[0].1.contains("same post `p0`"));
+        }
     }
 
     #[test]
