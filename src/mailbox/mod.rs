@@ -197,12 +197,16 @@ fn list_maildir(dir: &Path) -> Result<Vec<Message>, Error> {
             if name.starts_with('.') || seen(name) {
                 continue;
             }
-            let size = std::fs::metadata(&file)
-                .map_err(|source| Error::Io {
-                    path: file.clone(),
-                    source,
-                })?
-                .len();
+            let meta = std::fs::metadata(&file).map_err(|source| Error::Io {
+                path: file.clone(),
+                source,
+            })?;
+            // A FIFO or a folder is no message: one such entry must not stop every reading.
+            if !meta.is_file() {
+                tracing::warn!(file = %file.display(), "not a message file: left alone");
+                continue;
+            }
+            let size = meta.len();
             out.push(Message {
                 seen_as: format!("file:{}", name.split(":2,").next().unwrap_or(name)),
                 size,
@@ -305,8 +309,11 @@ async fn watch_maildir(
         tokio::select! {
             _ = stop.cancelled() => return,
             ev = events.recv() => {
-                if ev.is_none() {
+                let Some(ev) = ev else {
                     return;
+                };
+                if !is_arrival(&ev) {
+                    continue;
                 }
                 // Read once the folder is quiet: a delivery of several messages is one
                 // reading, and a file written in place (not renamed in from tmp/, as Maildir
@@ -314,8 +321,8 @@ async fn watch_maildir(
                 loop {
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     let mut more = false;
-                    while events.try_recv().is_ok() {
-                        more = true;
+                    while let Ok(ev) = events.try_recv() {
+                        more |= is_arrival(&ev);
                     }
                     if !more {
                         break;
@@ -329,9 +336,70 @@ async fn watch_maildir(
     }
 }
 
+/// Whether an event in `new/` may be a message arriving. Opening, reading and closing after
+/// reading — what a reading itself does to the folder and its files — and metadata changes are
+/// not: counted, every reading would start the next one, for ever.
+fn is_arrival(ev: &notify::Event) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+    match ev.kind {
+        EventKind::Access(kind) => kind == AccessKind::Close(AccessMode::Write),
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_or_a_folder_in_new_is_left_alone_and_the_messages_around_it_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        std::fs::write(dir.path().join("new/1.host"), b"Subject: a\r\n\r\na").unwrap();
+        assert!(std::process::Command::new("mkfifo")
+            .arg(dir.path().join("new/2.fifo"))
+            .status()
+            .unwrap()
+            .success());
+        std::fs::create_dir(dir.path().join("new/3.folder")).unwrap();
+        std::fs::write(dir.path().join("new/4.host"), b"Subject: b\r\n\r\nb").unwrap();
+        let batch = Batch::maildir(dir.path(), 1024).unwrap();
+        let names: Vec<&str> = batch
+            .messages()
+            .iter()
+            .map(|m| m.seen_as.as_str())
+            .collect();
+        assert_eq!(names, ["file:1.host", "file:4.host"]);
+        for i in 0..names.len() {
+            assert!(batch.read(i).unwrap().is_some());
+        }
+    }
+
+    #[test]
+    fn a_reading_of_new_is_no_arrival_but_a_message_renamed_or_written_into_it_is() {
+        use notify::event::*;
+        let ev = |kind| notify::Event::new(kind).add_path("/m/new/1.host".into());
+        for own in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)),
+        ] {
+            assert!(!is_arrival(&ev(own)), "{own:?}");
+        }
+        for arrival in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Any,
+        ] {
+            assert!(is_arrival(&ev(arrival)), "{arrival:?}");
+        }
+    }
 
     #[tokio::test]
     async fn a_maildir_reading_lists_unseen_files_once_and_marks_what_it_is_told() {

@@ -353,11 +353,24 @@ impl Store {
         }
         let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| sql(&path, e))?;
-        let store = Store {
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| sql(&path, e))?;
+        let mut store = Store {
             conn,
             path,
             back_catalogue: false.into(),
         };
+        if (version as usize) < MIGRATIONS.len() {
+            // A store of an earlier release (the daemon not started since the upgrade): read
+            // through a copy in memory brought up to date, the file left as it is.
+            let mut copy = Connection::open_in_memory().map_err(|e| sql(&store.path, e))?;
+            rusqlite::backup::Backup::new(&store.conn, &mut copy)
+                .and_then(|b| b.run_to_completion(1024, std::time::Duration::ZERO, None))
+                .map_err(|e| sql(&store.path, e))?;
+            store.conn = copy;
+            store.migrate()?;
+        }
         store
             .back_catalogue
             .set(store.meta(BACK_CATALOGUE)?.is_some());
@@ -471,4 +484,35 @@ pub(crate) fn time(s: String) -> rusqlite::Result<DateTime<FixedOffset>> {
             format!("time {s:?}: {e}").into(),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_of_an_earlier_release_is_read_up_to_date_and_left_as_it_is() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("state")).unwrap();
+        let path = path_in(root.path());
+        let old = MIGRATIONS.len() - 1;
+        {
+            let conn = Connection::open(&path).unwrap();
+            for m in &MIGRATIONS[..old] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.pragma_update(None, "user_version", old as i64)
+                .unwrap();
+        }
+        let store = Store::open_read_only(root.path()).unwrap().unwrap();
+        assert!(store.crosspost_events().unwrap().is_empty());
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            version as usize, old,
+            "the file is not migrated by a reader"
+        );
+    }
 }

@@ -5,9 +5,10 @@
 //! written: the size (2 MiB, `.docx` 20 MiB) and the content parser itself (a `.docx` is opened
 //! as a zip the way the Word reader opens it, so a zip bomb is refused without being inflated).
 
+use std::borrow::Cow;
 use std::path::Path;
 
-use mail_parser::{Message, MimeHeaders};
+use mail_parser::{Encoding, Message, MessagePart, MimeHeaders};
 
 use crate::content::{IngestOptions, MAX_DOCX_BYTES, MAX_POST_BYTES};
 
@@ -17,6 +18,8 @@ pub struct Offered {
     /// The file's name in `posts/` (made safe, dated).
     pub name: String,
     pub bytes: Vec<u8>,
+    /// The slug of the post it makes.
+    pub slug: String,
 }
 
 /// What the files of one message came to before anything is written.
@@ -61,7 +64,18 @@ pub fn sort(message: &Message, t: &Target) -> Sorted {
             .attachment_name()
             .map(str::to_string)
             .unwrap_or_else(|| format!("（名前のない {ctype}）"));
-        match offer(&mailed, part.contents(), t) {
+        let offered = offer(&mailed, &file_bytes(message, part), t).and_then(|f| {
+            // Two files of one message for one post: the second would replace the first, or
+            // be refused by the publish once written.
+            match sorted.files.iter().find(|o| o.name == f.name || o.slug == f.slug) {
+                Some(first) => Err(format!(
+                    "another attachment of this mail is the same post `{}` (posts/{}): send one file per post",
+                    f.slug, first.name
+                )),
+                None => Ok(f),
+            }
+        });
+        match offered {
             Ok(f) => sorted.files.push(f),
             Err(why) => sorted
                 .refused
@@ -77,19 +91,41 @@ pub fn sort(message: &Message, t: &Target) -> Sorted {
     sorted
 }
 
+/// An attachment's file as she saved it. mail-parser turns a text part into UTF-8 by its
+/// `charset`, and without one decodes it as UTF-8 lossily, which would replace every byte of
+/// a Shift_JIS or EUC-JP file by U+FFFD: such a part is taken as it was sent (transfer
+/// encoding undone) and `posts/` recognises its encoding as for a file dropped in.
+fn file_bytes<'a>(message: &Message, part: &'a MessagePart) -> Cow<'a, [u8]> {
+    use mail_parser::decoders::{base64::base64_decode, quoted_printable::quoted_printable_decode};
+    let charset = part.content_type().and_then(|c| c.attribute("charset"));
+    if !part.is_text() || charset.is_some() {
+        return Cow::Borrowed(part.contents());
+    }
+    let raw = message
+        .raw_message()
+        .get(part.raw_body_offset() as usize..part.raw_end_offset() as usize);
+    let sent = raw.and_then(|raw| match part.encoding {
+        Encoding::Base64 => base64_decode(raw),
+        Encoding::QuotedPrintable => quoted_printable_decode(raw),
+        Encoding::None => Some(raw.to_vec()),
+    });
+    sent.map_or(Cow::Borrowed(part.contents()), Cow::Owned)
+}
+
 /// One attachment, checked as `posts/` would check it.
 fn offer(mailed: &str, bytes: &[u8], t: &Target) -> Result<Offered, String> {
     let name = safe_name(mailed, t.date)
         .ok_or("only .docx, .md and .txt files become posts (this one is left out)")?;
-    check(&name, bytes, t)?;
+    let slug = check(&name, bytes, t)?;
     Ok(Offered {
         name,
         bytes: bytes.to_vec(),
+        slug,
     })
 }
 
-/// The limits of `posts/`, then the content parser: the file would be a valid post.
-fn check(name: &str, bytes: &[u8], t: &Target) -> Result<(), String> {
+/// The limits of `posts/`, then the content parser: the file would be a valid post; its slug.
+fn check(name: &str, bytes: &[u8], t: &Target) -> Result<String, String> {
     let docx = name.to_ascii_lowercase().ends_with(".docx");
     let (limit, what) = if docx {
         (MAX_DOCX_BYTES, "a Word file")
@@ -113,7 +149,7 @@ fn check(name: &str, bytes: &[u8], t: &Target) -> Result<(), String> {
             "another post already has the address `{}` (posts/{other}): rename the file, or set slug: in it",
             post.slug
         )),
-        _ => Ok(()),
+        _ => Ok(post.slug),
     }
 }
 
@@ -140,10 +176,11 @@ fn from_body(message: &Message, t: &Target) -> Result<Offered, String> {
         })
         .ok_or("too many mailed posts (mail-1 … mail-9999 are all used)")?;
     let name = format!("{date}-mail-{n}.txt");
-    check(&name, text.as_bytes(), t)?;
+    let slug = check(&name, text.as_bytes(), t)?;
     Ok(Offered {
         name,
         bytes: text.into_bytes(),
+        slug,
     })
 }
 
@@ -274,6 +311,110 @@ mod tests {
         assert_eq!(clean_body(jp), "本文。");
     }
 
+    /// A message from her with one Markdown attachment per body, named `p<i>.md`.
+    fn with_markdown(bodies: &[&str]) -> Vec<u8> {
+        let mut raw = String::from("From: s@example.jp\r\nSubject: a\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n");
+        for (i, body) in bodies.iter().enumerate() {
+            raw.push_str(&format!("--b\r\nContent-Type: text/markdown\r\nContent-Disposition: attachment; filename=\"p{i}.md\"\r\n\r\n# T\r\n\r\n{body}\r\n"));
+        }
+        raw.push_str("--b--\r\n");
+        raw.into_bytes()
+    }
+
+    #[test]
+    fn a_mailed_posts_pictures_are_read_from_posts_and_never_from_outside_it() {
+        let root = tempfile::tempdir().unwrap();
+        let posts = root.path().join("posts");
+        std::fs::create_dir(&posts).unwrap();
+        image::RgbImage::new(8, 8)
+            .save(posts.join("entrance.png"))
+            .unwrap();
+        image::RgbImage::new(8, 8)
+            .save(root.path().join("secret.png"))
+            .unwrap();
+        let raw = with_markdown(&["![入口](entrance.png)", "![x](../secret.png)"]);
+        let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let opts = IngestOptions::new("https://example.jp/");
+        let none = |_: &str| None;
+        let sorted = sort(
+            &message,
+            &Target {
+                posts: &posts,
+                date: "2026-11-30",
+                opts: &opts,
+                slug_taken: &none,
+            },
+        );
+        let names: Vec<&str> = sorted.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["2026-11-30-p0.md"], "{:?}", sorted.refused);
+        assert_eq!(sorted.refused.len(), 1);
+        assert_eq!(sorted.refused[0].0, "p1.md");
+        assert!(
+            sorted.refused[0].1.contains("outside posts/"),
+            "{}",
+            sorted.refused[0].1
+        );
+    }
+
+    #[test]
+    fn a_shift_jis_text_file_mailed_without_a_charset_keeps_its_bytes() {
+        let sjis: &[u8] = b"\x97\x7b\x88\xe7\x94\xef\x82\xc9\x82\xc2\x82\xa2\x82\xc4\n\n\x96\x7b\x95\xb6\x82\xc5\x82\xb7\x81\x42\n"; // 養育費について / 本文です。
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(sjis);
+        let raw = format!("From: s@example.jp\r\nSubject: a\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"sjis.txt\"\r\n\r\n{b64}\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\nContent-Disposition: attachment; filename=\"utf8.txt\"\r\n\r\n面会交流\r\n\r\n本文。\r\n--b--\r\n");
+        let message = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
+        let opts = IngestOptions::new("https://example.jp/");
+        let dir = tempfile::tempdir().unwrap();
+        let none = |_: &str| None;
+        let sorted = sort(
+            &message,
+            &Target {
+                posts: dir.path(),
+                date: "2026-11-30",
+                opts: &opts,
+                slug_taken: &none,
+            },
+        );
+        assert!(sorted.refused.is_empty(), "{:?}", sorted.refused);
+        assert_eq!(sorted.files[0].name, "2026-11-30-sjis.txt");
+        assert_eq!(sorted.files[0].bytes, sjis);
+        let utf8 = String::from_utf8(sorted.files[1].bytes.clone()).unwrap();
+        assert_eq!(utf8.trim_end(), "面会交流\r\n\r\n本文。");
+    }
+
+    #[test]
+    fn two_attachments_for_one_post_are_not_both_written() {
+        let raw = with_markdown(&["一つ目", "二つ目"]);
+        let raw = String::from_utf8(raw)
+            .unwrap()
+            .replace("filename=\"p1.md\"", "filename=\"2026-11-29-p0.md\"");
+        let twice = with_markdown(&["A", "B"]);
+        let twice = String::from_utf8(twice)
+            .unwrap()
+            .replace("filename=\"p1.md\"", "filename=\"p0.md\"");
+        let opts = IngestOptions::new("https://example.jp/");
+        let dir = tempfile::tempdir().unwrap();
+        let none = |_: &str| None;
+        let t = Target {
+            posts: dir.path(),
+            date: "2026-11-30",
+            opts: &opts,
+            slug_taken: &none,
+        };
+        for raw in [raw, twice] {
+            let message = mail_parser::MessageParser::default()
+                .parse(raw.as_bytes())
+                .unwrap();
+            let sorted = sort(&message, &t);
+            let names: Vec<&str> = sorted.files.iter().map(|f| f.name.as_str()).collect();
+            assert_eq!(names, ["2026-11-30-p0.md"]);
+            assert_eq!(sorted.refused.len(), 1, "{:?}", sorted.refused);
+            assert!(sorted.refused[0].1.contains("same post `p0`"));
+        }
+    }
+
     #[test]
     fn text_after_a_file_stays_body_and_a_picture_of_the_html_is_no_attachment() {
         let raw = "From: s@example.jp\r\nSubject: a\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n--a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>hello</p>\r\n--a--\r\n--b\r\nContent-Type: text/markdown; name=\"x.md\"\r\nContent-Disposition: attachment; filename=\"x.md\"\r\n\r\n# T\r\n\r\nbody\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nmore of the body\r\n--b\r\nContent-Type: image/png\r\nContent-ID: <logo>\r\nContent-Disposition: inline\r\n\r\nPNG\r\n--b--\r\n";
@@ -295,23 +436,5 @@ mod tests {
         let names: Vec<&str> = sorted.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["2026-11-30-x.md"]);
         assert!(sorted.refused.is_empty(), "{:?}", sorted.refused);
-    }
-
-    #[test]
-    fn a_mailed_post_never_reads_a_picture_outside_posts() {
-        let root = tempfile::tempdir().unwrap();
-        let posts = root.path().join("posts");
-        std::fs::create_dir_all(&posts).unwrap();
-        std::fs::write(root.path().join("secret.png"), b"not for the web").unwrap();
-        let opts = IngestOptions::new("https://example.jp/");
-        let none = |_: &str| None;
-        let t = Target {
-            posts: &posts,
-            date: "2026-11-30",
-            opts: &opts,
-            slug_taken: &none,
-        };
-        let why = check("x.md", "# 題\n\n![鍵](../secret.png)\n".as_bytes(), &t).unwrap_err();
-        assert!(why.contains("outside posts/"), "{why}");
     }
 }

@@ -124,13 +124,19 @@ pub async fn verdict(
     ))
 }
 
-/// The one author's address (lowercased), if the message has exactly one `From` field naming
-/// exactly one address and no `Sender` naming another (RFC 5322 §3.6.2).
+/// The one author's address (ASCII-lowercased), if the message has exactly one `From` field
+/// naming exactly one address and no `Sender` naming another (RFC 5322 §3.6.2). Only ASCII
+/// letters are folded: Unicode lowercasing turns look-alikes into ASCII (the Kelvin sign `K`
+/// U+212A becomes `k`), which would make another mailbox an editor's.
 fn sole_author(message: &AuthenticatedMessage<'_>) -> Option<String> {
-    if fields(message, "From").len() != 1 || message.from.len() != 1 {
+    // Read from the field itself: mail-auth's `from` list is lowercased by Unicode rules.
+    let [field] = fields(message, "From")[..] else {
         return None;
-    }
-    let from = message.from[0].trim().to_lowercase();
+    };
+    let [from] = &addresses(field)[..] else {
+        return None;
+    };
+    let from = from.clone();
     let senders = fields(message, "Sender");
     match senders.as_slice() {
         [] => Some(from),
@@ -149,7 +155,7 @@ fn fields<'x>(message: &AuthenticatedMessage<'x>, name: &str) -> Vec<&'x [u8]> {
         .collect()
 }
 
-/// The addresses of an address-list field's value, lowercased.
+/// The addresses of an address-list field's value, ASCII-lowercased.
 fn addresses(value: &[u8]) -> Vec<String> {
     let parsed = mail_parser::parsers::MessageStream::new(value).parse_address();
     let list: Vec<&mail_parser::Addr> = match &parsed {
@@ -160,7 +166,7 @@ fn addresses(value: &[u8]) -> Vec<String> {
         _ => Vec::new(),
     };
     list.iter()
-        .filter_map(|a| a.address.as_ref().map(|a| a.trim().to_lowercase()))
+        .filter_map(|a| a.address.as_ref().map(|a| a.trim().to_ascii_lowercase()))
         .collect()
 }
 
@@ -311,6 +317,16 @@ mod tests {
         assert_eq!(sole_author(&parsed(two_addresses)), None);
         let none = "Subject: x\r\n\r\nbody\r\n";
         assert_eq!(sole_author(&parsed(none)), None);
+    }
+
+    #[test]
+    fn a_unicode_look_alike_that_lowercases_to_ascii_is_not_the_editors_address() {
+        // U+212A KELVIN SIGN lowercases to the ASCII `k` under Unicode rules.
+        let kelvin = "From: sa\u{212A}ura@example.jp\r\nSubject: x\r\n\r\nbody\r\n";
+        let author = sole_author(&parsed(kelvin));
+        assert_ne!(author.as_deref(), Some("sakura@example.jp"));
+        let sender = "From: sakura@example.jp\r\nSender: sa\u{212A}ura@example.jp\r\n\r\nb\r\n";
+        assert_eq!(sole_author(&parsed(sender)), None);
     }
 
     #[test]

@@ -222,7 +222,7 @@ async fn judge(
         .and_then(|a| a.first())
         .and_then(|a| a.address())
         .unwrap_or("")
-        .to_lowercase();
+        .to_ascii_lowercase();
     let editor = ctx.config.editor.as_ref();
     let editors = editor.map(|e| e.to.clone()).unwrap_or_default();
     let trusted = editor.and_then(|e| e.trusted_authserv_id.as_deref());
