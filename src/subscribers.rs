@@ -184,7 +184,7 @@ pub fn each(dir: &Path, mut f: impl FnMut(Subscriber<'_>)) -> ListProblems {
 fn list_text(file: &Path) -> Result<String, Problem> {
     let bytes = crate::files::read_regular(file, MAX_LIST_BYTES, crate::files::Links::Follow)
         .map_err(|e| Problem::new(file, None, format!("cannot read: {e}")))?;
-    crate::content::decode_list(&bytes)
+    crate::content::decode_list_owned(bytes)
         .map(|d| d.text)
         .map_err(|e| Problem::new(file, None, e.to_string()))
 }

@@ -43,6 +43,26 @@ pub fn decode_list(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     decode_unless(bytes, |b| b == 0)
 }
 
+/// [`decode_list`] of bytes it may keep: UTF-8 without carriage returns (the usual list)
+/// becomes the text without a copy, so a list of 200,000 rows is held once, not twice.
+pub fn decode_list_owned(mut bytes: Vec<u8>) -> Result<Decoded, DecodeError> {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    if !bytes.contains(&b'\r') && !bytes.contains(&0) {
+        match String::from_utf8(bytes) {
+            Ok(text) => {
+                return Ok(Decoded {
+                    text,
+                    encoding: UTF_8.name(),
+                })
+            }
+            Err(e) => bytes = e.into_bytes(),
+        }
+    }
+    decode_list(&bytes)
+}
+
 fn decode_unless(bytes: &[u8], binary: impl Fn(u8) -> bool) -> Result<Decoded, DecodeError> {
     if let Some((offset, &byte)) = bytes.iter().enumerate().find(|(_, &b)| binary(b)) {
         return Err(DecodeError::Binary { byte, offset });
@@ -127,5 +147,25 @@ mod tests {
     #[test]
     fn rejects_bytes_valid_in_no_accepted_encoding() {
         assert_eq!(decode(b"\xff\xfe\xff\xfe"), Err(DecodeError::Undecodable));
+    }
+
+    #[test]
+    fn a_list_read_without_a_copy_decodes_as_a_list_read_with_one() {
+        let sjis = encoding_rs::SHIFT_JIS
+            .encode("email,name\nhanako@example.jp,佐藤 花子\n")
+            .0;
+        for bytes in [
+            b"email,name\nhanako@example.jp,Hanako\n".to_vec(),
+            b"\xEF\xBB\xBFemail,name\r\nhanako@example.jp,Hanako\r\n".to_vec(),
+            "email,name\nhanako@example.jp,佐藤 花子\n"
+                .as_bytes()
+                .to_vec(),
+            sjis.into_owned(),
+        ] {
+            let copied = decode_list(&bytes).unwrap();
+            let kept = decode_list_owned(bytes).unwrap();
+            assert_eq!((kept.text, kept.encoding), (copied.text, copied.encoding));
+        }
+        assert!(decode_list_owned(b"email\n\0".to_vec()).is_err());
     }
 }

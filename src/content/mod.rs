@@ -23,7 +23,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-pub use decode::{decode, decode_list, DecodeError};
+pub use decode::{decode, decode_list, decode_list_owned, DecodeError};
 pub use docx::MAX_DOCX_BYTES;
 pub use files::{
     is_picture_file, is_post_file, list_post_files, read_post, ListError, MAX_POST_BYTES,
