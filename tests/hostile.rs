@@ -227,7 +227,11 @@ fn a_daemon_with_hostile_posts_keeps_running_publishes_and_sends_the_others() {
     // The next issue, as the schedule would send it, renders without the hostile posts.
     let (status, preview) = get("/preview");
     assert_eq!(status, 200, "{preview}");
-    assert!(preview.contains("面会交流"), "{preview}");
+    // A tick every two seconds may have sent the issue already: then it is in outbox/ (checked
+    // below), and the preview rightly shows nothing pending.
+    let sent_already = preview.contains("前号以降に公開された記事はまだありません")
+        && !outbox(dir.path()).is_empty();
+    assert!(sent_already || preview.contains("面会交流"), "{preview}");
     for word in ["深い", "ワードの記事", "引用", "箇条書き"] {
         assert!(!preview.contains(word), "{word} published: {preview}");
     }

@@ -324,10 +324,6 @@ fn parse_in(
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let beside = || Origin::Folder {
-        dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-        posts: posts.map(Path::to_path_buf),
-    };
     let with_pictures = |origin| {
         let resolver = Arc::new(Resolver::new(
             origin,
@@ -340,51 +336,18 @@ fn parse_in(
         };
         (resolver, opts)
     };
-    let resolver;
-    let (front, parsed, encoding) = if ext.as_deref() == Some("docx") {
-        let doc = docx::read(bytes).map_err(IngestError::Word)?;
-        let (r, opts) = with_pictures(Origin::Word(doc.pictures));
-        resolver = r;
-        let opts = &opts;
-        match nesting::first_excess(&doc.events) {
-            Some((_, nesting::Excess::Depth)) => return Err(IngestError::TooDeep { line: None }),
-            Some((_, nesting::Excess::Pieces)) => {
-                return Err(IngestError::TooManyPieces { line: None })
-            }
-            None => {}
-        }
-        let mut parsed = markdown::parse_events(doc.events, opts);
-        parsed.title = doc.title.or(parsed.title);
-        let unknown = serde_saphyr::Location::UNKNOWN;
-        let front = frontmatter::FrontMatter {
-            tags: doc.tags,
-            date: doc
-                .date
-                .map(|d| serde_saphyr::Spanned::new(d, unknown, unknown)),
-            ..Default::default()
-        };
-        (front, parsed, "Office Open XML")
+    let (resolver, (front, parsed, encoding)) = if ext.as_deref() == Some("docx") {
+        let mut doc = docx::read(bytes).map_err(IngestError::Word)?;
+        let pictures = std::mem::take(&mut doc.pictures);
+        let (resolver, opts) = with_pictures(Origin::Word(pictures));
+        (resolver, read_word(doc, &opts)?)
     } else {
-        let (r, opts) = with_pictures(beside());
-        resolver = r;
-        let opts = &opts;
-        let decoded = decode(bytes)?;
-        let split = frontmatter::split(&decoded.text)?;
-        let parsed = if ext.as_deref() == Some("txt") {
-            plaintext::parse(split.body, opts)
-        } else {
-            // Lines of the front matter come before the body's.
-            let before = split.body.as_ptr() as usize - decoded.text.as_ptr() as usize;
-            let first_line = decoded.text[..before].matches('\n').count() + 1;
-            markdown::parse(split.body, opts).map_err(|(excess, line)| {
-                let line = Some(first_line + line - 1);
-                match excess {
-                    nesting::Excess::Depth => IngestError::TooDeep { line },
-                    nesting::Excess::Pieces => IngestError::TooManyPieces { line },
-                }
-            })?
-        };
-        (split.front, parsed, decoded.encoding)
+        let (resolver, opts) = with_pictures(Origin::Folder {
+            dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            posts: posts.map(Path::to_path_buf),
+        });
+        let text = ext.as_deref() == Some("txt");
+        (resolver, read_text(bytes, text, &opts)?)
     };
     let pictures = resolver
         .finish()
@@ -435,6 +398,57 @@ fn parse_in(
         pictures,
         encoding,
     })
+}
+
+/// A Word document's body, title and properties, as a post's parts.
+fn read_word(
+    doc: docx::Docx,
+    opts: &IngestOptions,
+) -> Result<(frontmatter::FrontMatter, Parsed, &'static str), IngestError> {
+    match nesting::first_excess(&doc.events) {
+        Some((_, nesting::Excess::Depth)) => return Err(IngestError::TooDeep { line: None }),
+        Some((_, nesting::Excess::Pieces)) => {
+            return Err(IngestError::TooManyPieces { line: None })
+        }
+        None => {}
+    }
+    let mut parsed = markdown::parse_events(doc.events, opts);
+    parsed.title = doc.title.or(parsed.title);
+    let unknown = serde_saphyr::Location::UNKNOWN;
+    let front = frontmatter::FrontMatter {
+        tags: doc.tags,
+        date: doc
+            .date
+            .map(|d| serde_saphyr::Spanned::new(d, unknown, unknown)),
+        ..Default::default()
+    };
+    Ok((front, parsed, "Office Open XML"))
+}
+
+/// A Markdown (or, with `text`, a plain-text) post: decoded, its front matter split off, its
+/// body parsed; lines are counted from the file's first.
+fn read_text(
+    bytes: &[u8],
+    text: bool,
+    opts: &IngestOptions,
+) -> Result<(frontmatter::FrontMatter, Parsed, &'static str), IngestError> {
+    let decoded = decode(bytes)?;
+    let split = frontmatter::split(&decoded.text)?;
+    let parsed = if text {
+        plaintext::parse(split.body, opts)
+    } else {
+        // Lines of the front matter come before the body's.
+        let before = split.body.as_ptr() as usize - decoded.text.as_ptr() as usize;
+        let first_line = decoded.text[..before].matches('\n').count() + 1;
+        markdown::parse(split.body, opts).map_err(|(excess, line)| {
+            let line = Some(first_line + line - 1);
+            match excess {
+                nesting::Excess::Depth => IngestError::TooDeep { line },
+                nesting::Excess::Pieces => IngestError::TooManyPieces { line },
+            }
+        })?
+    };
+    Ok((split.front, parsed, decoded.encoding))
 }
 
 /// A post's revision: SHA-256 of its file's bytes, and of its pictures' names (each a hash of
