@@ -31,7 +31,7 @@ pub struct Remote {
 impl MailboxUrl {
     /// Parses `url` for the key `key` (`bounces.mailbox`, `editor.inbox`, named in errors).
     pub fn parse(url: &str, key: &str) -> Result<MailboxUrl, String> {
-        let shown = without_password(url);
+        let shown = crate::text::redacted_url(url);
         let bad = || {
             format!(
                 "{key}: `{shown}` is not a mailbox (imaps://user@host/INBOX, pop3s://user@host or maildir:///path/to/Maildir)"
@@ -80,21 +80,6 @@ impl MailboxUrl {
             MailboxUrl::Maildir(dir) => format!("maildir {}", dir.display()),
             MailboxUrl::Remote(r) => r.name(),
         }
-    }
-}
-
-/// `url` as it may be shown: a password in it replaced by `***` (an unparseable one loses
-/// whatever stands between the scheme and the last `@`).
-fn without_password(url: &str) -> String {
-    if let Ok(mut u) = url::Url::parse(url) {
-        if u.password().is_some() {
-            let _ = u.set_password(Some("***"));
-        }
-        return u.to_string();
-    }
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***@{}", &url[..s + 3], &url[at + 1..]),
-        _ => url.to_string(),
     }
 }
 
