@@ -163,43 +163,44 @@ fn safe_links<'a>(
     events
         .iter()
         .filter_map(|ev| match ev {
-            Event::Start(Tag::Link {
-                link_type,
-                dest_url,
-                title,
-                id,
-            }) => {
-                let safe = safe_url(dest_url, base_url);
-                dropped.push(safe.is_none());
-                safe.map(|url| {
-                    Event::Start(Tag::Link {
-                        link_type: *link_type,
-                        dest_url: url.into(),
-                        title: title.clone(),
-                        id: id.clone(),
-                    })
-                })
-            }
             Event::Start(Tag::Image { dest_url, .. })
                 if pictures.is_some_and(|r| r.claims(dest_url)) =>
             {
                 dropped.push(false);
                 Some(ev.clone())
             }
-            Event::Start(Tag::Image {
-                link_type,
-                dest_url,
-                title,
-                id,
-            }) => {
+            Event::Start(
+                tag @ (Tag::Link {
+                    link_type,
+                    dest_url,
+                    title,
+                    id,
+                }
+                | Tag::Image {
+                    link_type,
+                    dest_url,
+                    title,
+                    id,
+                }),
+            ) => {
                 let safe = safe_url(dest_url, base_url);
                 dropped.push(safe.is_none());
+                let (link_type, title, id) = (*link_type, title.clone(), id.clone());
                 safe.map(|url| {
-                    Event::Start(Tag::Image {
-                        link_type: *link_type,
-                        dest_url: url.into(),
-                        title: title.clone(),
-                        id: id.clone(),
+                    let dest_url = url.into();
+                    Event::Start(match tag {
+                        Tag::Image { .. } => Tag::Image {
+                            link_type,
+                            dest_url,
+                            title,
+                            id,
+                        },
+                        _ => Tag::Link {
+                            link_type,
+                            dest_url,
+                            title,
+                            id,
+                        },
                     })
                 })
             }
