@@ -139,6 +139,7 @@ impl Out<'_> {
         let mut problems = Vec::new();
         // One listing instead of a look-up per page: a page removed by hand is written again.
         let on_disk = file_names(&self.public.join("posts"));
+        let media_on_disk = file_names(&self.public.join("media"));
         let media_cache = crate::media::cache_dir(self.root);
         let left_out = |e: &Entry, why: String| {
             let p = Problem::new(files::display(&e.post.source), None, why);
@@ -146,12 +147,14 @@ impl Out<'_> {
             p
         };
         for e in entries {
-            // Its pictures first: a page never points at a picture that is not there.
+            // Its pictures first: a page never points at a picture that is not there. Those
+            // already in public/media (one listing per build) are not looked up again.
             let names: Vec<&str> = e
                 .post
                 .pictures
                 .iter()
                 .map(|p| p.encoded.name.as_str())
+                .filter(|n| !media_on_disk.contains(*n))
                 .collect();
             if let Err(why) = crate::media::publish(&media_cache, &self.public, &names) {
                 let why = format!("its pictures could not be published (will try again): {why}");
