@@ -32,6 +32,7 @@ pub(crate) mod signature;
 pub mod store;
 pub(crate) mod subscribers;
 pub(crate) mod text;
+pub mod tls;
 pub mod unsubscribe;
 pub mod watch;
 

@@ -35,7 +35,7 @@ pub fn one_line(s: &str) -> String {
 
 /// Lowercase hex of bytes: content hashes, ETags, webhook ids, the generated key.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    data_encoding::HEXLOWER.encode(bytes)
 }
 
 #[cfg(test)]

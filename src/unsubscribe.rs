@@ -74,7 +74,7 @@ impl Key {
         }
         crate::files::private_dir(&root.join("state"))?;
         let mut raw = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut raw)
+        getrandom::fill(&mut raw)
             .map_err(|_| std::io::Error::other("the system random generator failed"))?;
         let secret = crate::text::hex(&raw);
         // Written whole to a private temporary file, then linked into place: the link fails

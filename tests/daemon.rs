@@ -177,7 +177,7 @@ fn ticks_send_issues_and_one_click_unsubscribe_holds_for_the_next() {
         .build()
         .unwrap();
     let status = rt.block_on(async {
-        reqwest::Client::new()
+        support::http()
             .post(format!("{}{path}", d.base))
             .body("List-Unsubscribe=One-Click")
             .send()

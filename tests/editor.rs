@@ -97,7 +97,7 @@ fn http(method: &str, url: &str) -> (u16, String) {
         .unwrap();
     rt.block_on(async {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let r = reqwest::Client::new().request(m, url).send().await.unwrap();
+        let r = support::http().request(m, url).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     })
 }

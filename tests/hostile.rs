@@ -209,7 +209,7 @@ fn a_daemon_with_hostile_posts_keeps_running_publishes_and_sends_the_others() {
             .build()
             .unwrap();
         rt.block_on(async {
-            match reqwest::get(format!("{base}{path}")).await {
+            match support::http().get(format!("{base}{path}")).send().await {
                 Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
                 Err(_) => (0, String::new()),
             }

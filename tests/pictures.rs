@@ -142,7 +142,7 @@ fn get(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap,
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut req = reqwest::Client::new().get(url);
+        let mut req = support::http().get(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

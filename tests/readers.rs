@@ -11,7 +11,7 @@ fn fetch(url: &str, user_agent: &str) -> u16 {
         .build()
         .unwrap();
     rt.block_on(async {
-        reqwest::Client::builder()
+        tayori::tls::http()
             .user_agent(user_agent)
             .build()
             .unwrap()

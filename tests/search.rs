@@ -14,7 +14,7 @@ fn get(url: &str) -> (u16, String) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let r = reqwest::get(url).await.unwrap();
+        let r = support::http().get(url).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     })
 }

@@ -86,7 +86,7 @@ async fn one_click_post_suppresses_at_once_and_get_only_asks() {
     let tokens = first_issue_tokens(dir.path());
     let token = token_of(&tokens, "keiko.suzuki@example.jp");
     let srv = start(dir.path(), Key::new(SECRET)).await;
-    let http = reqwest::Client::new();
+    let http = support::http();
 
     for head_or_get in [reqwest::Method::HEAD, reqwest::Method::GET] {
         let page = http
@@ -164,7 +164,7 @@ async fn unsubscribe_links_hold_nothing_of_the_address_and_old_links_still_work(
     }
     let key = Key::new(SECRET);
     let srv = start(dir.path(), key.clone()).await;
-    let http = reqwest::Client::new();
+    let http = support::http();
     // A link in the old format (the address with its MAC), as mail already in inboxes has it.
     let old = key.address_token("Hanako.Sato@example.jp");
     let url = format!("{}/unsubscribe/{old}", srv.base);
@@ -208,7 +208,7 @@ async fn forged_guessed_or_foreign_tokens_get_404_and_unsubscribe_nobody() {
         "a.b".to_string(),
     ];
     let srv = start(dir.path(), key).await;
-    let http = reqwest::Client::new();
+    let http = support::http();
     for token in &guesses {
         let url = format!("{}/unsubscribe/{token}", srv.base);
         assert_eq!(
@@ -234,7 +234,7 @@ async fn feeds_answer_conditional_requests_with_304() {
     add_post(dir.path());
     assert!(tayori(dir.path(), &["build"]).status.success());
     let srv = start(dir.path(), Key::new(b"k".to_vec())).await;
-    let http = reqwest::Client::new();
+    let http = support::http();
     assert_eq!(
         http.get(format!("{}/healthz", srv.base))
             .send()
@@ -338,7 +338,11 @@ async fn preview_shows_the_next_issue_without_sending_it() {
     let dir = newsletter_with_smtp(None, 1);
     add_post(dir.path());
     let srv = start(dir.path(), Key::new(b"k".to_vec())).await;
-    let page = reqwest::get(format!("{}/preview", srv.base)).await.unwrap();
+    let page = support::http()
+        .get(format!("{}/preview", srv.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     let body = page.text().await.unwrap();
     assert!(
@@ -403,7 +407,7 @@ async fn preview_is_refused_to_requests_a_reverse_proxy_forwarded() {
     let dir = newsletter_with_smtp(None, 1);
     add_post(dir.path());
     let srv = start(dir.path(), Key::new(b"k".to_vec())).await;
-    let http = reqwest::Client::new();
+    let http = support::http();
     let url = format!("{}/preview", srv.base);
     assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
     for (name, value) in [

@@ -44,7 +44,7 @@ fn post_with(
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        let mut req = reqwest::Client::new()
+        let mut req = support::http()
             .post(format!("{base}{path}"))
             .header("x-forwarded-for", ip)
             .header("content-type", "application/x-www-form-urlencoded");
@@ -62,7 +62,11 @@ fn get(base: &str, path: &str) -> (u16, String) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let r = reqwest::get(format!("{base}{path}")).await.unwrap();
+        let r = support::http()
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     })
 }
@@ -79,7 +83,7 @@ fn open_every_link(base: &str, mail: &str) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let http = reqwest::Client::new();
+        let http = support::http();
         for link in links {
             let url = format!(
                 "{base}{}",

@@ -275,7 +275,7 @@ async fn run_target(
     target: Target,
 ) {
     let name = target.name();
-    let http = match reqwest::Client::builder().build() {
+    let http = match crate::tls::http().build() {
         Ok(c) => c,
         Err(e) => return tracing::error!("{name}: HTTP client: {e}"),
     };

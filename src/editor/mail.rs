@@ -41,7 +41,7 @@ pub async fn run(root: PathBuf, config: Arc<Config>, stop: CancellationToken) {
             _ = tokio::time::sleep(MAX_WAIT) => {}
         }
     };
-    let http = reqwest::Client::builder()
+    let http = crate::tls::http()
         .timeout(Duration::from_secs(10))
         .build()
         .ok();
@@ -78,7 +78,7 @@ pub async fn flush_once(root: &Path, config: &Config) {
     }
     match Shared::open(root).await {
         Ok(store) => {
-            let http = reqwest::Client::builder()
+            let http = crate::tls::http()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .ok();

@@ -127,8 +127,7 @@ fn mailed_thread(store: &Store) -> anyhow::Result<Option<crate::store::Thread>> 
 /// A new random token for `action` on `version`; only its hash is stored.
 fn token(store: &Store, action: &str, version: &str, now: DateTime<Utc>) -> anyhow::Result<String> {
     let mut raw = [0u8; 24];
-    aws_lc_rs::rand::fill(&mut raw)
-        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    getrandom::fill(&mut raw).map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
     let token = B64.encode(raw);
     store.add_editor_token(&digest(&token), action, version, now)?;
     Ok(token)

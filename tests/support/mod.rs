@@ -11,6 +11,11 @@ pub mod dovecot;
 pub mod postfix;
 pub mod wordpress;
 
+/// An HTTP client on tayori's one TLS provider (reqwest is built without one of its own).
+pub fn http() -> reqwest::Client {
+    tayori::tls::http().build().expect("an HTTP client")
+}
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -631,7 +636,11 @@ impl Daemon {
             .build()
             .unwrap();
         rt.block_on(async {
-            match reqwest::get(format!("{}{path}", self.base)).await {
+            match crate::support::http()
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+            {
                 Ok(r) => {
                     let s = r.status().as_u16();
                     (s, r.text().await.unwrap_or_default())

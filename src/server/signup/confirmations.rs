@@ -90,8 +90,7 @@ pub async fn send_pending(root: &Path, config: &Config) -> anyhow::Result<()> {
 /// One attempt on the oldest due confirmation, on a blocking thread; `None` when none is due.
 fn attempt(root: &Path, config: &Config, key: &Key) -> anyhow::Result<Option<ConfirmationOutcome>> {
     let mut raw = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut raw)
-        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    getrandom::fill(&mut raw).map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
     let token = B64.encode(raw);
     let store = Store::open(root)?;
     let now = Utc::now();

@@ -175,7 +175,7 @@ impl WordPress {
             .build()
             .unwrap();
         rt.block_on(async {
-            let mut req = reqwest::Client::new()
+            let mut req = crate::support::http()
                 .request(method, &url)
                 .basic_auth("office", Some(&self.password));
             if let Some(b) = body {
