@@ -132,6 +132,58 @@ fn retries_451_and_dropped_connections_until_delivered() {
 
 #[test]
 #[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn faults_met_by_a_pipelined_envelope_end_as_they_do_one_command_at_a_time() {
+    // The fixture's five subscribers and 40 more over two connections: most envelopes go out
+    // ahead, with the content of the message before.
+    let py = python();
+    let server = SmtpServer::start(
+        &py,
+        &[
+            "--pipelining",
+            "--fail-first-451",
+            "yumi.tanaka@example.com",
+            "--drop-first-data",
+            "shoshi.ito@example.org",
+            "--reject-550",
+            "zeirishi.yamada@example.net",
+            "--reject-data-550",
+            "user00007@example.test",
+            "--full-552",
+            "user00021@example.test",
+        ],
+    );
+    let dir = newsletter_with_smtp(Some(server.port), 2);
+    many_subscribers(dir.path(), 40);
+    add_post(dir.path());
+    let o = tayori_env(dir.path(), &["send"], &[("TAYORI_LOG", "tayori=debug")]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("pipelining=true"), "{err}");
+    assert!(
+        text(&o.stdout).contains("42 sent, 3 failed, 0 deferred"),
+        "{}",
+        text(&o.stdout)
+    );
+    let per = server.per_recipient();
+    assert_eq!(per.len(), 42, "{per:?}");
+    assert!(per.values().all(|n| *n == 1), "one copy each: {per:?}");
+    for refused in [
+        "zeirishi.yamada@example.net",
+        "user00007@example.test",
+        "user00021@example.test",
+    ] {
+        assert!(!per.contains_key(refused), "{refused}");
+        let status = text(&tayori(dir.path(), &["status", "--subscriber", refused]).stdout);
+        assert!(status.contains("issue 1: failed (attempts 1)"), "{status}");
+    }
+    for retried in ["yumi.tanaka@example.com", "shoshi.ito@example.org"] {
+        let status = text(&tayori(dir.path(), &["status", "--subscriber", retried]).stdout);
+        assert!(status.contains("issue 1: sent"), "{status}");
+    }
+}
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
 fn marks_550_failed_with_the_reply_and_delivers_the_rest() {
     let py = python();
     let server = SmtpServer::start(&py, &["--reject-550", "zeirishi.yamada@example.net"]);
@@ -184,10 +236,22 @@ fn without_smtp_writes_one_eml_per_subscriber_to_outbox() {
 #[test]
 #[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
 fn sigkill_half_way_then_send_again_reaches_everyone_once_but_in_flight() {
+    sigkill_half_way_then_send_again(&[]);
+}
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn sigkill_half_way_with_the_next_envelope_pipelined_repeats_no_more() {
+    // Each message's content goes out with the next one's MAIL, RCPT and DATA: the next
+    // transaction is open at the kill, and must deliver nothing.
+    sigkill_half_way_then_send_again(&["--pipelining"]);
+}
+
+fn sigkill_half_way_then_send_again(server_args: &[&str]) {
     let py = python();
     const N: usize = 400;
     const CONCURRENCY: usize = 2;
-    let server = SmtpServer::start(&py, &["--delay-ms", "5"]);
+    let server = SmtpServer::start(&py, &[&["--delay-ms", "5"], server_args].concat());
     let dir = newsletter_with_smtp(Some(server.port), CONCURRENCY as u32);
     many_subscribers(dir.path(), N);
     add_post(dir.path());

@@ -100,7 +100,10 @@ pub async fn transmit_one(
                 Ok(c) => c,
                 Err(e) => return Ok(Err(e)),
             };
-            let reply = match conn.send(&template.envelope_from, one.to, &message).await {
+            let reply = match conn
+                .send(&template.envelope_from, one.to, &message, None)
+                .await
+            {
                 Ok(r) => r,
                 Err(e) => return Ok(Err(e)),
             };

@@ -12,6 +12,7 @@ use std::time::Duration;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
 
 use super::SendError;
@@ -137,6 +138,8 @@ async fn login(
 pub struct Connection {
     conn: AsyncSmtpConnection,
     pipelining: bool,
+    /// The recipient whose transaction the server accepted DATA for, waiting for content.
+    open: Option<String>,
     /// `host:port`, for messages.
     server: String,
 }
@@ -194,6 +197,7 @@ impl Connection {
         Ok(Connection {
             conn,
             pipelining,
+            open: None,
             server,
         })
     }
@@ -201,20 +205,61 @@ impl Connection {
     /// Sends one message to one recipient; `Ok` carries the server's reply to DATA (250).
     /// A refusal at MAIL FROM or of the DATA command is the server's ([`SendError::Server`]);
     /// one at RCPT or at the end of DATA is the recipient's.
-    pub async fn send(&mut self, from: &str, to: &str, message: &str) -> Result<String, SendError> {
-        let group = [
-            format!("MAIL FROM:<{from}>\r\n"),
-            format!("RCPT TO:<{to}>\r\n"),
-            "DATA\r\n".to_string(),
-        ];
+    ///
+    /// `next` (sender, recipient) is the envelope of the message to follow: with PIPELINING its
+    /// MAIL, RCPT and DATA go out in one write with this message's content (RFC 2920 §3.1 lets
+    /// content be followed by the next transaction's commands), and when the server answers
+    /// its DATA with 354 the transaction stays open for the next `send` to that recipient —
+    /// one round trip per message instead of two. Nothing is delivered before that `send`
+    /// writes the content; whatever went wrong with `next` is left to it, and it starts over.
+    pub async fn send(
+        &mut self,
+        from: &str,
+        to: &str,
+        message: &str,
+        next: Option<(&str, &str)>,
+    ) -> Result<String, SendError> {
+        match self.open.take() {
+            Some(open) if open == to => {}
+            // Cannot happen (a worker sends the message it looked ahead to next); were it to,
+            // only a new connection ends that transaction without delivering anything.
+            Some(_) => return Err(SendError::Transient("another transaction is open".into())),
+            None => self.begin(from, to).await?,
+        }
+        let next = next.filter(|_| self.pipelining);
+        let content = Data {
+            message,
+            next: next.map(|(from, to)| envelope(from, to)),
+        };
+        let result = match self.conn.command(content).await {
+            Ok(r) => Ok(format!(
+                "{} {}",
+                r.code(),
+                r.message().collect::<Vec<_>>().join(" ")
+            )),
+            Err(e) if e.status().is_none() => return Err(SendError::Transient(e.to_string())),
+            Err(e) => Err(send_error(&e, crate::bounces::Stage::Data)),
+        };
+        if let Some((from, to)) = next {
+            if self.settle(from, Vec::new()).await.is_ok() {
+                self.open = Some(to.to_string());
+            }
+        }
+        result
+    }
+
+    /// MAIL FROM, RCPT TO and DATA, in one group when the server offers PIPELINING; `Ok` when
+    /// the server waits for the content.
+    async fn begin(&mut self, from: &str, to: &str) -> Result<(), SendError> {
         let mut replies = Vec::with_capacity(3);
         if self.pipelining {
-            replies.push(self.conn.command(group.concat()).await);
-            while replies.len() < 3 && !replies.iter().any(is_broken) {
-                replies.push(self.conn.read_response().await);
-            }
+            replies.push(self.conn.command(envelope(from, to)).await);
         } else {
-            for cmd in &group {
+            for cmd in [
+                format!("MAIL FROM:<{from}>\r\n"),
+                format!("RCPT TO:<{to}>\r\n"),
+                "DATA\r\n".to_string(),
+            ] {
                 let r = self.conn.command(cmd).await;
                 let stop = r.is_err();
                 replies.push(r);
@@ -222,6 +267,20 @@ impl Connection {
                     break;
                 }
             }
+        }
+        self.settle(from, replies).await
+    }
+
+    /// Reads what is left of the three replies to MAIL, RCPT and DATA (pipelined: `replies`
+    /// holds those read so far) and ends a transaction that cannot go on, so that the
+    /// connection is ready for the next one.
+    async fn settle(
+        &mut self,
+        from: &str,
+        mut replies: Vec<Result<Response, lettre::transport::smtp::Error>>,
+    ) -> Result<(), SendError> {
+        while self.pipelining && replies.len() < 3 && !replies.iter().any(is_broken) {
+            replies.push(self.conn.read_response().await);
         }
         if let Some(Err(e)) = replies.iter().find(|r| is_broken(r)) {
             return Err(SendError::Transient(e.to_string()));
@@ -240,18 +299,7 @@ impl Connection {
             .map(|e| send_error(e, crate::bounces::Stage::Rcpt));
         let data = replies.get(2).map(|r| r.as_ref().map(|_| ()));
         match (refused, data) {
-            (None, Some(Ok(()))) => {
-                let r = self
-                    .conn
-                    .command(Data(message))
-                    .await
-                    .map_err(|e| send_error(&e, crate::bounces::Stage::Data))?;
-                Ok(format!(
-                    "{} {}",
-                    r.code(),
-                    r.message().collect::<Vec<_>>().join(" ")
-                ))
-            }
+            (None, Some(Ok(()))) => Ok(()),
             (Some(e), Some(Ok(()))) => {
                 // The server took DATA although the recipient was refused: end it empty.
                 let _ = self.conn.command(".\r\n").await;
@@ -272,20 +320,33 @@ impl Connection {
         }
     }
 
-    /// Says QUIT (best effort).
+    /// Says QUIT (best effort) — unless a transaction waits for its content: the server would
+    /// read QUIT as content, so the connection is dropped, which ends the transaction undelivered
+    /// (RFC 5321 §4.1.1.4).
     pub async fn close(mut self) {
-        let _ = self.conn.quit().await;
+        if self.open.is_none() {
+            let _ = self.conn.quit().await;
+        }
     }
 }
 
-/// A message body and the dot that ends it, written as one piece (lettre formats a command
-/// with `Display`: one allocation, one write).
-struct Data<'a>(&'a str);
+/// MAIL FROM, RCPT TO and DATA of one message, as one group (RFC 2920).
+fn envelope(from: &str, to: &str) -> String {
+    format!("MAIL FROM:<{from}>\r\nRCPT TO:<{to}>\r\nDATA\r\n")
+}
+
+/// A message body and the dot that ends it, and the next message's envelope if any, written
+/// as one piece (lettre formats a command with `Display`: one allocation, one write).
+struct Data<'a> {
+    message: &'a str,
+    next: Option<String>,
+}
 
 impl std::fmt::Display for Data<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)?;
-        f.write_str("\r\n.\r\n")
+        f.write_str(self.message)?;
+        f.write_str("\r\n.\r\n")?;
+        f.write_str(self.next.as_deref().unwrap_or(""))
     }
 }
 

@@ -13,7 +13,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::committer::{Counts, Ledger};
+use super::committer::{Counts, Ledger, Receipt};
 use super::smtp::{Connection, Target};
 use super::{DeliverError, Retry, SendError};
 use crate::message::{Recipient, Template};
@@ -263,18 +263,36 @@ impl Run {
     ) {
         let stop = &breaker.run;
         let mut link = Link::default();
+        // This connection's last two outcomes not known to be recorded, the older first.
+        let mut unrecorded: [Option<Receipt>; 2] = [None, None];
+        // The job whose envelope went out with the last message's content.
+        let mut ahead: Option<DeliveryJob> = None;
+        let looks_ahead =
+            limiter.is_none() && lane.limiter.is_none() && lane.per_connection.is_none();
         loop {
-            // After a stop, jobs still queued stay `sending` and are requeued by the caller.
+            // After a stop, jobs still queued (and the one looked ahead to) stay `sending` and
+            // are requeued by the caller.
             if stop.is_cancelled() {
                 break;
             }
-            let next = tokio::select! {
-                j = async { jobs.lock().await.recv().await } => j,
-                _ = stop.cancelled() => None,
+            let next = match ahead.take() {
+                Some(job) => Some(job),
+                None => tokio::select! {
+                    j = async { jobs.lock().await.recv().await } => j,
+                    _ = stop.cancelled() => None,
+                },
             };
             let Some(job) = next else {
                 break;
             };
+            // The outcome before last is recorded before the next message starts: a crash
+            // repeats at most the one acknowledged and unrecorded, and the one in flight.
+            if let Some(older) = unrecorded[0] {
+                tokio::select! {
+                    _ = ledger.recorded(older) => {}
+                    _ = stop.cancelled() => break,
+                }
+            }
             let reader = crate::unsubscribe::Link::Reader(&self.key, &job.address);
             let unsubscribe = crate::unsubscribe::unsubscribe_url(&self.public_base, reader);
             let message = self.template.render(&Recipient {
@@ -295,11 +313,23 @@ impl Run {
                     )
                 }
                 Ok(message) => {
+                    // The next job, if one is queued already, opens its transaction on this
+                    // connection while this message is answered (unpaced lanes only).
+                    ahead = jobs
+                        .try_lock()
+                        .ok()
+                        .filter(|_| looks_ahead)
+                        .and_then(|mut queue| queue.try_recv().ok());
+                    let next = ahead.as_ref().map(|j| j.email.as_str());
                     let pace = (limiter.as_deref(), &lane);
-                    self.deliver(&mut link, &job, &message, pace, breaker).await
+                    self.deliver(&mut link, &job, &message, next, pace, breaker)
+                        .await
                 }
             };
-            ledger.report(job.address, attempts, outcome);
+            unrecorded = [
+                unrecorded[1],
+                Some(ledger.report(job.address, attempts, outcome)),
+            ];
         }
         link.close().await;
     }
@@ -312,6 +342,7 @@ impl Run {
         link: &mut Link,
         job: &DeliveryJob,
         message: &str,
+        next: Option<&str>,
         pace: (Option<&DefaultDirectRateLimiter>, &Lane),
         breaker: &Breaker,
     ) -> (i64, Outcome) {
@@ -320,7 +351,10 @@ impl Run {
         loop {
             attempts += 1;
             link.pace(pace.0, pace.1).await;
-            match self.attempt(&mut link.conn, &job.email, message).await {
+            match self
+                .attempt(&mut link.conn, &job.email, message, next)
+                .await
+            {
                 Ok(reply) => {
                     breaker.healthy();
                     link.on_connection += 1;
@@ -357,12 +391,14 @@ impl Run {
         }
     }
 
-    /// One try: (re)connect if needed, then send within the timeout.
+    /// One try: (re)connect if needed, then send within the timeout — with the envelope of
+    /// the `next` recipient's message when there is one.
     async fn attempt(
         &self,
         conn: &mut Option<Connection>,
         to: &str,
         message: &str,
+        next: Option<&str>,
     ) -> Result<String, SendError> {
         match &self.transport {
             Transport::Outbox(dir) => {
@@ -383,14 +419,9 @@ impl Run {
                     }
                     match conn.as_mut() {
                         Some(c) => {
-                            let from = match &self.verp {
-                                Some((local, domain)) => {
-                                    let tag = self.key.verp_tag(self.issue, to);
-                                    format!("{local}+{tag}@{domain}")
-                                }
-                                None => self.template.envelope_from.clone(),
-                            };
-                            c.send(&from, to, message).await
+                            let next = next.map(|n| (self.envelope_from(n), n));
+                            let next = next.as_ref().map(|(from, to)| (from.as_str(), *to));
+                            c.send(&self.envelope_from(to), to, message, next).await
                         }
                         None => Err(SendError::Transient("no connection".into())),
                     }
@@ -402,6 +433,19 @@ impl Run {
                     )))
                 })
             }
+        }
+    }
+}
+
+impl Run {
+    /// The envelope sender of `to`'s message: `local+<tag>@domain` with VERP.
+    fn envelope_from(&self, to: &str) -> String {
+        match &self.verp {
+            Some((local, domain)) => {
+                let tag = self.key.verp_tag(self.issue, to);
+                format!("{local}+{tag}@{domain}")
+            }
+            None => self.template.envelope_from.clone(),
         }
     }
 }

@@ -171,7 +171,7 @@ async fn send(root: &Path, config: &Config, store: &Shared, m: &EditorMail) -> R
         .await
         .map_err(|e| e.to_string())?;
     for address in to.iter().filter(|a| !m.delivered_to.contains(a)) {
-        match conn.send(&envelope, address, &message).await {
+        match conn.send(&envelope, address, &message, None).await {
             Ok(_) => {
                 let (id, a) = (m.id, address.clone());
                 store

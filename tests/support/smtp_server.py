@@ -6,12 +6,15 @@ Usage: smtp_server.py OUT_DIR [--fail-first-451 ADDR]... [--reject-550 ADDR]...
                               [--reject-mail-from REPLY] [--reject-mail-from-after N]
                               [--tls CERT KEY] [--auth USER:PASSWORD]
                               [--full-552 ADDR]... [--reject-data-550 ADDR]...
+                              [--pipelining]
 
 --reject-mail-from answers REPLY (e.g. "550 5.7.1 sender rejected") to every MAIL FROM after
 the first N messages were accepted; --tls offers STARTTLS with that certificate; --auth requires
 AUTH (only over TLS when --tls is given) with those credentials. --full-552 answers "mailbox
 full" at RCPT; --reject-data-550 answers "550 5.1.1 user unknown" at the end of DATA (a content
-filter that words its refusal as a missing mailbox).
+filter that words its refusal as a missing mailbox). --pipelining offers PIPELINING (RFC 2920)
+in the EHLO reply: aiosmtpd reads commands one line at a time from its buffer, so commands
+written together are answered in order, as by any server that offers it.
 
 Binds 127.0.0.1 on a free port and prints "PORT <n>" once ready. Every accepted message is
 appended to OUT_DIR/received.jsonl as {"rcpt": [...], "message_id": ..., "subject": ...,
@@ -45,12 +48,20 @@ class Faults:
         self.mail_from_reply = args.reject_mail_from
         self.mail_from_after = args.reject_mail_from_after
         self.accepted = 0
+        self.pipelining = args.pipelining
 
 
 class Handler:
     def __init__(self, out, faults):
         self.out = out
         self.faults = faults
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # With this hook aiosmtpd leaves recording the client's name to it.
+        session.host_name = hostname
+        if self.faults.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         f = self.faults
@@ -123,6 +134,7 @@ def main():
     p.add_argument("--reject-data-550", action="append", default=[])
     p.add_argument("--drop-first-data", action="append", default=[])
     p.add_argument("--delay-ms", type=int, default=0)
+    p.add_argument("--pipelining", action="store_true")
     p.add_argument("--reject-mail-from", default=None)
     p.add_argument("--reject-mail-from-after", type=int, default=0)
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
