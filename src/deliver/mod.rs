@@ -8,6 +8,7 @@
 //! sending thread, so bookkeeping never holds up the senders. After a crash, `send` resumes the unfinished issue
 //! and repeats at most the messages that were in flight.
 
+mod breaker;
 mod committer;
 pub mod next_issue;
 pub mod pacing;

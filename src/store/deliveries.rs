@@ -152,54 +152,7 @@ impl Store {
                 mark.execute(params![s, format!("issue:{id}")])
                     .map_err(|e| sql(&p, e))?;
             }
-            // Two single-row statements, not one INSERT … SELECT: SQLite keeps a statement
-            // journal on disk for a statement that may change several rows, which made
-            // writing it most of the time an issue of 200,000 took to make.
-            let mut suppressed = tx
-                .prepare(
-                    "SELECT EXISTS (SELECT 1 FROM suppressions WHERE address = ?1)
-                         OR EXISTS (SELECT 1 FROM suppressions WHERE address = ?2)",
-                )
-                .map_err(|e| sql(&p, e))?;
-            // A suppression purged of its address is kept as the address's hash; without
-            // any, no address needs hashing.
-            let any_hashed: bool = tx
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM suppressions WHERE address >= 'sha256:' AND address < 'sha256;')",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(|e| sql(&p, e))?;
-            let mut add = tx
-                .prepare(
-                    "INSERT OR IGNORE INTO deliveries (issue_id, address, email, name, state, message_id)
-                     VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-                )
-                .map_err(|e| sql(&p, e))?;
-            let mut failed = None;
-            let mut added = 0;
-            let read = recipients(&mut |address, email, name| {
-                if failed.is_none() {
-                    let hashed = any_hashed.then(|| super::signups::hashed_address(address));
-                    let hashed = hashed.as_deref().unwrap_or(address);
-                    let added_one = suppressed
-                        .query_row(params![address, hashed], |r| r.get::<_, bool>(0))
-                        .and_then(|skip| match skip {
-                            true => Ok(0),
-                            false => {
-                                let mid = message_id(id, address);
-                                add.execute(params![id, address, email, name, mid])
-                            }
-                        });
-                    match added_one {
-                        Ok(n) => added += n,
-                        Err(e) => failed = Some(e),
-                    }
-                }
-            });
-            if let Some(e) = failed {
-                return Err(sql(&p, e));
-            }
+            let (added, read) = add_deliveries(&tx, &p, id, recipients, message_id)?;
             read.map_err(StoreError::Abandoned)?;
             if added == 0 {
                 return Err(StoreError::Abandoned(
@@ -443,5 +396,63 @@ impl Store {
                 })
             },
         )
+    }
+}
+
+/// Adds a `pending` delivery of issue `id` per recipient `recipients` gives that is not
+/// suppressed; returns how many were added, and what reading the recipients said.
+fn add_deliveries(
+    tx: &rusqlite::Transaction<'_>,
+    p: &std::path::Path,
+    id: i64,
+    recipients: impl FnOnce(&mut dyn FnMut(&str, &str, &str)) -> Result<(), String>,
+    message_id: impl Fn(i64, &str) -> String,
+) -> Result<(usize, Result<(), String>), StoreError> {
+    // Two single-row statements, not one INSERT … SELECT: SQLite keeps a statement journal on
+    // disk for a statement that may change several rows, and writing it was most of the time
+    // an issue of 200,000 took to make.
+    let mut suppressed = tx
+        .prepare(
+            "SELECT EXISTS (SELECT 1 FROM suppressions WHERE address = ?1)
+                 OR EXISTS (SELECT 1 FROM suppressions WHERE address = ?2)",
+        )
+        .map_err(|e| sql(p, e))?;
+    // A suppression purged of its address is kept as the address's hash; without any, no
+    // address needs hashing.
+    let any_hashed: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM suppressions WHERE address >= 'sha256:' AND address < 'sha256;')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| sql(p, e))?;
+    let mut add = tx
+        .prepare(
+            "INSERT OR IGNORE INTO deliveries (issue_id, address, email, name, state, message_id)
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+        )
+        .map_err(|e| sql(p, e))?;
+    let mut failed = None;
+    let mut added = 0;
+    let read = recipients(&mut |address, email, name| {
+        if failed.is_some() {
+            return;
+        }
+        let hashed = any_hashed.then(|| super::signups::hashed_address(address));
+        let hashed = hashed.as_deref().unwrap_or(address);
+        let added_one = suppressed
+            .query_row(params![address, hashed], |r| r.get::<_, bool>(0))
+            .and_then(|skip| match skip {
+                true => Ok(0),
+                false => add.execute(params![id, address, email, name, message_id(id, address)]),
+            });
+        match added_one {
+            Ok(n) => added += n,
+            Err(e) => failed = Some(e),
+        }
+    });
+    match failed {
+        Some(e) => Err(sql(p, e)),
+        None => Ok((added, read)),
     }
 }
