@@ -1,7 +1,8 @@
 //! A run: a dispatcher claiming batches from the ledger, `concurrency` workers each holding one
 //! connection, a shared rate limit, per-message timeouts and retries with backoff — and a
-//! [`Breaker`](super::breaker::Breaker) that stops the whole run when the fault is the server's or the disk's rather
-//! than one recipient's, so that no error ever turns into failed subscribers.
+//! [`Breaker`](super::breaker::Breaker) that stops the whole run when the fault is the
+//! server's or the disk's rather than one recipient's, so that no error ever turns into failed
+//! subscribers.
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
