@@ -184,6 +184,39 @@ fn faults_met_by_a_pipelined_envelope_end_as_they_do_one_command_at_a_time() {
 
 #[test]
 #[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn a_message_accepted_is_not_sent_again_when_the_envelope_ahead_of_it_goes_unanswered() {
+    // One connection, in address order: keiko.suzuki's envelope goes out with hanako.sato's
+    // content, and the server holds its RCPT past the 60 s limit of one exchange. hanako.sato's
+    // 250 was read by then: that message is sent, and must not go out a second time.
+    let py = python();
+    let server = SmtpServer::start(
+        &py,
+        &[
+            "--pipelining",
+            "--slow-first-rcpt",
+            "keiko.suzuki@example.jp",
+            "65000",
+        ],
+    );
+    let dir = newsletter_with_smtp(Some(server.port), 1);
+    add_post(dir.path());
+    let o = tayori(dir.path(), &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let per = server.per_recipient();
+    assert_eq!(per.len(), 5, "{per:?}");
+    assert!(per.values().all(|n| *n == 1), "one copy each: {per:?}");
+    let status = text(
+        &tayori(
+            dir.path(),
+            &["status", "--subscriber", "hanako.sato@example.jp"],
+        )
+        .stdout,
+    );
+    assert!(status.contains("issue 1: sent (attempts 1)"), "{status}");
+}
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
 fn marks_550_failed_with_the_reply_and_delivers_the_rest() {
     let py = python();
     let server = SmtpServer::start(&py, &["--reject-550", "zeirishi.yamada@example.net"]);

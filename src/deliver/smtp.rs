@@ -140,6 +140,11 @@ pub struct Connection {
     pipelining: bool,
     /// The recipient whose transaction the server accepted DATA for, waiting for content.
     open: Option<String>,
+    /// The recipient whose envelope went out with the last message's content, its replies not
+    /// read yet: they are read by the `send` for it, within its own time limit, so that a
+    /// server slow to answer them never turns the message before, already accepted, into a
+    /// failure to be sent again.
+    unread: Option<String>,
     /// `host:port`, for messages.
     server: String,
 }
@@ -198,6 +203,7 @@ impl Connection {
             conn,
             pipelining,
             open: None,
+            unread: None,
             server,
         })
     }
@@ -210,8 +216,10 @@ impl Connection {
     /// MAIL, RCPT and DATA go out in one write with this message's content (RFC 2920 §3.1 lets
     /// content be followed by the next transaction's commands), and when the server answers
     /// its DATA with 354 the transaction stays open for the next `send` to that recipient —
-    /// one round trip per message instead of two. Nothing is delivered before that `send`
-    /// writes the content; whatever went wrong with `next` is left to it, and it starts over.
+    /// one round trip per message instead of two. Those replies are read by that `send`, not
+    /// this one: this message's result is its reply to the dot alone. Nothing is delivered
+    /// before that `send` writes the content; whatever went wrong with `next` is left to it,
+    /// and it starts over.
     pub async fn send(
         &mut self,
         from: &str,
@@ -219,6 +227,16 @@ impl Connection {
         message: &str,
         next: Option<(&str, &str)>,
     ) -> Result<String, SendError> {
+        match self.unread.take() {
+            Some(ahead) if ahead == to => {
+                // Whatever went wrong with the envelope sent ahead, `begin` starts it over.
+                if self.settle(from, Vec::new()).await.is_ok() {
+                    self.open = Some(ahead);
+                }
+            }
+            Some(_) => return Err(SendError::Transient("another transaction is open".into())),
+            None => {}
+        }
         match self.open.take() {
             Some(open) if open == to => {}
             // Cannot happen (a worker sends the message it looked ahead to next); were it to,
@@ -240,11 +258,7 @@ impl Connection {
             Err(e) if e.status().is_none() => return Err(SendError::Transient(e.to_string())),
             Err(e) => Err(send_error(&e, crate::bounces::Stage::Data)),
         };
-        if let Some((from, to)) = next {
-            if self.settle(from, Vec::new()).await.is_ok() {
-                self.open = Some(to.to_string());
-            }
-        }
+        self.unread = next.map(|(_, to)| to.to_string());
         result
     }
 
@@ -320,11 +334,11 @@ impl Connection {
         }
     }
 
-    /// Says QUIT (best effort) — unless a transaction waits for its content: the server would
+    /// Says QUIT (best effort) — unless a transaction was begun ahead: the server would
     /// read QUIT as content, so the connection is dropped, which ends the transaction undelivered
     /// (RFC 5321 §4.1.1.4).
     pub async fn close(mut self) {
-        if self.open.is_none() {
+        if self.open.is_none() && self.unread.is_none() {
             let _ = self.conn.quit().await;
         }
     }

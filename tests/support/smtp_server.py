@@ -6,7 +6,7 @@ Usage: smtp_server.py OUT_DIR [--fail-first-451 ADDR]... [--reject-550 ADDR]...
                               [--reject-mail-from REPLY] [--reject-mail-from-after N]
                               [--tls CERT KEY] [--auth USER:PASSWORD]
                               [--full-552 ADDR]... [--reject-data-550 ADDR]...
-                              [--pipelining]
+                              [--pipelining] [--slow-first-rcpt ADDR MS]
 
 --reject-mail-from answers REPLY (e.g. "550 5.7.1 sender rejected") to every MAIL FROM after
 the first N messages were accepted; --tls offers STARTTLS with that certificate; --auth requires
@@ -14,7 +14,8 @@ AUTH (only over TLS when --tls is given) with those credentials. --full-552 answ
 full" at RCPT; --reject-data-550 answers "550 5.1.1 user unknown" at the end of DATA (a content
 filter that words its refusal as a missing mailbox). --pipelining offers PIPELINING (RFC 2920)
 in the EHLO reply: aiosmtpd reads commands one line at a time from its buffer, so commands
-written together are answered in order, as by any server that offers it.
+written together are answered in order, as by any server that offers it. --slow-first-rcpt
+answers the first RCPT TO of ADDR only after MS milliseconds (a server tarpitting a recipient).
 
 Binds 127.0.0.1 on a free port and prints "PORT <n>" once ready. Every accepted message is
 appended to OUT_DIR/received.jsonl as {"rcpt": [...], "message_id": ..., "subject": ...,
@@ -49,6 +50,7 @@ class Faults:
         self.mail_from_after = args.reject_mail_from_after
         self.accepted = 0
         self.pipelining = args.pipelining
+        self.slow_first = {a.lower(): int(ms) / 1000.0 for a, ms in args.slow_first_rcpt}
 
 
 class Handler:
@@ -73,6 +75,9 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         a = address.lower()
+        slow = self.faults.slow_first.pop(a, None)
+        if slow:
+            await asyncio.sleep(slow)
         if a in self.faults.reject:
             return "550 5.1.1 <%s>: user unknown" % address
         if a in self.faults.policy:
@@ -135,6 +140,7 @@ def main():
     p.add_argument("--drop-first-data", action="append", default=[])
     p.add_argument("--delay-ms", type=int, default=0)
     p.add_argument("--pipelining", action="store_true")
+    p.add_argument("--slow-first-rcpt", nargs=2, action="append", default=[], metavar=("ADDR", "MS"))
     p.add_argument("--reject-mail-from", default=None)
     p.add_argument("--reject-mail-from-after", type=int, default=0)
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
