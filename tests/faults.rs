@@ -295,10 +295,20 @@ fn a_full_or_read_only_outbox_stops_at_once_and_nothing_is_lost() {
 #[test]
 #[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
 fn a_full_ledger_disk_stops_the_workers_and_resume_repeats_at_most_what_was_in_flight() {
+    a_full_ledger_disk_then_resume(&[]);
+}
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn a_full_ledger_disk_with_envelopes_pipelined_ahead_repeats_no_more() {
+    a_full_ledger_disk_then_resume(&["--pipelining"]);
+}
+
+fn a_full_ledger_disk_then_resume(server_args: &[&str]) {
     let py = python();
     const N: usize = 400;
     const CONCURRENCY: u32 = 2;
-    let server = SmtpServer::start(&py, &["--delay-ms", "5"]);
+    let server = SmtpServer::start(&py, &[&["--delay-ms", "5"], server_args].concat());
     let dir = fresh_folder(Some(&smtp_block(server.port, CONCURRENCY)));
     let fs = Tmpfs::mount(&dir.path().join("state"), "size=4m");
     many_subscribers(dir.path(), N);
