@@ -217,6 +217,44 @@ fn a_message_accepted_is_not_sent_again_when_the_envelope_ahead_of_it_goes_unans
 
 #[test]
 #[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
+fn a_server_whose_replies_fall_out_of_step_never_has_a_354_taken_for_a_delivery() {
+    // After hanako.sato's message the server says 250 twice: every later reply answers the
+    // command before it, and the 354 to a DATA arrives where the reply to a message's end is
+    // awaited. Each message counts as sent only on a 250 to its own end.
+    let py = python();
+    let server = SmtpServer::start(
+        &py,
+        &[
+            "--pipelining",
+            "--extra-reply-after",
+            "hanako.sato@example.jp",
+        ],
+    );
+    let dir = newsletter_with_smtp(Some(server.port), 1);
+    add_post(dir.path());
+    let o = tayori(dir.path(), &["send"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let per = server.per_recipient();
+    assert_eq!(per.len(), 5, "{per:?}");
+    assert!(per.values().all(|n| *n == 1), "one copy each: {per:?}");
+    let out = tempfile::tempdir().unwrap();
+    let o = tayori(
+        dir.path(),
+        &["record", "1", "--out", out.path().to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let csv = std::fs::read_to_string(out.path().join("issue-1-recipients.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 5, "{csv}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains(",sent,") && r.contains(",250 ")),
+        "{csv}"
+    );
+}
+
+#[test]
+#[ignore = "needs aiosmtpd or another Python tool: scripts/test installs them and runs ignored tests"]
 fn marks_550_failed_with_the_reply_and_delivers_the_rest() {
     let py = python();
     let server = SmtpServer::start(&py, &["--reject-550", "zeirishi.yamada@example.net"]);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::response::Response;
+use lettre::transport::smtp::response::{Response, Severity};
 use tokio::net::TcpStream;
 
 use super::SendError;
@@ -145,6 +145,9 @@ pub struct Connection {
     /// server slow to answer them never turns the message before, already accepted, into a
     /// failure to be sent again.
     unread: Option<String>,
+    /// The server's replies fell out of step with our commands: QUIT would be read as content
+    /// or its reply never come.
+    out_of_step: bool,
     /// `host:port`, for messages.
     server: String,
 }
@@ -204,6 +207,7 @@ impl Connection {
             pipelining,
             open: None,
             unread: None,
+            out_of_step: false,
             server,
         })
     }
@@ -229,9 +233,12 @@ impl Connection {
     ) -> Result<String, SendError> {
         match self.unread.take() {
             Some(ahead) if ahead == to => {
-                // Whatever went wrong with the envelope sent ahead, `begin` starts it over.
-                if self.settle(from, Vec::new()).await.is_ok() {
-                    self.open = Some(ahead);
+                // Whatever went wrong with the envelope sent ahead, `begin` starts it over —
+                // unless the replies fell out of step: the server may be reading content.
+                match self.settle(from, Vec::new()).await {
+                    Ok(()) => self.open = Some(ahead),
+                    Err(e) if self.out_of_step => return Err(e),
+                    Err(_) => {}
                 }
             }
             Some(_) => return Err(SendError::Transient("another transaction is open".into())),
@@ -250,6 +257,13 @@ impl Connection {
             next: next.map(|(from, to)| envelope(from, to)),
         };
         let result = match self.conn.command(content).await {
+            // Only a 2xx acknowledges a message; any other positive reply (a 354) answers some
+            // other command: the server's replies are out of step, and nothing read on this
+            // connection can be trusted any more.
+            Ok(r) if r.code().severity != Severity::PositiveCompletion => {
+                self.out_of_step = true;
+                return Err(out_of_step("the end of the message", &r));
+            }
             Ok(r) => Ok(format!(
                 "{} {}",
                 r.code(),
@@ -299,6 +313,21 @@ impl Connection {
         if let Some(Err(e)) = replies.iter().find(|r| is_broken(r)) {
             return Err(SendError::Transient(e.to_string()));
         }
+        // MAIL and RCPT are accepted with a 2xx, DATA with a 3xx (354): a positive reply of
+        // the other kind answers another command.
+        let expected = [
+            ("MAIL FROM", Severity::PositiveCompletion),
+            ("RCPT TO", Severity::PositiveCompletion),
+            ("DATA", Severity::PositiveIntermediate),
+        ];
+        for (reply, (command, severity)) in replies.iter().zip(expected) {
+            if let Ok(r) = reply {
+                if r.code().severity != severity {
+                    self.out_of_step = true;
+                    return Err(out_of_step(command, r));
+                }
+            }
+        }
         if let Some(Err(e)) = replies.first() {
             let _ = self.conn.command("RSET\r\n").await;
             let what = format!(
@@ -338,8 +367,9 @@ impl Connection {
     /// read QUIT as content, so the connection is dropped, which ends the transaction undelivered
     /// (RFC 5321 §4.1.1.4).
     pub async fn close(mut self) {
-        if self.open.is_none() && self.unread.is_none() {
-            let _ = self.conn.quit().await;
+        if self.open.is_none() && self.unread.is_none() && !self.out_of_step {
+            // A server that never answers QUIT does not hold up the run.
+            let _ = tokio::time::timeout(CONNECT_TIMEOUT, self.conn.quit()).await;
         }
     }
 }
@@ -362,6 +392,16 @@ impl std::fmt::Display for Data<'_> {
         f.write_str("\r\n.\r\n")?;
         f.write_str(self.next.as_deref().unwrap_or(""))
     }
+}
+
+/// A positive reply that does not answer `command`: the server's replies are out of step with
+/// our commands (RFC 2920 §3.1 has them in order), and the connection must be dropped.
+fn out_of_step(command: &str, r: &Response) -> SendError {
+    let said = r.message().collect::<Vec<_>>().join(" ");
+    SendError::Transient(format!(
+        "the server answered {command} with `{} {said}`: its replies are out of step",
+        r.code()
+    ))
 }
 
 /// An error that is not an SMTP reply: the connection is unusable.

@@ -7,6 +7,7 @@ Usage: smtp_server.py OUT_DIR [--fail-first-451 ADDR]... [--reject-550 ADDR]...
                               [--tls CERT KEY] [--auth USER:PASSWORD]
                               [--full-552 ADDR]... [--reject-data-550 ADDR]...
                               [--pipelining] [--slow-first-rcpt ADDR MS]
+                              [--extra-reply-after ADDR]
 
 --reject-mail-from answers REPLY (e.g. "550 5.7.1 sender rejected") to every MAIL FROM after
 the first N messages were accepted; --tls offers STARTTLS with that certificate; --auth requires
@@ -16,6 +17,8 @@ filter that words its refusal as a missing mailbox). --pipelining offers PIPELIN
 in the EHLO reply: aiosmtpd reads commands one line at a time from its buffer, so commands
 written together are answered in order, as by any server that offers it. --slow-first-rcpt
 answers the first RCPT TO of ADDR only after MS milliseconds (a server tarpitting a recipient).
+--extra-reply-after sends one reply too many after accepting ADDR's message (a broken server:
+every later reply answers the command before).
 
 Binds 127.0.0.1 on a free port and prints "PORT <n>" once ready. Every accepted message is
 appended to OUT_DIR/received.jsonl as {"rcpt": [...], "message_id": ..., "subject": ...,
@@ -50,6 +53,7 @@ class Faults:
         self.mail_from_after = args.reject_mail_from_after
         self.accepted = 0
         self.pipelining = args.pipelining
+        self.extra_after = {a.lower() for a in args.extra_reply_after}
         self.slow_first = {a.lower(): int(ms) / 1000.0 for a, ms in args.slow_first_rcpt}
 
 
@@ -126,6 +130,8 @@ class Handler:
             f.flush()
             os.fsync(f.fileno())
         self.faults.accepted += 1
+        if any(a in self.faults.extra_after for a in rcpts):
+            return "250 2.0.0 OK queued\r\n250 2.0.0 OK queued again"
         return "250 2.0.0 OK queued"
 
 
@@ -140,6 +146,7 @@ def main():
     p.add_argument("--drop-first-data", action="append", default=[])
     p.add_argument("--delay-ms", type=int, default=0)
     p.add_argument("--pipelining", action="store_true")
+    p.add_argument("--extra-reply-after", action="append", default=[])
     p.add_argument("--slow-first-rcpt", nargs=2, action="append", default=[], metavar=("ADDR", "MS"))
     p.add_argument("--reject-mail-from", default=None)
     p.add_argument("--reject-mail-from-after", type=int, default=0)
