@@ -250,6 +250,9 @@ impl Run {
             });
             let (attempts, outcome) = match message {
                 Err(e) => {
+                    // Its envelope may have gone out ahead: only a new connection ends that
+                    // transaction without charging the next message a failed try.
+                    link.close().await;
                     let reply = e.to_string();
                     (
                         job.attempts,
