@@ -321,6 +321,20 @@ mod tests {
         raw.into_bytes()
     }
 
+    /// What `sort` makes of `raw`, mailed on 2026-11-30 into `posts` where no slug is taken.
+    fn sorted(raw: &[u8], posts: &std::path::Path) -> Sorted {
+        let message = mail_parser::MessageParser::default().parse(raw).unwrap();
+        let opts = IngestOptions::new("https://example.jp/");
+        let none = |_: &str| None;
+        let t = Target {
+            posts,
+            date: "2026-11-30",
+            opts: &opts,
+            slug_taken: &none,
+        };
+        sort(&message, &t)
+    }
+
     #[test]
     fn a_mailed_posts_pictures_are_read_from_posts_and_never_from_outside_it() {
         let root = tempfile::tempdir().unwrap();
@@ -333,18 +347,7 @@ mod tests {
             .save(root.path().join("secret.png"))
             .unwrap();
         let raw = with_markdown(&["![入口](entrance.png)", "![x](../secret.png)"]);
-        let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
-        let opts = IngestOptions::new("https://example.jp/");
-        let none = |_: &str| None;
-        let sorted = sort(
-            &message,
-            &Target {
-                posts: &posts,
-                date: "2026-11-30",
-                opts: &opts,
-                slug_taken: &none,
-            },
-        );
+        let sorted = sorted(&raw, &posts);
         let names: Vec<&str> = sorted.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["2026-11-30-p0.md"], "{:?}", sorted.refused);
         assert_eq!(sorted.refused.len(), 1);
@@ -362,21 +365,8 @@ mod tests {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD.encode(sjis);
         let raw = format!("From: s@example.jp\r\nSubject: a\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"sjis.txt\"\r\n\r\n{b64}\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\nContent-Disposition: attachment; filename=\"utf8.txt\"\r\n\r\n面会交流\r\n\r\n本文。\r\n--b--\r\n");
-        let message = mail_parser::MessageParser::default()
-            .parse(raw.as_bytes())
-            .unwrap();
-        let opts = IngestOptions::new("https://example.jp/");
         let dir = tempfile::tempdir().unwrap();
-        let none = |_: &str| None;
-        let sorted = sort(
-            &message,
-            &Target {
-                posts: dir.path(),
-                date: "2026-11-30",
-                opts: &opts,
-                slug_taken: &none,
-            },
-        );
+        let sorted = sorted(raw.as_bytes(), dir.path());
         assert!(sorted.refused.is_empty(), "{:?}", sorted.refused);
         assert_eq!(sorted.files[0].name, "2026-11-30-sjis.txt");
         assert_eq!(sorted.files[0].bytes, sjis);
@@ -394,20 +384,9 @@ mod tests {
         let twice = String::from_utf8(twice)
             .unwrap()
             .replace("filename=\"p1.md\"", "filename=\"p0.md\"");
-        let opts = IngestOptions::new("https://example.jp/");
         let dir = tempfile::tempdir().unwrap();
-        let none = |_: &str| None;
-        let t = Target {
-            posts: dir.path(),
-            date: "2026-11-30",
-            opts: &opts,
-            slug_taken: &none,
-        };
         for raw in [raw, twice] {
-            let message = mail_parser::MessageParser::default()
-                .parse(raw.as_bytes())
-                .unwrap();
-            let sorted = sort(&message, &t);
+            let sorted = sorted(raw.as_bytes(), dir.path());
             let names: Vec<&str> = sorted.files.iter().map(|f| f.name.as_str()).collect();
             assert_eq!(names, ["2026-11-30-p0.md"]);
             assert_eq!(sorted.refused.len(), 1, "{:?}", sorted.refused);
@@ -418,21 +397,8 @@ mod tests {
     #[test]
     fn text_after_a_file_stays_body_and_a_picture_of_the_html_is_no_attachment() {
         let raw = "From: s@example.jp\r\nSubject: a\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n--a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>hello</p>\r\n--a--\r\n--b\r\nContent-Type: text/markdown; name=\"x.md\"\r\nContent-Disposition: attachment; filename=\"x.md\"\r\n\r\n# T\r\n\r\nbody\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nmore of the body\r\n--b\r\nContent-Type: image/png\r\nContent-ID: <logo>\r\nContent-Disposition: inline\r\n\r\nPNG\r\n--b--\r\n";
-        let message = mail_parser::MessageParser::default()
-            .parse(raw.as_bytes())
-            .unwrap();
-        let opts = IngestOptions::new("https://example.jp/");
         let dir = tempfile::tempdir().unwrap();
-        let none = |_: &str| None;
-        let sorted = sort(
-            &message,
-            &Target {
-                posts: dir.path(),
-                date: "2026-11-30",
-                opts: &opts,
-                slug_taken: &none,
-            },
-        );
+        let sorted = sorted(raw.as_bytes(), dir.path());
         let names: Vec<&str> = sorted.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["2026-11-30-x.md"]);
         assert!(sorted.refused.is_empty(), "{:?}", sorted.refused);
