@@ -55,16 +55,7 @@ impl Store {
             .query_row(
                 "SELECT message, read_at, sender, subject, outcome, detail FROM inbox_messages WHERE id = ?1",
                 [id],
-                |r| {
-                    Ok(InboxMessage {
-                        message: r.get(0)?,
-                        read_at: r.get(1)?,
-                        sender: r.get(2)?,
-                        subject: r.get(3)?,
-                        outcome: r.get(4)?,
-                        detail: r.get(5)?,
-                    })
-                },
+                message_row,
             )
             .optional()
             .map_err(|e| sql(&self.path, e))
@@ -90,16 +81,7 @@ impl Store {
             "SELECT message, MIN(read_at), sender, subject, outcome, detail FROM inbox_messages
              GROUP BY message ORDER BY MIN(read_at) DESC, message",
             [],
-            |r| {
-                Ok(InboxMessage {
-                    message: r.get(0)?,
-                    read_at: r.get(1)?,
-                    sender: r.get(2)?,
-                    subject: r.get(3)?,
-                    outcome: r.get(4)?,
-                    detail: r.get(5)?,
-                })
-            },
+            message_row,
         )
     }
 
@@ -205,4 +187,16 @@ impl Store {
         }
         Ok(best.map(|(_, t)| t))
     }
+}
+
+/// A row of `message, read_at, sender, subject, outcome, detail`.
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InboxMessage> {
+    Ok(InboxMessage {
+        message: r.get(0)?,
+        read_at: r.get(1)?,
+        sender: r.get(2)?,
+        subject: r.get(3)?,
+        outcome: r.get(4)?,
+        detail: r.get(5)?,
+    })
 }
