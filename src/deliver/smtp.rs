@@ -138,8 +138,6 @@ async fn login(
 pub struct Connection {
     conn: AsyncSmtpConnection,
     pipelining: bool,
-    /// The recipient whose transaction the server accepted DATA for, waiting for content.
-    open: Option<String>,
     /// The recipient whose envelope went out with the last message's content, its replies not
     /// read yet: they are read by the `send` for it, within its own time limit, so that a
     /// server slow to answer them never turns the message before, already accepted, into a
@@ -205,7 +203,6 @@ impl Connection {
         Ok(Connection {
             conn,
             pipelining,
-            open: None,
             unread: None,
             out_of_step: false,
             server,
@@ -231,25 +228,22 @@ impl Connection {
         message: &str,
         next: Option<(&str, &str)>,
     ) -> Result<String, SendError> {
-        match self.unread.take() {
-            Some(ahead) if ahead == to => {
-                // Whatever went wrong with the envelope sent ahead, `begin` starts it over —
-                // unless the replies fell out of step: the server may be reading content.
-                match self.settle(from, Vec::new()).await {
-                    Ok(()) => self.open = Some(ahead),
-                    Err(e) if self.out_of_step => return Err(e),
-                    Err(_) => {}
-                }
-            }
-            Some(_) => return Err(SendError::Transient("another transaction is open".into())),
-            None => {}
-        }
-        match self.open.take() {
-            Some(open) if open == to => {}
+        // Whether the server waits for this message's content already.
+        let ready = match self.unread.take() {
+            // Whatever went wrong with the envelope sent ahead, `begin` starts it over —
+            // unless the replies fell out of step: the server may be reading content.
+            Some(ahead) if ahead == to => match self.settle(from, Vec::new()).await {
+                Ok(()) => true,
+                Err(e) if self.out_of_step => return Err(e),
+                Err(_) => false,
+            },
             // Cannot happen (a worker sends the message it looked ahead to next); were it to,
             // only a new connection ends that transaction without delivering anything.
             Some(_) => return Err(SendError::Transient("another transaction is open".into())),
-            None => self.begin(from, to).await?,
+            None => false,
+        };
+        if !ready {
+            self.begin(from, to).await?;
         }
         let next = next.filter(|_| self.pipelining);
         let content = Data {
@@ -367,7 +361,7 @@ impl Connection {
     /// read QUIT as content, so the connection is dropped, which ends the transaction undelivered
     /// (RFC 5321 §4.1.1.4).
     pub async fn close(mut self) {
-        if self.open.is_none() && self.unread.is_none() && !self.out_of_step {
+        if self.unread.is_none() && !self.out_of_step {
             // A server that never answers QUIT does not hold up the run.
             let _ = tokio::time::timeout(CONNECT_TIMEOUT, self.conn.quit()).await;
         }
