@@ -38,9 +38,11 @@ pub fn dnsmasq(records: &[String]) -> (Spawned, u16) {
                 .expect("dnsmasq starts"),
         );
         let mut exited = false;
-        wait_for("dnsmasq listening", Duration::from_secs(10), || {
+        // Ready means dnsmasq itself answered: a TCP connect alone may reach whoever took the
+        // port, while this dnsmasq is about to exit on 'Address already in use'.
+        wait_for("dnsmasq answering", Duration::from_secs(10), || {
             exited = matches!(child.0.try_wait(), Ok(Some(_)));
-            exited || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            exited || answers_dns(port)
         });
         if !exited {
             return (child, port);
@@ -52,6 +54,21 @@ pub fn dnsmasq(records: &[String]) -> (Spawned, u16) {
         last_error = stderr;
     }
     panic!("dnsmasq would not start on five ports: {last_error}");
+}
+
+/// Whether a DNS server on the loopback `port` answers a query (RFC 1035 §4.1: the root's A
+/// record; any reply carrying the query's id will do, REFUSED included).
+fn answers_dns(port: u16) -> bool {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let query = [0x7a, 0x79, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1];
+    if socket.send_to(&query, ("127.0.0.1", port)).is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 512];
+    matches!(socket.recv_from(&mut reply), Ok((n, _)) if n >= 2 && reply[..2] == query[..2])
 }
 
 /// A TXT record whose text may be longer than one DNS string (255 octets): split.
