@@ -146,6 +146,27 @@ mod tests {
         assert!(clean.contains("赤"));
     }
 
+    /// The escaping of the patched html5ever (vendor/html5ever/PATCHED.md) writes what 0.40.1
+    /// wrote: `&`, `<`, `>` and no-break spaces as references, other U+0080–U+00BF characters
+    /// whole, quotes escaped in attributes only — also with brackets far apart or none at all.
+    #[test]
+    fn sanitize_escapes_ampersands_brackets_and_latin_signs_byte_for_byte() {
+        let base = "https://example.jp/";
+        assert_eq!(
+            sanitize("<p title=\"a&amp;b ° \u{a0}&quot;\">A&amp;B ° · \u{a0} x &lt; y &gt; z \"q\" ©</p>", base),
+            "<p title=\"a&amp;b ° &nbsp;&quot;\">A&amp;B ° · &nbsp; x &lt; y &gt; z \"q\" ©</p>"
+        );
+        let flood = "&°\u{a0}·".repeat(10_000);
+        assert_eq!(
+            sanitize(&format!("<p>{}</p>", escape(&flood)), base),
+            format!("<p>{}</p>", "&amp;°&nbsp;·".repeat(10_000))
+        );
+        assert_eq!(
+            sanitize("&amp;&lt;&amp;&gt;&amp;", base),
+            "&amp;&lt;&amp;&gt;&amp;"
+        );
+    }
+
     #[test]
     fn only_web_mail_and_phone_links_pass_however_they_are_written() {
         let base = "https://example.jp/blog/";
