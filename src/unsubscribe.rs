@@ -4,7 +4,7 @@
 //! `base64url(address).base64url(MAC)` ([`Key::address_token`]); they are still accepted,
 //! since they sit in inboxes, but no longer made. The key comes from `TAYORI_SECRET`, else from
 //! `state/secret`, generated on first use from the operating system's random generator
-//! (aws-lc's `SystemRandom`), with mode 0600. A key shorter than 32 bytes is refused.
+//! (`getrandom`), with mode 0600. A key shorter than 32 bytes is refused.
 
 use std::path::Path;
 

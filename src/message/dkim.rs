@@ -3,7 +3,7 @@
 //! require to be signed for one-click unsubscribe (lettre's default header list leaves them out).
 //!
 //! lettre signs only its own `Message` values (we send pre-built bytes), so the signer is
-//! `mail-auth`'s (the verifier of the editors' inbox), with aws-lc-rs (our one crypto provider)
+//! `mail-auth`'s (the verifier of the editors' inbox), with ring (our one crypto provider)
 //! underneath; a test checks the signatures with `dkimpy`. A header of the list that a message
 //! lacks is named in `h=` all the same (RFC 6376 §8.15), so nobody can add it on the way.
 
