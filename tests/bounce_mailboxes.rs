@@ -271,7 +271,7 @@ fn a_dsn_postfix_itself_writes_for_an_unknown_user_comes_back_by_verp_and_suppre
         status.contains("suppressed addresses: 1\n  ghost@mx.tayori.test"),
         "{status}"
     );
-    let record = text(&tayori(root, &["status", "--subscriber", "ghost@mx.tayori.test"]).stdout);
+    let record = subscriber_record(root, "ghost@mx.tayori.test");
     assert!(
         record.contains("5.1.1") && record.contains("unknown user"),
         "{record}"

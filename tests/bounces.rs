@@ -259,7 +259,7 @@ fn bounces_read_from_a_maildir_suppress_by_why_once_and_keep_what_they_cannot_ma
         "{status}"
     );
     assert!(status.contains("no valid VERP tag"), "{status}");
-    let record = text(&tayori(root, &["status", "--subscriber", "yumi.tanaka@example.com"]).stdout);
+    let record = subscriber_record(root, "yumi.tanaka@example.com");
     assert!(record.contains("sender side 5.7.1"), "{record}");
 
     // Matched reports are marked seen; the rest stay in new/.
@@ -275,7 +275,7 @@ fn bounces_read_from_a_maildir_suppress_by_why_once_and_keep_what_they_cannot_ma
     // Read again (a restart): nothing is counted twice.
     let o = tayori(root, &["send"]);
     assert!(o.status.success());
-    let again = text(&tayori(root, &["status", "--subscriber", "keiko.suzuki@example.jp"]).stdout);
+    let again = subscriber_record(root, "keiko.suzuki@example.jp");
     assert_eq!(again.matches("bounce ").count(), 1, "{again}");
 }
 
@@ -394,7 +394,7 @@ fn no_report_without_the_valid_verp_tag_of_that_delivery_suppresses_anyone() {
     let status = text(&tayori(root, &["status"]).stdout);
     assert!(status.contains("no valid VERP tag"), "{status}");
     assert!(status.contains("names another subscriber"), "{status}");
-    let keiko = text(&tayori(root, &["status", "--subscriber", "keiko.suzuki@example.jp"]).stdout);
+    let keiko = subscriber_record(root, "keiko.suzuki@example.jp");
     assert!(keiko.contains("reader side 5.2.2"), "{keiko}");
     assert!(!keiko.contains("address gone"), "{keiko}");
 }
@@ -520,8 +520,8 @@ fn a_refusal_at_rcpt_or_data_gets_the_same_verdict_as_a_bounce_report() {
         status.contains("bounces of issue #1: 2 of 5 sent"),
         "{status}"
     );
-    let keiko = text(&tayori(root, &["status", "--subscriber", "keiko.suzuki@example.jp"]).stdout);
+    let keiko = subscriber_record(root, "keiko.suzuki@example.jp");
     assert!(keiko.contains("reader side 5.2.2"), "{keiko}");
-    let yumi = text(&tayori(root, &["status", "--subscriber", "yumi.tanaka@example.com"]).stdout);
+    let yumi = subscriber_record(root, "yumi.tanaka@example.com");
     assert!(yumi.contains("reader side 5.1.1"), "{yumi}");
 }

@@ -112,21 +112,9 @@ fn retries_451_and_dropped_connections_until_delivered() {
     let per = server.per_recipient();
     assert_eq!(per.len(), 5, "{per:?}");
     assert!(per.values().all(|n| *n == 1), "{per:?}");
-    let status = text(
-        &tayori(
-            dir.path(),
-            &["status", "--subscriber", "yumi.tanaka@example.com"],
-        )
-        .stdout,
-    );
+    let status = subscriber_record(dir.path(), "yumi.tanaka@example.com");
     assert!(status.contains("issue 1: sent (attempts 2)"), "{status}");
-    let status = text(
-        &tayori(
-            dir.path(),
-            &["status", "--subscriber", "shoshi.ito@example.org"],
-        )
-        .stdout,
-    );
+    let status = subscriber_record(dir.path(), "shoshi.ito@example.org");
     assert!(status.contains("issue 1: sent (attempts 2)"), "{status}");
 }
 
@@ -173,11 +161,11 @@ fn faults_met_by_a_pipelined_envelope_end_as_they_do_one_command_at_a_time() {
         "user00021@example.test",
     ] {
         assert!(!per.contains_key(refused), "{refused}");
-        let status = text(&tayori(dir.path(), &["status", "--subscriber", refused]).stdout);
+        let status = subscriber_record(dir.path(), refused);
         assert!(status.contains("issue 1: failed (attempts 1)"), "{status}");
     }
     for retried in ["yumi.tanaka@example.com", "shoshi.ito@example.org"] {
-        let status = text(&tayori(dir.path(), &["status", "--subscriber", retried]).stdout);
+        let status = subscriber_record(dir.path(), retried);
         assert!(status.contains("issue 1: sent"), "{status}");
     }
 }
@@ -205,13 +193,7 @@ fn a_message_accepted_is_not_sent_again_when_the_envelope_ahead_of_it_goes_unans
     let per = server.per_recipient();
     assert_eq!(per.len(), 5, "{per:?}");
     assert!(per.values().all(|n| *n == 1), "one copy each: {per:?}");
-    let status = text(
-        &tayori(
-            dir.path(),
-            &["status", "--subscriber", "hanako.sato@example.jp"],
-        )
-        .stdout,
-    );
+    let status = subscriber_record(dir.path(), "hanako.sato@example.jp");
     assert!(status.contains("issue 1: sent (attempts 1)"), "{status}");
 }
 

@@ -193,7 +193,7 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
 
     // HEAD and GET on every link of the email (what mail scanners do) change nothing.
     open_every_link(&srv.base, &mail);
-    let record = text(&tayori(root, &["status", "--subscriber", "yoko.kato@example.jp"]).stdout);
+    let record = subscriber_record(root, "yoko.kato@example.jp");
     assert!(record.contains("state pending"), "{record}");
     assert!(suppressions(root).is_empty());
 
@@ -201,7 +201,7 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
     let (status, page) = get(&srv.base, path);
     assert_eq!(status, 200);
     assert!(page.contains("<form method=\"post\"") && page.contains("登録を確定する"));
-    let record = text(&tayori(root, &["status", "--subscriber", "yoko.kato@example.jp"]).stdout);
+    let record = subscriber_record(root, "yoko.kato@example.jp");
     assert!(record.contains("state pending"), "{record}");
 
     let confirming = std::time::Instant::now();
@@ -211,7 +211,7 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
     assert!(page.contains("登録が完了しました"));
     let (status, _) = post(&srv.base, path, "198.51.100.1", &[]);
     assert_eq!(status, 200, "confirming twice is harmless");
-    let record = text(&tayori(root, &["status", "--subscriber", "yoko.kato@example.jp"]).stdout);
+    let record = subscriber_record(root, "yoko.kato@example.jp");
     assert!(record.contains("state subscribed"), "{record}");
     assert!(record.contains("consent text shown: "), "{record}");
     assert!(record.contains("client 198.51.100.1"), "keep_ip: {record}");
@@ -249,7 +249,7 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
     drop(db);
     assert_eq!(get(&srv.base, &late_path).0, 404);
     assert_eq!(post(&srv.base, &late_path, "198.51.100.2", &[]).0, 404);
-    let record = text(&tayori(root, &["status", "--subscriber", "late@example.jp"]).stdout);
+    let record = subscriber_record(root, "late@example.jp");
     assert!(record.contains("state pending"), "{record}");
 
     // The next issue reaches the new reader, and the list readers as before.
@@ -271,7 +271,7 @@ fn a_reader_signs_up_confirms_with_a_post_and_gets_the_next_issue() {
         &srv.base,
         &text_part(root, "00001-yoko.kato@example.jp.eml"),
     );
-    let record = text(&tayori(root, &["status", "--subscriber", "yoko.kato@example.jp"]).stdout);
+    let record = subscriber_record(root, "yoko.kato@example.jp");
     assert!(record.contains("state subscribed"), "{record}");
     assert!(suppressions(root).is_empty());
 
@@ -366,7 +366,7 @@ fn honeypot_a_quick_form_a_bad_address_and_a_flood_get_the_same_page_and_no_emai
             "{dropped}: {sent:?}"
         );
     }
-    let record = text(&tayori(root, &["status", "--subscriber", "flood0@example.jp"]).stdout);
+    let record = subscriber_record(root, "flood0@example.jp");
     assert!(record.contains("state pending"), "{record}");
 }
 

@@ -93,6 +93,11 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// What `tayori status --subscriber ADDRESS` prints: one reader's record.
+pub fn subscriber_record(root: &Path, address: &str) -> String {
+    text(&tayori(root, &["status", "--subscriber", address]).stdout)
+}
+
 /// A running aiosmtpd; killed on drop.
 pub struct SmtpServer {
     pub port: u16,
